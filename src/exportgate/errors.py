@@ -1,0 +1,112 @@
+"""The one exception tree of exportgate.
+
+Third-party errors are translated into these at the boundary where they
+occur; callers (the CLI, the gateway) catch :class:`ExportgateError` and
+render it in one place. Errors that map to an HTTP answer carry the status.
+
+::
+
+    ExportgateError
+    ├── ConfigError                 bad setting, unreadable file, bad reference
+    ├── DirectiveError              invalid directive (file, line, message)
+    ├── InvalidAddressError         a malformed IP address
+    ├── GeoDataError                a geo database cannot be read
+    ├── StoreError                  a store is unreachable or broken (503)
+    ├── NotFoundError               an account, key or record does not exist
+    ├── ConflictError               a name or id already exists
+    └── AuthenticationError         missing or bad credentials (401)
+        ├── InvalidApiKeyError
+        └── InvalidTokenError       a JWT that fails verification
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AuthenticationError",
+    "ConfigError",
+    "ConflictError",
+    "DirectiveError",
+    "ExportgateError",
+    "GeoDataError",
+    "InvalidAddressError",
+    "InvalidApiKeyError",
+    "InvalidTokenError",
+    "NotFoundError",
+    "StoreError",
+]
+
+
+class ExportgateError(Exception):
+    """Root of every error exportgate raises on purpose."""
+
+    #: HTTP status a gateway answers with when this error reaches it.
+    status: int = 500
+    #: Short machine-readable code for error bodies and logs.
+    code: str = "internal_error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class ConfigError(ExportgateError):
+    code = "config_error"
+
+
+class DirectiveError(ExportgateError):
+    """A directive that does not validate; rendered as ``file:line: message``."""
+
+    code = "directive_invalid"
+
+    def __init__(self, message: str, *, file: str | None = None, line: int | None = None) -> None:
+        self.file = file
+        self.line = line
+        self.reason = message
+        super().__init__(self._render())
+
+    def _render(self) -> str:
+        where = self.file or "<directive>"
+        if self.line is not None:
+            where = f"{where}:{self.line}"
+        return f"{where}: {self.reason}"
+
+
+class InvalidAddressError(ExportgateError, ValueError):
+    status = 400
+    code = "invalid_address"
+
+
+class GeoDataError(ExportgateError):
+    status = 503
+    code = "geo_unavailable"
+
+
+class StoreError(ExportgateError):
+    status = 503
+    code = "store_unavailable"
+
+
+class NotFoundError(ExportgateError):
+    status = 404
+    code = "not_found"
+
+
+class ConflictError(ExportgateError):
+    status = 409
+    code = "conflict"
+
+
+class AuthenticationError(ExportgateError):
+    status = 401
+    code = "invalid_credentials"
+
+
+class InvalidApiKeyError(AuthenticationError):
+    code = "invalid_api_key"
+
+
+class InvalidTokenError(AuthenticationError):
+    code = "invalid_token"

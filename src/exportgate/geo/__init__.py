@@ -1,0 +1,13 @@
+"""IP intelligence: client address -> country and anonymizer flags.
+
+>>> from exportgate.geo import GeoLookup
+>>> GeoLookup().lookup("::ffff:8.8.8.8").country
+'US'
+"""
+
+from exportgate._types import GeoInfo
+
+from ._address import Address, parse_address
+from ._lookup import GeoLookup
+
+__all__ = ["Address", "GeoInfo", "GeoLookup", "parse_address"]
