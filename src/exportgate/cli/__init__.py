@@ -1,1 +1,76 @@
-def main() -> None: ...
+"""The ``exportgate`` command line: thin commands over the library.
+
+Errors never print a traceback: an :class:`ExportgateError` or a usage
+error becomes one line on stderr and a non-zero exit status.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+import typer
+
+try:  # typer >= 0.20 vendors click
+    from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
+except ImportError:  # pragma: no cover - older typer on real click
+    from click.exceptions import ClickException, NoArgsIsHelpError, UsageError  # type: ignore[no-redef]
+
+from exportgate import __version__
+from exportgate.errors import ExportgateError
+
+from . import _accounts, _directive, _geo
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="exportgate",
+    help="Enforce export-control directives on frontier-model APIs.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    rich_markup_mode=None,
+)
+app.add_typer(_directive.app, name="directive")
+app.add_typer(_accounts.app, name="accounts")
+app.add_typer(_geo.app, name="geo")
+
+
+@app.command("version")
+def version() -> None:
+    """Print the version."""
+    typer.echo(f"exportgate {__version__}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point. Returns (and, as a script, exits with) the status code."""
+    command = typer.main.get_command(app)
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        result = command.main(args, prog_name="exportgate", standalone_mode=False)
+    except typer.Exit as exc:
+        return int(exc.exit_code)
+    except NoArgsIsHelpError as exc:
+        message = exc.format_message()
+        sys.stderr.write(message if message.endswith("\n") else message + "\n")
+        return 2
+    except UsageError as exc:
+        return _error(_one_line(exc.format_message()), 2)
+    except ClickException as exc:
+        return _error(_one_line(exc.format_message()), exc.exit_code)
+    except (typer.Abort, KeyboardInterrupt):
+        return _error("interrupted", 130)
+    except ExportgateError as exc:
+        return _error(str(exc), 1)
+    except BrokenPipeError:
+        return 0
+    return result if isinstance(result, int) else 0
+
+
+def _one_line(message: str) -> str:
+    return " ".join(message.split())
+
+
+def _error(message: str, code: int) -> int:
+    sys.stderr.write(f"exportgate: error: {message}\n")
+    return code

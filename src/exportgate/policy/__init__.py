@@ -32,3 +32,13 @@ __all__ = [
     "normalize_model_name",
     "parse_directive",
 ]
+
+
+def example_directive_path() -> str:
+    """Path of the bundled example directive (the embedded default)."""
+    from importlib import resources
+
+    return str(resources.files(__name__).joinpath("data/example_directive.yaml"))
+
+
+__all__ += ["example_directive_path"]

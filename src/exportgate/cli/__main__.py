@@ -1,0 +1,5 @@
+import sys
+
+from exportgate.cli import main
+
+sys.exit(main())

@@ -1,0 +1,57 @@
+"""Options and parsers shared by several commands."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from exportgate._types import KycLevel
+from exportgate.config import Settings
+from exportgate.policy import is_country_code
+
+__all__ = ["HomeOption", "parse_country", "parse_countries", "parse_kyc", "parse_yes_no", "settings_for"]
+
+HomeOption = Annotated[
+    Path | None,
+    typer.Option("--home", help="Data directory [env: EXPORTGATE_HOME; default: ./.exportgate]", show_default=False),
+]
+
+
+def settings_for(home: Path | None, **overrides: object) -> Settings:
+    return Settings({"home": str(home) if home else None, **overrides})
+
+
+def parse_country(value: str, option: str) -> str:
+    code = value.strip().upper()
+    if not is_country_code(code):
+        raise typer.BadParameter(f"unknown country code {value!r} (ISO 3166-1 alpha-2 expected)", param_hint=option)
+    return code
+
+
+def parse_countries(values: list[str] | None, option: str) -> list[str]:
+    codes: list[str] = []
+    for value in values or []:
+        codes.extend(parse_country(part, option) for part in value.replace(",", " ").split())
+    return codes
+
+
+def parse_kyc(value: str | None) -> KycLevel | None:
+    if value is None:
+        return None
+    try:
+        return KycLevel.parse(value)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--kyc") from None
+
+
+def parse_yes_no(value: str | None, option: str) -> bool | None:
+    if value is None:
+        return None
+    lowered = value.strip().lower()
+    if lowered in ("yes", "y", "true"):
+        return True
+    if lowered in ("no", "n", "false"):
+        return False
+    raise typer.BadParameter(f"expected yes or no, not {value!r}", param_hint=option)

@@ -1,0 +1,121 @@
+"""One declarative table of settings.
+
+Each setting has a name, a default, a type and a help line. A value comes,
+in order of precedence, from an explicit override (a CLI flag), the
+environment (``EXPORTGATE_<NAME>``), or the default. Secrets are given by
+reference, ``$env:NAME``, and resolved with :func:`resolve_secret` at the
+point of use, so they never sit in a config file, a log or a record.
+docs/configuration.md documents every setting (a test enforces it).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from exportgate.errors import ConfigError
+
+__all__ = ["SETTINGS", "Setting", "Settings", "resolve_secret"]
+
+ENV_PREFIX = "EXPORTGATE_"
+
+
+def _bool(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"expected true or false, not {text!r}")
+
+
+def _list(text: str) -> list[str]:
+    return [part for part in text.replace(",", " ").split() if part]
+
+
+def _mapping(text: str) -> dict[str, str]:
+    value = json.loads(text)
+    if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+        raise ValueError("expected a JSON object of strings")
+    return value
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    default: Any
+    help: str
+    parse: Callable[[str], Any] = str
+
+    @property
+    def env(self) -> str:
+        return ENV_PREFIX + self.name.upper()
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("home", ".exportgate", "Data directory: account store, audit database, keys."),
+    Setting("directive", None, "Directive file; the bundled example directive when unset."),
+    Setting("geo_embedded", True, "Use the bundled iptocc/iporigin data for country and anonymizer flags.", _bool),
+    Setting("geo_country_mmdb", None, "MaxMind-format country database (.mmdb); answers before the bundled data."),
+    Setting("geo_anonymous_mmdb", None, "MaxMind-format anonymous-IP database (.mmdb); its flags add to the bundled ones."),
+    Setting("jwks", None, "JWKS for bearer JWTs: a file path or an http(s) URL. JWTs are refused when unset."),
+    Setting("jwt_issuer", None, "Required 'iss' of bearer JWTs."),
+    Setting("jwt_audience", None, "Required 'aud' of bearer JWTs."),
+    Setting("jwt_claims", {}, "JSON object mapping subject attributes to claim names (see docs/identity.md).", _mapping),
+    Setting("jwt_leeway", 30.0, "Clock skew allowed on exp/nbf, seconds.", float),
+    Setting("key_cache_ttl", 5.0, "Seconds a verified API key stays cached (bounds revocation delay).", float),
+)
+_BY_NAME = {s.name: s for s in SETTINGS}
+
+
+class Settings:
+    """Resolved settings: ``settings.home``, ``settings["jwks"]``."""
+
+    def __init__(self, overrides: Mapping[str, Any] | None = None, env: Mapping[str, str] | None = None) -> None:
+        env = os.environ if env is None else env
+        overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
+        unknown = set(overrides) - set(_BY_NAME)
+        if unknown:
+            raise ConfigError(f"unknown setting(s): {', '.join(sorted(unknown))}")
+        self._values: dict[str, Any] = {}
+        for setting in SETTINGS:
+            if setting.name in overrides:
+                self._values[setting.name] = overrides[setting.name]
+            elif setting.env in env:
+                try:
+                    self._values[setting.name] = setting.parse(env[setting.env])
+                except ValueError as exc:
+                    raise ConfigError(f"{setting.env}: {exc}") from None
+            else:
+                self._values[setting.name] = setting.default
+
+    def __getitem__(self, name: str) -> Any:
+        return self._values[name]
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self._values[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    @property
+    def home_path(self) -> Path:
+        return Path(self._values["home"]).expanduser()
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self._values)
+
+
+def resolve_secret(value: str | None, env: Mapping[str, str] | None = None) -> str | None:
+    """Resolve ``$env:NAME`` to the variable's value; other strings pass through."""
+    if value is None or not value.startswith("$env:"):
+        return value
+    env = os.environ if env is None else env
+    name = value[len("$env:"):]
+    if name not in env:
+        raise ConfigError(f"secret reference {value} names an unset environment variable")
+    return env[name]

@@ -1,0 +1,74 @@
+"""Bearer credentials (API key or JWT) -> Subject, with a warm cache.
+
+A verified credential is cached under the SHA-256 of the token (never the
+token itself): API keys for ``key_ttl`` seconds, so a revocation or
+suspension made by another process takes effect within that bound (and at
+once in this process via :meth:`Authenticator.invalidate`); JWTs until the
+earlier of their expiry and ``jwt_ttl``. Failures are not cached.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable
+
+from exportgate._types import Subject
+from exportgate.errors import AuthenticationError, InvalidTokenError
+
+from ._keys import KEY_PREFIX
+from ._jwt import JwtVerifier
+from ._store import AccountStore
+
+__all__ = ["Authenticator"]
+
+
+class Authenticator:
+    def __init__(
+        self,
+        store: AccountStore,
+        jwt_verifier: JwtVerifier | None = None,
+        *,
+        key_ttl: float = 5.0,
+        jwt_ttl: float = 300.0,
+        max_entries: int = 100_000,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.jwt_verifier = jwt_verifier
+        self.key_ttl = key_ttl
+        self.jwt_ttl = jwt_ttl
+        self.max_entries = max_entries
+        self._clock = clock
+        self._cache: dict[bytes, tuple[Subject, float]] = {}
+
+    def authenticate(self, token: str) -> Subject:
+        """The subject for a bearer token; AuthenticationError (401) otherwise."""
+        digest = hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()
+        cached = self._cache.get(digest)
+        now = self._clock()
+        if cached is not None and cached[1] > now:
+            return cached[0]
+        subject, expires = self._verify(token, now)
+        if len(self._cache) >= self.max_entries:
+            self._evict(now)
+        self._cache[digest] = (subject, expires)
+        return subject
+
+    def _verify(self, token: str, now: float) -> tuple[Subject, float]:
+        if not token:
+            raise AuthenticationError("missing credentials")
+        if token.startswith(KEY_PREFIX):
+            return self.store.subject_for_key(token), now + self.key_ttl
+        if self.jwt_verifier is None:
+            raise InvalidTokenError("not an exportgate API key, and no JWT issuer is configured")
+        subject, exp = self.jwt_verifier.verify(token)
+        return subject, min(exp, now + self.jwt_ttl)
+
+    def _evict(self, now: float) -> None:
+        live = {k: v for k, v in self._cache.items() if v[1] > now}
+        self._cache = live if len(live) < self.max_entries // 2 else {}
+
+    def invalidate(self) -> None:
+        """Forget every cached credential (after a suspension or revocation here)."""
+        self._cache.clear()

@@ -1,0 +1,249 @@
+"""Accounts and API keys in SQLite under the home directory.
+
+Schema changes are numbered migrations applied in order and recorded in
+``PRAGMA user_version``; a database newer than this code is refused rather
+than misread. WAL mode lets the gateway read while the CLI writes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+from exportgate._types import KycLevel, ScreeningStatus, Subject
+from exportgate.errors import ConflictError, InvalidApiKeyError, NotFoundError, StoreError
+
+from ._account import Account, ApiKeyInfo
+from ._keys import NewKey, generate_key, key_id_of, matches
+
+__all__ = ["AccountStore"]
+
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE accounts (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        organization TEXT,
+        citizenships TEXT NOT NULL DEFAULT '[]',
+        residencies TEXT NOT NULL DEFAULT '[]',
+        us_person_attested INTEGER,
+        kyc TEXT NOT NULL DEFAULT 'none',
+        screening TEXT,
+        controlled_by TEXT,
+        suspended INTEGER NOT NULL DEFAULT 0,
+        created_at TEXT NOT NULL
+    );
+    CREATE TABLE api_keys (
+        key_id TEXT PRIMARY KEY,
+        account_id INTEGER NOT NULL REFERENCES accounts(id),
+        key_hash TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        revoked_at TEXT
+    );
+    CREATE INDEX api_keys_account ON api_keys(account_id);
+    """,
+)
+
+_ACCOUNT_COLUMNS = (
+    "id, name, organization, citizenships, residencies, us_person_attested, kyc, screening, "
+    "controlled_by, suspended, created_at"
+)
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+class AccountStore:
+    """Accounts and keys. Safe to share between threads (one connection, one lock)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA busy_timeout=5000")
+            self._db.execute("PRAGMA foreign_keys=ON")
+        except (OSError, sqlite3.Error) as exc:
+            raise StoreError(f"cannot open account store {self.path}: {exc}") from None
+        self._lock = threading.Lock()
+        self._migrate()
+
+    # -- plumbing ----------------------------------------------------------
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self._db
+                except BaseException:
+                    self._db.execute("ROLLBACK")
+                    raise
+                self._db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                raise StoreError(f"account store {self.path}: {exc}") from None
+
+    def _query(self, sql: str, params: Sequence[object] = ()) -> list[tuple[object, ...]]:
+        with self._lock:
+            try:
+                return list(self._db.execute(sql, params))
+            except sqlite3.Error as exc:
+                raise StoreError(f"account store {self.path}: {exc}") from None
+
+    def _migrate(self) -> None:
+        with self._tx() as db:
+            version = int(db.execute("PRAGMA user_version").fetchone()[0])
+            if version > len(MIGRATIONS):
+                raise StoreError(
+                    f"account store {self.path} has schema {version}; this exportgate knows up to {len(MIGRATIONS)}"
+                )
+            for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+                for statement in filter(str.strip, script.split(";")):
+                    db.execute(statement)
+                db.execute(f"PRAGMA user_version = {number}")
+
+    @property
+    def schema_version(self) -> int:
+        return int(self._query("PRAGMA user_version")[0][0])  # type: ignore[call-overload]
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    # -- accounts ----------------------------------------------------------
+
+    def add_account(
+        self,
+        name: str,
+        *,
+        citizenships: Sequence[str] = (),
+        residencies: Sequence[str] = (),
+        us_person_attested: bool | None = None,
+        kyc: KycLevel = KycLevel.NONE,
+        screening: ScreeningStatus | None = None,
+        organization: str | None = None,
+        controlled_by: str | None = None,
+    ) -> tuple[Account, NewKey]:
+        """Create an account and its first API key. The key's secret is in the result only."""
+        name = name.strip()
+        if not name:
+            raise ConflictError("account name must not be empty")
+        key = generate_key()
+        now = _now()
+        with self._tx() as db:
+            if db.execute("SELECT 1 FROM accounts WHERE name = ?", (name,)).fetchone():
+                raise ConflictError(f"account {name!r} already exists")
+            cursor = db.execute(
+                "INSERT INTO accounts (name, organization, citizenships, residencies, us_person_attested, kyc,"
+                " screening, controlled_by, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    name, organization, json.dumps(sorted(set(citizenships))), json.dumps(sorted(set(residencies))),
+                    None if us_person_attested is None else int(us_person_attested), kyc.label,
+                    screening.value if screening else None, controlled_by, now,
+                ),
+            )
+            db.execute(
+                "INSERT INTO api_keys (key_id, account_id, key_hash, created_at) VALUES (?, ?, ?, ?)",
+                (key.key_id, cursor.lastrowid, key.hash, now),
+            )
+        return self.get_account(name), key
+
+    def get_account(self, name: str) -> Account:
+        rows = self._query(f"SELECT {_ACCOUNT_COLUMNS} FROM accounts WHERE name = ?", (name,))
+        if not rows:
+            raise NotFoundError(f"no account named {name!r}")
+        return _account(rows[0])
+
+    def list_accounts(self) -> list[Account]:
+        return [_account(row) for row in self._query(f"SELECT {_ACCOUNT_COLUMNS} FROM accounts ORDER BY name")]
+
+    def set_suspended(self, name: str, suspended: bool) -> Account:
+        self._update(name, "suspended = ?", (int(suspended),))
+        return self.get_account(name)
+
+    def set_kyc(self, name: str, kyc: KycLevel) -> Account:
+        self._update(name, "kyc = ?", (kyc.label,))
+        return self.get_account(name)
+
+    def set_screening(self, name: str, screening: ScreeningStatus | None) -> Account:
+        self._update(name, "screening = ?", (screening.value if screening else None,))
+        return self.get_account(name)
+
+    def _update(self, name: str, assignment: str, params: tuple[object, ...]) -> None:
+        with self._tx() as db:
+            if db.execute(f"UPDATE accounts SET {assignment} WHERE name = ?", (*params, name)).rowcount == 0:  # noqa: S608
+                raise NotFoundError(f"no account named {name!r}")
+
+    # -- keys --------------------------------------------------------------
+
+    def create_key(self, name: str) -> NewKey:
+        account = self.get_account(name)
+        key = generate_key()
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO api_keys (key_id, account_id, key_hash, created_at) VALUES (?, ?, ?, ?)",
+                (key.key_id, account.id, key.hash, _now()),
+            )
+        return key
+
+    def revoke_key(self, key_id: str) -> ApiKeyInfo:
+        with self._tx() as db:
+            row = db.execute("SELECT revoked_at FROM api_keys WHERE key_id = ?", (key_id,)).fetchone()
+            if row is None:
+                raise NotFoundError(f"no API key with id {key_id!r}")
+            if row[0] is None:
+                db.execute("UPDATE api_keys SET revoked_at = ? WHERE key_id = ?", (_now(), key_id))
+        return next(k for k in self.list_keys() if k.key_id == key_id)
+
+    def list_keys(self, account: str | None = None) -> list[ApiKeyInfo]:
+        sql = (
+            "SELECT k.key_id, a.name, k.created_at, k.revoked_at FROM api_keys k"
+            " JOIN accounts a ON a.id = k.account_id"
+        )
+        params: tuple[object, ...] = ()
+        if account is not None:
+            sql += " WHERE a.name = ?"
+            params = (account,)
+        rows = self._query(sql + " ORDER BY k.created_at, k.key_id", params)
+        return [ApiKeyInfo(str(r[0]), str(r[1]), str(r[2]), None if r[3] is None else str(r[3])) for r in rows]
+
+    def subject_for_key(self, token: str) -> Subject:
+        """The subject behind an API key; InvalidApiKeyError for any key that is not live."""
+        key_id = key_id_of(token)
+        if key_id is None:
+            raise InvalidApiKeyError("malformed API key")
+        rows = self._query(
+            f"SELECT k.key_hash, k.revoked_at, {', '.join('a.' + c.strip() for c in _ACCOUNT_COLUMNS.split(','))}"  # noqa: S608
+            " FROM api_keys k JOIN accounts a ON a.id = k.account_id WHERE k.key_id = ?",
+            (key_id,),
+        )
+        if not rows or not matches(token, str(rows[0][0])):
+            raise InvalidApiKeyError("unknown API key")
+        if rows[0][1] is not None:
+            raise InvalidApiKeyError("API key revoked")
+        return _account(rows[0][2:]).subject(key_id)
+
+
+def _account(row: Sequence[object]) -> Account:
+    (id_, name, org, cits, res, attested, kyc, screening, controlled_by, suspended, created) = row
+    return Account(
+        id=int(id_),  # type: ignore[call-overload]
+        name=str(name),
+        organization=None if org is None else str(org),
+        citizenships=tuple(json.loads(str(cits))),
+        residencies=tuple(json.loads(str(res))),
+        us_person_attested=None if attested is None else bool(attested),
+        kyc=KycLevel.parse(str(kyc)),
+        screening=None if screening is None else ScreeningStatus(str(screening)),
+        controlled_by=None if controlled_by is None else str(controlled_by),
+        suspended=bool(suspended),
+        created_at=str(created),
+    )
