@@ -13,12 +13,30 @@ from exportgate.cli import main
 DIRECTIVE = "examples/directive.yaml"
 
 PEOPLE = [
-    ("US citizen, verified KYC, at home in the US", ["--model", "fable-5", "--citizenship", "US", "--kyc", "verified",
-                                                      "--ip", "3.3.3.3"]),
-    ("Chinese citizen in China (SPEC example)", ["--model", "fable-5", "--citizenship", "CN", "--ip", "114.114.114.114"]),
+    (
+        "US citizen, verified KYC, at home in the US",
+        ["--model", "fable-5", "--citizenship", "US", "--kyc", "verified", "--ip", "3.3.3.3"],
+    ),
+    (
+        "Chinese citizen in China (SPEC example)",
+        ["--model", "fable-5", "--citizenship", "CN", "--ip", "114.114.114.114"],
+    ),
     ("US citizen on Tor", ["--model", "FABLE-5", "--citizenship", "US", "--kyc", "verified", "--ip", "185.220.101.1"]),
-    ("German citizen with a US green card, in the US", ["--model", "vendor/fable-5", "--citizenship", "DE",
-                                                        "--residence", "US", "--kyc", "verified", "--ip", "3.3.3.3"]),
+    (
+        "German citizen with a US green card, in the US",
+        [
+            "--model",
+            "vendor/fable-5",
+            "--citizenship",
+            "DE",
+            "--residence",
+            "US",
+            "--kyc",
+            "verified",
+            "--ip",
+            "3.3.3.3",
+        ],
+    ),
     ("Anyone, open model", ["--model", "sonnet-4", "--citizenship", "CN", "--ip", "114.114.114.114"]),
     ("Unknown model", ["--model", "gpt-unknown", "--citizenship", "US", "--kyc", "verified", "--ip", "3.3.3.3"]),
 ]

@@ -19,7 +19,7 @@ from typing import Any
 
 from exportgate.errors import ConfigError
 
-__all__ = ["SETTINGS", "Setting", "Settings", "resolve_secret"]
+__all__ = ["ENV_PREFIX", "SETTINGS", "Setting", "Settings", "resolve_secret"]
 
 ENV_PREFIX = "EXPORTGATE_"
 
@@ -58,14 +58,17 @@ class Setting:
 
 SETTINGS: tuple[Setting, ...] = (
     Setting("home", ".exportgate", "Data directory: account store, audit database, keys."),
-    Setting("directive", None, "Directive file; the bundled example directive when unset."),
     Setting("geo_embedded", True, "Use the bundled iptocc/iporigin data for country and anonymizer flags.", _bool),
     Setting("geo_country_mmdb", None, "MaxMind-format country database (.mmdb); answers before the bundled data."),
-    Setting("geo_anonymous_mmdb", None, "MaxMind-format anonymous-IP database (.mmdb); its flags add to the bundled ones."),
+    Setting(
+        "geo_anonymous_mmdb", None, "MaxMind-format anonymous-IP database (.mmdb); its flags add to the bundled ones."
+    ),
     Setting("jwks", None, "JWKS for bearer JWTs: a file path or an http(s) URL. JWTs are refused when unset."),
     Setting("jwt_issuer", None, "Required 'iss' of bearer JWTs."),
     Setting("jwt_audience", None, "Required 'aud' of bearer JWTs."),
-    Setting("jwt_claims", {}, "JSON object mapping subject attributes to claim names (see docs/identity.md).", _mapping),
+    Setting(
+        "jwt_claims", {}, "JSON object mapping subject attributes to claim names (see docs/identity.md).", _mapping
+    ),
     Setting("jwt_leeway", 30.0, "Clock skew allowed on exp/nbf, seconds.", float),
     Setting("key_cache_ttl", 5.0, "Seconds a verified API key stays cached (bounds revocation delay).", float),
 )
@@ -115,7 +118,7 @@ def resolve_secret(value: str | None, env: Mapping[str, str] | None = None) -> s
     if value is None or not value.startswith("$env:"):
         return value
     env = os.environ if env is None else env
-    name = value[len("$env:"):]
+    name = value[len("$env:") :]
     if name not in env:
         raise ConfigError(f"secret reference {value} names an unset environment variable")
     return env[name]

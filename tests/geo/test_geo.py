@@ -38,9 +38,27 @@ def test_embedded_lookup(geo, ip, country, flags):
 
 @pytest.mark.parametrize(
     "ip",
-    ["10.1.2.3", "127.0.0.1", "192.168.1.1", "172.16.0.1", "169.254.1.1", "100.64.0.1", "0.0.0.0",
-     "255.255.255.255", "192.0.2.5", "::1", "::", "fe80::1", "fe80::1%eth0", "fc00::1", "fd12:3456::1",
-     "::ffff:10.0.0.1", "::ffff:127.0.0.1", "2001:db8::1", "ff02::1"],
+    [
+        "10.1.2.3",
+        "127.0.0.1",
+        "192.168.1.1",
+        "172.16.0.1",
+        "169.254.1.1",
+        "100.64.0.1",
+        "0.0.0.0",
+        "255.255.255.255",
+        "192.0.2.5",
+        "::1",
+        "::",
+        "fe80::1",
+        "fe80::1%eth0",
+        "fc00::1",
+        "fd12:3456::1",
+        "::ffff:10.0.0.1",
+        "::ffff:127.0.0.1",
+        "2001:db8::1",
+        "ff02::1",
+    ],
 )
 def test_reserved_addresses_have_no_country(geo, ip):
     info = geo.lookup(ip)
@@ -51,8 +69,24 @@ def test_reserved_addresses_have_no_country(geo, ip):
 
 @pytest.mark.parametrize(
     "raw",
-    ["", "bad", "1.2.3", "1.2.3.4.5", "127.1", "0177.0.0.1", "0x7f.0.0.1", "01.2.3.4", "1.2.3.256",
-     "::ffff:1.2.3", "1.2.3.4/32", "1.2.3.4:80", "2001:db8::g", "a" * 500, "1.2.3.4\x00", "\u0661.2.3.4"],
+    [
+        "",
+        "bad",
+        "1.2.3",
+        "1.2.3.4.5",
+        "127.1",
+        "0177.0.0.1",
+        "0x7f.0.0.1",
+        "01.2.3.4",
+        "1.2.3.256",
+        "::ffff:1.2.3",
+        "1.2.3.4/32",
+        "1.2.3.4:80",
+        "2001:db8::g",
+        "a" * 500,
+        "1.2.3.4\x00",
+        "\u0661.2.3.4",
+    ],
 )
 def test_malformed_addresses_are_a_clear_error(geo, raw):
     with pytest.raises(InvalidAddressError, match="not an IP address"):
@@ -94,21 +128,29 @@ def _mmdb(path: Path, db_type: str, networks: dict[str, dict]) -> Path:
 
 @pytest.fixture
 def country_db(tmp_path: Path) -> Path:
-    return _mmdb(tmp_path / "country.mmdb", "GeoIP2-Country", {
-        "114.114.0.0/16": {"country": {"iso_code": "JP"}},
-        "203.0.114.0/24": {"registered_country": {"iso_code": "NZ"}},
-        "2a00:1450::/32": {"country": {"iso_code": "IE"}},
-    })
+    return _mmdb(
+        tmp_path / "country.mmdb",
+        "GeoIP2-Country",
+        {
+            "114.114.0.0/16": {"country": {"iso_code": "JP"}},
+            "203.0.114.0/24": {"registered_country": {"iso_code": "NZ"}},
+            "2a00:1450::/32": {"country": {"iso_code": "IE"}},
+        },
+    )
 
 
 @pytest.fixture
 def anon_db(tmp_path: Path) -> Path:
-    return _mmdb(tmp_path / "anon.mmdb", "GeoIP2-Anonymous-IP", {
-        "114.114.114.0/24": {"is_anonymous": True, "is_anonymous_vpn": True},
-        "9.9.9.0/24": {"is_anonymous": True, "is_public_proxy": True},
-        "1.0.0.0/24": {"is_anonymous": True},
-        "185.220.101.0/24": {"is_anonymous": True, "is_tor_exit_node": True, "is_hosting_provider": True},
-    })
+    return _mmdb(
+        tmp_path / "anon.mmdb",
+        "GeoIP2-Anonymous-IP",
+        {
+            "114.114.114.0/24": {"is_anonymous": True, "is_anonymous_vpn": True},
+            "9.9.9.0/24": {"is_anonymous": True, "is_public_proxy": True},
+            "1.0.0.0/24": {"is_anonymous": True},
+            "185.220.101.0/24": {"is_anonymous": True, "is_tor_exit_node": True, "is_hosting_provider": True},
+        },
+    )
 
 
 def test_country_mmdb_answers_first_and_embedded_fills_in(country_db):

@@ -57,8 +57,19 @@ def verifier(jwks_file) -> JwtVerifier:
 
 def claims(**extra) -> dict:
     now = int(time.time())
-    base = {"iss": ISS, "aud": AUD, "sub": "u-1", "iat": now, "exp": now + 600, "citizenships": ["US"],
-            "residencies": [], "kyc": "verified", "screening": "clear", "controlled_by": "us", "org": "Lab"}
+    base = {
+        "iss": ISS,
+        "aud": AUD,
+        "sub": "u-1",
+        "iat": now,
+        "exp": now + 600,
+        "citizenships": ["US"],
+        "residencies": [],
+        "kyc": "verified",
+        "screening": "clear",
+        "controlled_by": "us",
+        "org": "Lab",
+    }
     base.update(extra)
     return {k: v for k, v in base.items() if v is not None}
 
@@ -88,8 +99,11 @@ def test_alg_none_is_refused(verifier):
 
 
 def test_hs256_signed_with_the_public_key_is_refused(verifier, keys):
-    pem = keys["rsa"].public_key().public_bytes(serialization.Encoding.PEM,
-                                                 serialization.PublicFormat.SubjectPublicKeyInfo)
+    pem = (
+        keys["rsa"]
+        .public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
     header = _b64({"alg": "HS256", "kid": "rsa", "typ": "JWT"})
     body = _b64(claims())
     import hashlib
@@ -133,8 +147,10 @@ def test_algorithm_must_fit_the_key(verifier, keys):
         verifier.verify(sign(keys, "rsa", "RS256", claims(), kid="ec"))
 
 
-@pytest.mark.parametrize("token", ["", "abc", "a.b.c", "a.b", "..", "e30.e30.e30", "\u00e9.\u00e9.\u00e9",
-                                   "x" * 10000, "eyJhbGciOiJSUzI1NiJ9..sig"])
+@pytest.mark.parametrize(
+    "token",
+    ["", "abc", "a.b.c", "a.b", "..", "e30.e30.e30", "\u00e9.\u00e9.\u00e9", "x" * 10000, "eyJhbGciOiJSUzI1NiJ9..sig"],
+)
 def test_malformed_tokens_are_refused(verifier, token):
     with pytest.raises(InvalidTokenError):
         verifier.verify(token)
@@ -146,8 +162,12 @@ def test_unknown_kid_is_refused_without_a_refresh_storm(verifier, keys):
 
 
 def test_claim_mapping_and_malformed_claims(jwks_file, keys):
-    mapped = JwtVerifier(JwksSource(str(jwks_file)), issuer=ISS, audience=AUD,
-                         claims={"citizenships": "https://x.test/nationality", "kyc": "assurance"})
+    mapped = JwtVerifier(
+        JwksSource(str(jwks_file)),
+        issuer=ISS,
+        audience=AUD,
+        claims={"citizenships": "https://x.test/nationality", "kyc": "assurance"},
+    )
     payload = claims(citizenships=None, kyc=None, **{"https://x.test/nationality": "DE FR", "assurance": "basic"})
     subject, _ = mapped.verify(sign(keys, "rsa", "RS256", payload))
     assert subject.citizenships == ("DE", "FR") and subject.kyc is KycLevel.BASIC
@@ -174,7 +194,7 @@ class _JwksServer:
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 outer.hits += 1
                 body = json.dumps(outer.document).encode()
                 self.send_response(200)
@@ -224,7 +244,7 @@ def test_authenticator_caches_jwt_until_its_expiry_at_most(verifier, keys, store
     exp = int(now) + 60
     token = sign(keys, "ec", "ES256", claims(exp=exp))
     assert auth.authenticate(token).citizenships == ("US",)
-    ((digest, (subject, expires)),) = auth._cache.items()
+    ((digest, (_, expires)),) = auth._cache.items()
     assert expires == exp and len(digest) == 32 and token.encode() not in digest
     short = Authenticator(store, verifier, jwt_ttl=10, clock=lambda: now)
     short.authenticate(token)

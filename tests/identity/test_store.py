@@ -14,8 +14,14 @@ from exportgate.identity._store import MIGRATIONS
 
 
 def test_add_account_returns_key_once_and_stores_only_its_hash(store: AccountStore, tmp_path: Path):
-    account, key = store.add_account("ada", citizenships=["US", "GB"], kyc=KycLevel.VERIFIED, organization="Lab",
-                                     controlled_by="US", screening=ScreeningStatus.CLEAR)
+    account, key = store.add_account(
+        "ada",
+        citizenships=["US", "GB"],
+        kyc=KycLevel.VERIFIED,
+        organization="Lab",
+        controlled_by="US",
+        screening=ScreeningStatus.CLEAR,
+    )
     assert account.citizenships == ("GB", "US") and account.us_person is True
     assert key.secret.startswith("egk_") and key_id_of(key.secret) == key.key_id
     raw = (tmp_path / "accounts.db").read_bytes() + (tmp_path / "accounts.db-wal").read_bytes()
@@ -65,7 +71,7 @@ def test_revoked_key_is_refused_other_keys_still_work(store: AccountStore):
 
 def _tamper(secret: str, index: int) -> str:
     ch = secret[index]
-    return secret[:index] + ("A" if ch != "A" else "B") + secret[index + 1:]
+    return secret[:index] + ("A" if ch != "A" else "B") + secret[index + 1 :]
 
 
 def test_adversarial_api_keys(store: AccountStore):
@@ -73,10 +79,19 @@ def test_adversarial_api_keys(store: AccountStore):
     _, other = store.add_account("bob")
     prefix, key_id, secret = key.secret.split("_", 2)
     forged = [
-        "", "egk_", key.secret + "x", key.secret[:-1], _tamper(key.secret, len(key.secret) - 1),
+        "",
+        "egk_",
+        key.secret + "x",
+        key.secret[:-1],
+        _tamper(key.secret, len(key.secret) - 1),
         f"{prefix}_{other.key_id}_{secret}",  # ada's secret under bob's key id
-        f"{prefix}_{key_id.upper()}_{secret}", key.secret.upper(), " " + key.secret, key.secret + "\n",
-        f"egk_{key_id}_{'A' * 43}", "egk_../../etc_" + "A" * 43, f"egk_{key_id}_{secret}'--",
+        f"{prefix}_{key_id.upper()}_{secret}",
+        key.secret.upper(),
+        " " + key.secret,
+        key.secret + "\n",
+        f"egk_{key_id}_{'A' * 43}",
+        "egk_../../etc_" + "A" * 43,
+        f"egk_{key_id}_{secret}'--",
     ]
     for token in forged:
         with pytest.raises(InvalidApiKeyError):

@@ -30,8 +30,20 @@ def test_us_citizen_at_home_is_allowed(directive):
     assert decision.allowed and decision.reasons == ()
 
 
-@pytest.mark.parametrize("spelling", ["FABLE-5", " fable5 ", "vendor/fable-5", "Fable-5-Latest", "ｆａｂｌｅ－５",
-                                      "fa\u200bble-5", "\u202efable-5", "openai/ FABLE5", "a/b/fable-5"])
+@pytest.mark.parametrize(
+    "spelling",
+    [
+        "FABLE-5",
+        " fable5 ",
+        "vendor/fable-5",
+        "Fable-5-Latest",
+        "ｆａｂｌｅ－５",
+        "fa\u200bble-5",
+        "\u202efable-5",
+        "openai/ FABLE5",
+        "a/b/fable-5",
+    ],
+)
 def test_equivalent_spellings_decide_the_same(directive, spelling):
     for subject, context in [(us_citizen(), at("US")), (Subject("cn", citizenships=("CN",)), at("CN"))]:
         canonical = decide(subject, context, "fable-5", directive)
@@ -65,28 +77,42 @@ groups: {five: [US, GB, CA, AU, NZ, MO]}
 models: {m: r}
 """
     )
-    bad = Subject("x", citizenships=("MO", "DE"), residencies=("RU",), kyc=KycLevel.NONE,
-                  controlled_by="CN", screening=ScreeningStatus.HIT)
+    bad = Subject(
+        "x",
+        citizenships=("MO", "DE"),
+        residencies=("RU",),
+        kyc=KycLevel.NONE,
+        controlled_by="CN",
+        screening=ScreeningStatus.HIT,
+    )
     decision = decide(bad, at("IR", "tor", "vpn"), "m", d)
     by_rule = {r.rule: r for r in decision.reasons}
     assert by_rule["deny_citizenship"].value == ("MO", "RU")
-    assert by_rule["allow_citizenship"].code is R.CITIZENSHIP_NOT_ALLOWED and by_rule["allow_citizenship"].value == ("DE",)
+    assert by_rule["allow_citizenship"].code is R.CITIZENSHIP_NOT_ALLOWED and by_rule["allow_citizenship"].value == (
+        "DE",
+    )
     assert by_rule["deny_location"].code is R.LOCATION_DENIED
     assert by_rule["deny_anonymizers"].value == ("tor",)
     assert by_rule["require_kyc"].code is R.KYC_REQUIRED and by_rule["require_kyc"].value == "none"
     assert by_rule["deny_controlled_by"].code is R.CONTROLLED_BY_DENIED
     assert by_rule["require_screening_clear"].code is R.SCREENING_HIT
     assert [r.rule for r in decision.reasons] == [
-        "deny_citizenship", "allow_citizenship", "deny_location", "deny_anonymizers", "require_kyc",
-        "deny_controlled_by", "require_screening_clear",
+        "deny_citizenship",
+        "allow_citizenship",
+        "deny_location",
+        "deny_anonymizers",
+        "require_kyc",
+        "deny_controlled_by",
+        "require_screening_clear",
     ]
     good = Subject("y", citizenships=("GB",), kyc=KycLevel.BASIC, controlled_by="GB", screening=ScreeningStatus.CLEAR)
     assert decide(good, at("GB", "vpn"), "m", d).allowed
 
 
 def test_permanent_residency_counts_for_deemed_export(directive):
-    decision = decide(Subject("x", citizenships=("DE",), residencies=("IR",), kyc=KycLevel.BASIC),
-                      at("DE"), "fable-5", directive)
+    decision = decide(
+        Subject("x", citizenships=("DE",), residencies=("IR",), kyc=KycLevel.BASIC), at("DE"), "fable-5", directive
+    )
     assert decision.decision == "deny"
     tiers = parse_directive('directive: t\nversion: "1"\ntiers: {r: {deny_citizenship: [IR]}}\nmodels: {m: r}\n')
     decision = decide(Subject("x", citizenships=("DE",), residencies=("IR",)), at("DE"), "m", tiers)
@@ -96,21 +122,41 @@ def test_permanent_residency_counts_for_deemed_export(directive):
 FAIL_CLOSED = [
     ("deny_citizenship: [CU]", Subject("x", citizenships=None), at("US"), R.IDENTITY_INCOMPLETE, "citizenships"),
     ("deny_citizenship: [CU]", Subject("x", citizenships=()), at("US"), R.IDENTITY_INCOMPLETE, "citizenships"),
-    ("deny_citizenship: [CU]", Subject("x", citizenships=("DE",), residencies=None), at("US"),
-     R.IDENTITY_INCOMPLETE, "residencies"),
+    (
+        "deny_citizenship: [CU]",
+        Subject("x", citizenships=("DE",), residencies=None),
+        at("US"),
+        R.IDENTITY_INCOMPLETE,
+        "residencies",
+    ),
     ("allow_citizenship: [US]", Subject("x", citizenships=None), at("US"), R.IDENTITY_INCOMPLETE, "citizenships"),
     ("require_us_person: true", Subject("x", citizenships=None), at("US"), R.IDENTITY_INCOMPLETE, "us_person"),
-    ("require_us_person: true", Subject("x", citizenships=("DE",), residencies=None), at("US"),
-     R.IDENTITY_INCOMPLETE, "us_person"),
+    (
+        "require_us_person: true",
+        Subject("x", citizenships=("DE",), residencies=None),
+        at("US"),
+        R.IDENTITY_INCOMPLETE,
+        "us_person",
+    ),
     ("deny_location: [CU]", us_citizen(), at(None), R.LOCATION_UNKNOWN, None),
     ("allow_location: [US]", us_citizen(), at(None), R.LOCATION_UNKNOWN, None),
-    ("deny_anonymizers: true", us_citizen(), RequestContext(ip="1.2.3.4", country="US", anonymizers=None),
-     R.ANONYMIZER_DENIED, "unknown"),
+    (
+        "deny_anonymizers: true",
+        us_citizen(),
+        RequestContext(ip="1.2.3.4", country="US", anonymizers=None),
+        R.ANONYMIZER_DENIED,
+        "unknown",
+    ),
     ("require_kyc: basic", us_citizen(kyc=None), at("US"), R.IDENTITY_INCOMPLETE, "kyc"),
     ("deny_controlled_by: [CN]", us_citizen(), at("US"), R.IDENTITY_INCOMPLETE, "controlled_by"),
     ("require_screening_clear: true", us_citizen(), at("US"), R.IDENTITY_INCOMPLETE, "screening"),
-    ("require_screening_clear: true", us_citizen(screening=ScreeningStatus.PENDING), at("US"),
-     R.IDENTITY_INCOMPLETE, "screening:pending"),
+    (
+        "require_screening_clear: true",
+        us_citizen(screening=ScreeningStatus.PENDING),
+        at("US"),
+        R.IDENTITY_INCOMPLETE,
+        "screening:pending",
+    ),
 ]
 
 

@@ -75,9 +75,14 @@ def test_a_denied_citizenship_never_passes(subject, context):
 @given(subjects, contexts)
 def test_a_missing_attribute_never_allows(subject, context):
     missing = (
-        not subject.citizenships or subject.residencies is None or subject.us_person is None
-        or subject.kyc is None or subject.controlled_by is None or subject.screening is None
-        or context.country is None or context.anonymizers is None
+        not subject.citizenships
+        or subject.residencies is None
+        or subject.us_person is None
+        or subject.kyc is None
+        or subject.controlled_by is None
+        or subject.screening is None
+        or context.country is None
+        or context.anonymizers is None
     )
     if missing:
         assert not decide(subject, context, "gated", DIRECTIVE).allowed

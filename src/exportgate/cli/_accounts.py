@@ -44,7 +44,9 @@ def add(
     kyc: Annotated[str, typer.Option(help="KYC level: none|basic|verified.")] = "none",
     screening: Annotated[str | None, typer.Option(help="Screening status: clear|hit|pending.")] = None,
     org: Annotated[str | None, typer.Option(help="Organization.")] = None,
-    controlled_by: Annotated[str | None, typer.Option("--controlled-by", help="Organization's controlling country.")] = None,
+    controlled_by: Annotated[
+        str | None, typer.Option("--controlled-by", help="Organization's controlling country.")
+    ] = None,
     home: HomeOption = None,
 ) -> None:
     """Create an account and print its API key (shown once, stored hashed)."""
@@ -59,7 +61,9 @@ def add(
         organization=org,
         controlled_by=parse_country(controlled_by, "--controlled-by") if controlled_by else None,
     )
-    typer.echo(f"created account {account.name} (us_person {_yes(account.us_person)}, kyc {account.kyc.label})", err=True)
+    typer.echo(
+        f"created account {account.name} (us_person {_yes(account.us_person)}, kyc {account.kyc.label})", err=True
+    )
     typer.echo(f"API key id {key.key_id}; the key is shown once, store it now:", err=True)
     typer.echo(key.secret)
 
@@ -86,8 +90,19 @@ def list_(output: Annotated[Format, typer.Option("--format")] = Format.text, hom
         return
     table(
         ["name", "org", "citizenships", "residencies", "us_person", "kyc", "screening", "suspended"],
-        [[a.name, a.organization, a.citizenships, a.residencies, _yes(a.us_person), a.kyc.label,
-          a.screening.value if a.screening else None, a.suspended] for a in accounts],
+        [
+            [
+                a.name,
+                a.organization,
+                a.citizenships,
+                a.residencies,
+                _yes(a.us_person),
+                a.kyc.label,
+                a.screening.value if a.screening else None,
+                a.suspended,
+            ]
+            for a in accounts
+        ],
     )
 
 
@@ -130,8 +145,10 @@ def keys_list(
     store = account_store(settings_for(home))
     if name is not None:
         store.get_account(name)
-    table(["key_id", "account", "created_at", "revoked_at"],
-          [[k.key_id, k.account, k.created_at, k.revoked_at] for k in store.list_keys(name)])
+    table(
+        ["key_id", "account", "created_at", "revoked_at"],
+        [[k.key_id, k.account, k.created_at, k.revoked_at] for k in store.list_keys(name)],
+    )
 
 
 @keys_app.command("revoke")

@@ -24,8 +24,10 @@ def _load(path: Path) -> Directive:
     try:
         return load_directive(path)
     except DirectiveError as exc:
-        more = [f"{exc.file}:{line}: {message}" if line else f"{exc.file}: {message}"
-                for line, message in getattr(exc, "problems", [])[1:]]
+        more = [
+            f"{exc.file}:{line}: {message}" if line else f"{exc.file}: {message}"
+            for line, message in getattr(exc, "problems", [])[1:]
+        ]
         fail(str(exc), more=more)
         raise  # unreachable: fail() exits
 
@@ -48,10 +50,14 @@ def explain(
     residence: Annotated[list[str] | None, typer.Option(help="Permanent residency (repeat for several).")] = None,
     us_person: Annotated[str | None, typer.Option("--us-person", help="Attested US-person status: yes|no.")] = None,
     kyc: Annotated[str | None, typer.Option(help="KYC level: none|basic|verified (unknown when omitted).")] = None,
-    controlled_by: Annotated[str | None, typer.Option("--controlled-by", help="Organization's controlling country.")] = None,
+    controlled_by: Annotated[
+        str | None, typer.Option("--controlled-by", help="Organization's controlling country.")
+    ] = None,
     screening: Annotated[str | None, typer.Option(help="Screening status: clear|hit|pending.")] = None,
     suspended: Annotated[bool, typer.Option("--suspended", help="Treat the account as suspended.")] = False,
-    ip: Annotated[str | None, typer.Option(help="Client IP address (country and anonymizer flags are looked up).")] = None,
+    ip: Annotated[
+        str | None, typer.Option(help="Client IP address (country and anonymizer flags are looked up).")
+    ] = None,
     country: Annotated[str | None, typer.Option(help="Client country, instead of --ip.")] = None,
     output: Annotated[Format, typer.Option("--format", help="Output format.")] = Format.text,
 ) -> None:
@@ -102,7 +108,9 @@ def _client(ip: str | None, geo: GeoInfo) -> dict[str, object]:
 def _print(decision: Decision, subject: Subject, ip: str | None, geo: GeoInfo) -> None:
     tier = f"tier {decision.tier}" if decision.tier else "no tier"
     model = decision.model or decision.requested_model
-    typer.echo(f"{decision.decision.upper()}  {model} ({tier}) under {decision.directive_id} {decision.directive_version}")
+    typer.echo(
+        f"{decision.decision.upper()}  {model} ({tier}) under {decision.directive_id} {decision.directive_version}"
+    )
     snap = subject.snapshot()
     people = ", ".join(f"{k} {_show(v)}" for k, v in snap.items() if k not in ("subject_id", "suspended"))
     typer.echo(f"  subject: {people}{', SUSPENDED' if subject.suspended else ''}")
@@ -110,7 +118,9 @@ def _print(decision: Decision, subject: Subject, ip: str | None, geo: GeoInfo) -
     typer.echo(f"  client:  {ip or '-'} -> country {geo.country or 'unknown'}, anonymizers {flags} ({geo.source})")
     if decision.reasons:
         typer.echo("  reasons:")
-        table(["    code", "rule", "value"], [[f"    {r.code.value}", r.rule, _show(r.value)] for r in decision.reasons])
+        table(
+            ["    code", "rule", "value"], [[f"    {r.code.value}", r.rule, _show(r.value)] for r in decision.reasons]
+        )
 
 
 def _show(value: object) -> str:

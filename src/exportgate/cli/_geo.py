@@ -30,8 +30,10 @@ def lookup(
     if output is Format.json:
         emit_json(rows)
     else:
-        table(["ip", "country", "anonymizers", "source"],
-              [[r["ip"], r["country"], r["anonymizers"], r["source"]] for r in rows])
+        table(
+            ["ip", "country", "anonymizers", "source"],
+            [[r["ip"], r["country"], r["anonymizers"], r["source"]] for r in rows],
+        )
 
 
 @app.command("info")

@@ -6,21 +6,8 @@
 """
 
 from exportgate._types import GeoInfo
-from exportgate.config import Settings
 
 from ._address import Address, parse_address
-from ._lookup import GeoLookup
+from ._lookup import GeoLookup, geo_from_settings
 
-__all__ = ["Address", "GeoInfo", "GeoLookup", "parse_address"]
-
-
-def geo_from_settings(settings: Settings) -> GeoLookup:
-    """Build the lookup the settings describe (bundled data and/or .mmdb files)."""
-    return GeoLookup(
-        embedded=bool(settings.geo_embedded),
-        country_mmdb=settings.geo_country_mmdb,
-        anonymous_mmdb=settings.geo_anonymous_mmdb,
-    )
-
-
-__all__ += ["geo_from_settings"]
+__all__ = ["Address", "GeoInfo", "GeoLookup", "geo_from_settings", "parse_address"]

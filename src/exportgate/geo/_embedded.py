@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterator
 from importlib import metadata
+from typing import Any
 
 import iptocc
 
@@ -55,11 +56,11 @@ def anonymizer_ranges(version: int) -> Iterator[tuple[int, int, frozenset[str]]]
         raise GeoDataError(f"iporigin's range table has an unexpected layout: {exc}") from None
 
 
-def _dataset():  # type: ignore[no-untyped-def]
+def _dataset() -> Any:
     try:
-        from iporigin import core
+        from iporigin import core  # noqa: PLC0415 - loaded lazily, at first lookup table build
 
-        return core.dataset()
+        return core.dataset()  # type: ignore[attr-defined, no-untyped-call]
     except Exception as exc:  # any failure to load third-party data is a data error
         raise GeoDataError(f"iporigin dataset unavailable: {exc}") from None
 

@@ -9,24 +9,26 @@ and no flags. "No answer" is ``None``, never "not embargoed".
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from bisect import bisect_right
-from socket import AF_INET, inet_pton
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from socket import AF_INET, AF_INET6, inet_ntop, inet_pton
 
 import iptocc
 
 from exportgate._types import GeoInfo
+from exportgate.config import Settings
 
 from ._address import RESERVED_V4, RESERVED_V6, Address, network_range, parse_address
 from ._embedded import anonymizer_ranges, country_of, embedded_info
 from ._mmdb import MmdbDatabase
 from ._ranges import RangeTable
 
-__all__ = ["GeoLookup"]
+__all__ = ["GeoLookup", "geo_from_settings"]
 
 _RESERVED = frozenset({"reserved"})  # a label, never a flag
 _NONE: frozenset[str] = frozenset()
+_V4_MAPPED = b"\x00" * 10 + b"\xff\xff"
 
 
 class GeoLookup:
@@ -58,6 +60,7 @@ class GeoLookup:
         self._reserved = GeoInfo(None, _NONE, "reserved")
         self._flags_known = embedded or self._anon_db is not None
         self._simple = embedded and self._country_db is None and self._anon_db is None
+        self._lookup = self._compile_lookup()
 
     def _ranges(self, version: int) -> Iterator[tuple[int, int, frozenset[str]]]:
         for cidr in RESERVED_V4 if version == 4 else RESERVED_V6:
@@ -68,30 +71,63 @@ class GeoLookup:
 
     def lookup(self, ip: str) -> GeoInfo:
         """Country and anonymizer flags for ``ip``; raises InvalidAddressError if malformed."""
-        found = self._memo.get(ip)
-        if found is not None:
-            return found
-        try:  # fast path, inlined: a plain dotted-quad IPv4 address, embedded data only
-            packed = inet_pton(AF_INET, ip)
-        except (OSError, TypeError, ValueError):
-            info = self._answer(*parse_address(ip))
-        else:
-            if self._simple:
-                label = self._blocks[packed[0] << 8 | packed[1]]
-                if type(label) is tuple:
-                    label = self._bisect_v4(int.from_bytes(packed, "big"), label)
-                if label is _RESERVED:
-                    info = self._reserved
-                else:
-                    key = (iptocc.country_code(ip), label or _NONE)
-                    info = self._infos.get(key) or self._remember(key)
+        return self._lookup(ip)
+
+    def _compile_lookup(self) -> Callable[[str], GeoInfo]:
+        """The per-request lookup as a closure over local names (no attribute loads).
+
+        Hot path: dotted-quad IPv4 on the embedded data, the family picked by
+        its separator so well-formed input raises nothing; everything else
+        (IPv6, mapped IPv4, .mmdb sources, odd spellings) goes to ``_lookup_other``.
+        """
+        memo, memo_size = self._memo, self._memo_size
+        memo_get, infos_get = memo.get, self._infos.get
+        blocks, bisect_v4, remember, other = self._blocks, self._bisect_v4, self._remember, self._lookup_other
+        reserved, simple, country_code = self._reserved, self._simple, iptocc.country_code
+
+        def lookup(ip: str) -> GeoInfo:
+            info = memo_get(ip)
+            if info is not None:
+                return info
+            packed = None
+            if simple and type(ip) is str and ":" not in ip:
+                try:
+                    packed = inet_pton(AF_INET, ip)
+                except (OSError, ValueError):
+                    packed = None
+            if packed is None:
+                info = other(ip)
             else:
-                info = self._answer(4, int.from_bytes(packed, "big"), ip)
-        if self._memo_size:
-            if len(self._memo) >= self._memo_size:
-                self._memo.clear()
-            self._memo[ip] = info
-        return info
+                entry = blocks[packed[0] << 8 | packed[1]]
+                label: frozenset[str] | None = (
+                    bisect_v4(int.from_bytes(packed, "big"), entry) if type(entry) is tuple else entry  # type: ignore[assignment]
+                )
+                if label is _RESERVED:
+                    info = reserved
+                else:
+                    key = (country_code(ip), label or _NONE)
+                    info = infos_get(key) or remember(key)
+            if memo_size:
+                if len(memo) >= memo_size:
+                    memo.clear()
+                memo[ip] = info
+            return info
+
+        return lookup
+
+    def _lookup_other(self, ip: str) -> GeoInfo:
+        try:
+            if ":" in ip:  # TypeError for a non-string: the strict path reports it
+                packed = inet_pton(AF_INET6, ip)
+                if packed[:12] != _V4_MAPPED:
+                    return self._answer(6, int.from_bytes(packed, "big"), ip)
+                packed = packed[12:]
+                ip = inet_ntop(AF_INET, packed)
+            else:
+                packed = inet_pton(AF_INET, ip)
+        except (OSError, TypeError, ValueError):
+            return self._answer(*parse_address(ip))
+        return self._answer(4, int.from_bytes(packed, "big"), ip)
 
     def _bisect_v4(self, value: int, bounds: tuple[int, int]) -> frozenset[str] | None:
         starts, ends, labels = self._v4
@@ -108,7 +144,11 @@ class GeoLookup:
         return self._answer(*address)
 
     def _answer(self, version: int, value: int, text: str) -> GeoInfo:
-        label = self._tables[version].find(value)
+        if version == 4 and self._simple:
+            entry = self._blocks[value >> 16]
+            label = self._bisect_v4(value, entry) if isinstance(entry, tuple) else entry
+        else:
+            label = self._tables[version].find(value)
         if label is _RESERVED:
             return self._reserved
         if self._simple:
@@ -154,3 +194,12 @@ class GeoLookup:
         for db in (self._country_db, self._anon_db):
             if db is not None:
                 db.close()
+
+
+def geo_from_settings(settings: Settings) -> GeoLookup:
+    """Build the lookup the settings describe (bundled data and/or .mmdb files)."""
+    return GeoLookup(
+        embedded=bool(settings.geo_embedded),
+        country_mmdb=settings.geo_country_mmdb,
+        anonymous_mmdb=settings.geo_anonymous_mmdb,
+    )

@@ -44,20 +44,25 @@ class RangeTable(Generic[T]):
         """An index of the IPv4 space by /16: per block, the label when one
         range (or none) covers all of it, else the (lo, hi) slice of the
         table to bisect. Most blocks are uniform, so most lookups skip the
-        bisect entirely."""
-        starts, ends, labels = self._starts, self._ends, self._labels
+        bisect entirely. Built in one pass over the ranges."""
+        size = 1 << 16
+        first: list[int] = [-1] * size
+        last: list[int] = [-1] * size
+        covered: list[bool] = [False] * size
+        for index, (start, end) in enumerate(zip(self._starts, self._ends, strict=True)):
+            for block in range(start >> 16, min(end >> 16, size - 1) + 1):
+                if first[block] < 0:
+                    first[block] = index
+                last[block] = index
+                covered[block] = start <= block << 16 and end >= (block << 16 | 0xFFFF)
         blocks: list[T | tuple[int, int] | None] = []
-        for prefix in range(1 << 16):
-            first, last = prefix << 16, (prefix << 16) | 0xFFFF
-            lo = max(bisect.bisect_right(starts, first) - 1, 0)
-            hi = bisect.bisect_right(starts, last)
-            inside = [i for i in range(lo, hi) if ends[i] >= first]
-            if not inside:
+        for block in range(size):
+            if first[block] < 0:
                 blocks.append(None)
-            elif len(inside) == 1 and starts[inside[0]] <= first and ends[inside[0]] >= last:
-                blocks.append(labels[inside[0]])
+            elif first[block] == last[block] and covered[block]:
+                blocks.append(self._labels[first[block]])
             else:
-                blocks.append((inside[0], inside[-1] + 1))
+                blocks.append((first[block], last[block] + 1))
         return blocks
 
     def __len__(self) -> int:

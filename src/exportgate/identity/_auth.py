@@ -16,8 +16,8 @@ from collections.abc import Callable
 from exportgate._types import Subject
 from exportgate.errors import AuthenticationError, InvalidTokenError
 
-from ._keys import KEY_PREFIX
 from ._jwt import JwtVerifier
+from ._keys import KEY_PREFIX
 from ._store import AccountStore
 
 __all__ = ["Authenticator"]

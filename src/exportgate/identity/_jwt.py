@@ -50,8 +50,14 @@ class JwksSource:
     with made-up key ids cannot turn into a flood of fetches.
     """
 
-    def __init__(self, location: str, *, min_refresh: float = 30.0, timeout: float = 5.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        location: str,
+        *,
+        min_refresh: float = 30.0,
+        timeout: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.location = location
         self.min_refresh = min_refresh
         self.timeout = timeout
@@ -136,8 +142,13 @@ class JwtVerifier:
         key = self.jwks.key_for(kid if isinstance(kid, str) else None, alg)
         try:
             payload = jwt.decode(
-                token, key=key, algorithms=[alg], audience=self.audience, issuer=self.issuer,
-                leeway=self.leeway, options={"require": ["exp", "iss", "aud"]},
+                token,
+                key=key,
+                algorithms=[alg],
+                audience=self.audience,
+                issuer=self.issuer,
+                leeway=self.leeway,
+                options={"require": ["exp", "iss", "aud"]},
             )
         except PyJWTError as exc:
             raise InvalidTokenError(f"token rejected: {exc}") from None
@@ -166,6 +177,7 @@ class JwtVerifier:
 
 # Claim parsers: a malformed value is *unknown* (None), which the decision
 # core treats as a missing fact and denies wherever a rule needs it.
+
 
 def _code(value: Any) -> str | None:
     if isinstance(value, str) and len(value.strip()) == 2 and value.strip().isalpha():

@@ -55,6 +55,14 @@ _ACCOUNT_COLUMNS = (
 )
 
 
+_SELECT_ACCOUNTS = f"SELECT {_ACCOUNT_COLUMNS} FROM accounts"  # noqa: S608 - constant column list
+_KEY_LOOKUP = (
+    "SELECT k.key_hash, k.revoked_at, "  # noqa: S608 - constant column list, no user input
+    + ", ".join("a." + c.strip() for c in _ACCOUNT_COLUMNS.split(","))
+    + " FROM api_keys k JOIN accounts a ON a.id = k.account_id WHERE k.key_id = ?"
+)
+
+
 def _now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
@@ -112,7 +120,7 @@ class AccountStore:
 
     @property
     def schema_version(self) -> int:
-        return int(self._query("PRAGMA user_version")[0][0])  # type: ignore[call-overload]
+        return int(str(self._query("PRAGMA user_version")[0][0]))
 
     def close(self) -> None:
         with self._lock:
@@ -145,9 +153,15 @@ class AccountStore:
                 "INSERT INTO accounts (name, organization, citizenships, residencies, us_person_attested, kyc,"
                 " screening, controlled_by, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
-                    name, organization, json.dumps(sorted(set(citizenships))), json.dumps(sorted(set(residencies))),
-                    None if us_person_attested is None else int(us_person_attested), kyc.label,
-                    screening.value if screening else None, controlled_by, now,
+                    name,
+                    organization,
+                    json.dumps(sorted(set(citizenships))),
+                    json.dumps(sorted(set(residencies))),
+                    None if us_person_attested is None else int(us_person_attested),
+                    kyc.label,
+                    screening.value if screening else None,
+                    controlled_by,
+                    now,
                 ),
             )
             db.execute(
@@ -157,13 +171,13 @@ class AccountStore:
         return self.get_account(name), key
 
     def get_account(self, name: str) -> Account:
-        rows = self._query(f"SELECT {_ACCOUNT_COLUMNS} FROM accounts WHERE name = ?", (name,))
+        rows = self._query(_SELECT_ACCOUNTS + " WHERE name = ?", (name,))
         if not rows:
             raise NotFoundError(f"no account named {name!r}")
         return _account(rows[0])
 
     def list_accounts(self) -> list[Account]:
-        return [_account(row) for row in self._query(f"SELECT {_ACCOUNT_COLUMNS} FROM accounts ORDER BY name")]
+        return [_account(row) for row in self._query(_SELECT_ACCOUNTS + " ORDER BY name")]
 
     def set_suspended(self, name: str, suspended: bool) -> Account:
         self._update(name, "suspended = ?", (int(suspended),))
@@ -179,7 +193,8 @@ class AccountStore:
 
     def _update(self, name: str, assignment: str, params: tuple[object, ...]) -> None:
         with self._tx() as db:
-            if db.execute(f"UPDATE accounts SET {assignment} WHERE name = ?", (*params, name)).rowcount == 0:  # noqa: S608
+            sql = f"UPDATE accounts SET {assignment} WHERE name = ?"  # noqa: S608 - assignment is a constant
+            if db.execute(sql, (*params, name)).rowcount == 0:
                 raise NotFoundError(f"no account named {name!r}")
 
     # -- keys --------------------------------------------------------------
@@ -205,8 +220,7 @@ class AccountStore:
 
     def list_keys(self, account: str | None = None) -> list[ApiKeyInfo]:
         sql = (
-            "SELECT k.key_id, a.name, k.created_at, k.revoked_at FROM api_keys k"
-            " JOIN accounts a ON a.id = k.account_id"
+            "SELECT k.key_id, a.name, k.created_at, k.revoked_at FROM api_keys k JOIN accounts a ON a.id = k.account_id"
         )
         params: tuple[object, ...] = ()
         if account is not None:
@@ -220,11 +234,7 @@ class AccountStore:
         key_id = key_id_of(token)
         if key_id is None:
             raise InvalidApiKeyError("malformed API key")
-        rows = self._query(
-            f"SELECT k.key_hash, k.revoked_at, {', '.join('a.' + c.strip() for c in _ACCOUNT_COLUMNS.split(','))}"  # noqa: S608
-            " FROM api_keys k JOIN accounts a ON a.id = k.account_id WHERE k.key_id = ?",
-            (key_id,),
-        )
+        rows = self._query(_KEY_LOOKUP, (key_id,))
         if not rows or not matches(token, str(rows[0][0])):
             raise InvalidApiKeyError("unknown API key")
         if rows[0][1] is not None:

@@ -4,6 +4,8 @@ Load a directive once (:func:`load_directive`), then call :func:`decide` per
 request. See ``_rules`` for the rule keys and their evaluation order.
 """
 
+from importlib import resources
+
 from exportgate._types import Decision, Reason, ReasonCode, RequestContext, Subject
 
 from ._countries import BuiltinGroup, builtin_groups, country_codes, is_country_code
@@ -36,8 +38,6 @@ __all__ = [
 
 def example_directive_path() -> str:
     """Path of the bundled example directive (the embedded default)."""
-    from importlib import resources
-
     return str(resources.files(__name__).joinpath("data/example_directive.yaml"))
 
 

@@ -7,6 +7,8 @@ tests all call this one function. Rule order is documented in ``_rules``.
 
 from __future__ import annotations
 
+from typing import Literal
+
 from exportgate._types import Decision, Reason, ReasonCode, RequestContext, Subject
 
 from ._directive import Directive
@@ -44,7 +46,7 @@ def _decide_unknown(subject: Subject, context: RequestContext, model: str, direc
             decision = decide(subject, context, shadowed, directive)
             return decision._replace(requested_model=model)
         reasons: tuple[Reason, ...] = (_SUSPENDED,) if subject.suspended else ()
-        verdict = "deny" if reasons else "allow"
+        verdict: Literal["allow", "deny"] = "deny" if reasons else "allow"
         return Decision(verdict, model, None, None, directive.id, directive.version, reasons)
     reasons = (Reason(ReasonCode.UNKNOWN_MODEL, "unknown_models", model),)
     if subject.suspended:

@@ -69,9 +69,7 @@ class Directive:
         for entry in self.models.values():
             for spelling in (entry.name, *entry.aliases):
                 names[normalize_model_name(spelling)] = entry.name
-            allow[entry.name] = Decision(
-                "allow", entry.name, entry.name, entry.tier, self.id, self.version, ()
-            )
+            allow[entry.name] = Decision("allow", entry.name, entry.name, entry.tier, self.id, self.version, ())
         object.__setattr__(self, "tiers", MappingProxyType(dict(self.tiers)))
         object.__setattr__(self, "models", MappingProxyType(dict(self.models)))
         object.__setattr__(self, "groups", MappingProxyType(dict(self.groups)))

@@ -27,8 +27,16 @@ from ._rules import COUNTRY_SET_RULES, RULE_ORDER, CountrySet
 __all__ = ["load_directive", "parse_directive"]
 
 TOP_KEYS = (
-    "directive", "version", "effective", "authority", "references", "description",
-    "unknown_models", "groups", "tiers", "models",
+    "directive",
+    "version",
+    "effective",
+    "authority",
+    "references",
+    "description",
+    "unknown_models",
+    "groups",
+    "tiers",
+    "models",
 )
 MODEL_KEYS = ("tier", "aliases", "description")
 _BOOL_RULES = frozenset({"require_us_person", "require_screening_clear"})
@@ -104,16 +112,16 @@ class _Validator:
             error = DirectiveError(message, file=self.source, line=line)
             error.problems = list(self.problems)  # type: ignore[attr-defined]
             raise error
-        return Directive(
-            tiers=tiers, models=models, groups=self.groups, sha256=sha256, source=self.source, **header
-        )
+        return Directive(tiers=tiers, models=models, groups=self.groups, sha256=sha256, source=self.source, **header)
 
     # -- header ------------------------------------------------------------
 
     def _check_keys(self, mapping: dict[Any, Any], allowed: tuple[str, ...], where: str) -> None:
         for key in mapping:
             if key not in allowed:
-                self.fail(_line_of(mapping, key), f"unknown key {key!r} in {where} (expected one of: {', '.join(allowed)})")
+                self.fail(
+                    _line_of(mapping, key), f"unknown key {key!r} in {where} (expected one of: {', '.join(allowed)})"
+                )
 
     def _header(self, doc: dict[Any, Any]) -> dict[str, Any]:
         header: dict[str, Any] = {}
@@ -195,7 +203,7 @@ class _Validator:
             return builtin.members if builtin is not None else None
         members, line = self.group_defs[name]
         if name in stack:
-            cycle = " -> ".join((*stack[stack.index(name):], name))
+            cycle = " -> ".join((*stack[stack.index(name) :], name))
             self.fail(line, f"group cycle: {cycle}")
             return frozenset()
         resolved = frozenset(self._countries(members, line, f"group {name!r}", (*stack, name)))
@@ -239,12 +247,11 @@ class _Validator:
             if not isinstance(name, str) or not name.strip():
                 self.fail(line, f"tier name {name!r} must be a string")
                 continue
-            if rules is None:
-                rules = {}
-            if not isinstance(rules, dict):
+            spec = {} if rules is None else rules
+            if not isinstance(spec, dict):
                 self.fail(line, f"tier {name!r} must be a mapping of rules ({{}} for none)")
                 continue
-            tiers[name] = Tier(name=name, rules=self._rules(name, rules, line))
+            tiers[name] = Tier(name=name, rules=self._rules(name, spec, line))
         return tiers
 
     def _rules(self, tier: str, rules: dict[Any, Any], tier_line: int | None) -> dict[str, Any]:

@@ -1,0 +1,76 @@
+"""Shared benchmark plumbing: per-call timing with overhead subtracted, JSON output."""
+
+from __future__ import annotations
+
+import gc
+import itertools
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def _timer_overhead(samples: int = 20000) -> float:
+    clock = time.perf_counter_ns
+    laps = []
+    for _ in range(samples):
+        start = clock()
+        laps.append(clock() - start)
+    return statistics.median(laps)
+
+
+def per_call(fn: Callable[[], object], calls: int = 100_000, warmup: int = 2_000) -> dict[str, float]:
+    """Time ``calls`` individual calls; median, p99 and mean in microseconds, timer overhead removed."""
+    for _ in range(warmup):
+        fn()
+    overhead = _timer_overhead()
+    clock = time.perf_counter_ns
+    laps = [0] * calls
+    gc.disable()
+    try:
+        for i in range(calls):
+            start = clock()
+            fn()
+            laps[i] = clock() - start
+    finally:
+        gc.enable()
+    laps.sort()
+    net = [max(lap - overhead, 0) for lap in laps]
+    return {
+        "median_us": round(statistics.median(net) / 1000, 3),
+        "p99_us": round(net[int(len(net) * 0.99)] / 1000, 3),
+        "mean_us": round(statistics.fmean(net) / 1000, 3),
+        "calls": calls,
+    }
+
+
+def cycling(fn: Callable[[Any], object], inputs: list[Any]) -> Callable[[], object]:
+    """A zero-argument call that feeds ``fn`` the next input each time (adds ~0.05 us)."""
+    feed = itertools.cycle(inputs).__next__
+    return lambda: fn(feed())
+
+
+def machine() -> dict[str, Any]:
+    return {"python": sys.version.split()[0], "platform": platform.platform(), "cpus": os.cpu_count()}
+
+
+def write(name: str, results: dict[str, Any], targets: dict[str, Any]) -> Path:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    document = {"benchmark": name, "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "machine": machine(), "targets": targets, "results": results}
+    path.write_text(json.dumps(document, indent=2) + "\n")
+    print(f"wrote {path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path}")
+    return path
+
+
+def show(label: str, figures: dict[str, float]) -> None:
+    parts = [f"{k}={v}" for k, v in figures.items() if k != "calls"]
+    print(f"  {label:<44} {'  '.join(parts)}")
