@@ -11,9 +11,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _harness import cycling, per_call, show, write  # noqa: E402
-
-from exportgate import KycLevel, RequestContext, Subject, decide, load_directive  # noqa: E402
+from _harness import cycling, per_call, show, write
+from exportgate import KycLevel, RequestContext, Subject, decide, load_directive
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGETS = {"median_us": 2.0, "p99_us": 10.0}
@@ -53,8 +52,12 @@ def cedar_peer() -> dict[str, float] | None:
         '[{"uid": {"type": "User", "id": "us"}, "attrs": {"us_person": true, "kyc": 2}, "parents": []},'
         ' {"uid": {"type": "Model", "id": "fable-5"}, "attrs": {}, "parents": []}]'
     )
-    request = {"principal": 'User::"us"', "action": 'Action::"invoke"', "resource": 'Model::"fable-5"',
-               "context": {"country": "US", "anonymizer": False}}
+    request = {
+        "principal": 'User::"us"',
+        "action": 'Action::"invoke"',
+        "resource": 'Model::"fable-5"',
+        "context": {"country": "US", "anonymizer": False},
+    }
     assert cedarpy.is_authorized(request, policies, entities).allowed
     return per_call(lambda: cedarpy.is_authorized(request, policies, entities), calls=5_000, warmup=200)
 
@@ -78,8 +81,10 @@ def main() -> int:
     worst = max(r["median_us"] for k, r in results.items() if not k.startswith(("peer", "ratio")))
     worst_p99 = max(r["p99_us"] for k, r in results.items() if not k.startswith(("peer", "ratio")))
     ok = worst <= TARGETS["median_us"] and worst_p99 <= TARGETS["p99_us"]
-    print(f"  target median <= 2 us and p99 <= 10 us in every scenario: {'met' if ok else 'MISSED'} "
-          f"(worst median {worst} us, worst p99 {worst_p99} us)")
+    print(
+        f"  target median <= 2 us and p99 <= 10 us in every scenario: {'met' if ok else 'MISSED'} "
+        f"(worst median {worst} us, worst p99 {worst_p99} us)"
+    )
     results["summary"] = {"worst_median_us": worst, "worst_p99_us": worst_p99, "target_met": ok}
     write("decision", results, TARGETS)
     return 0

