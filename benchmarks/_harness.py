@@ -79,3 +79,13 @@ def write(name: str, results: dict[str, Any], targets: dict[str, Any]) -> Path:
 def show(label: str, figures: dict[str, float]) -> None:
     parts = [f"{k}={v}" for k, v in figures.items() if k != "calls"]
     print(f"  {label:<44} {'  '.join(parts)}")
+
+
+def conclude(
+    name: str, results: dict[str, Any], targets: dict[str, Any], figures: dict[str, float], ok: bool, description: str
+) -> None:
+    """Print the verdict against the SPEC target, then write the JSON document."""
+    shown = ", ".join(f"{key} {value}" for key, value in figures.items())
+    print(f"  target {description}: {'met' if ok else 'MISSED'} ({shown})")
+    results["summary"] = {**figures, "target_met": ok}
+    write(name, results, targets)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _harness import cycling, per_call, show, write
+from _harness import conclude, cycling, per_call, show
 from exportgate import KycLevel, RequestContext, Subject, decide, load_directive
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -81,12 +81,14 @@ def main() -> int:
     worst = max(r["median_us"] for k, r in results.items() if not k.startswith(("peer", "ratio")))
     worst_p99 = max(r["p99_us"] for k, r in results.items() if not k.startswith(("peer", "ratio")))
     ok = worst <= TARGETS["median_us"] and worst_p99 <= TARGETS["p99_us"]
-    print(
-        f"  target median <= 2 us and p99 <= 10 us in every scenario: {'met' if ok else 'MISSED'} "
-        f"(worst median {worst} us, worst p99 {worst_p99} us)"
+    conclude(
+        "decision",
+        results,
+        TARGETS,
+        {"worst_median_us": worst, "worst_p99_us": worst_p99},
+        ok,
+        "median <= 2 us and p99 <= 10 us in every scenario",
     )
-    results["summary"] = {"worst_median_us": worst, "worst_p99_us": worst_p99, "target_met": ok}
-    write("decision", results, TARGETS)
     return 0
 
 

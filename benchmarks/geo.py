@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _harness import cycling, per_call, show, write
+from _harness import conclude, cycling, per_call, show
 from exportgate.geo import GeoLookup
 
 TARGETS = {"median_us": 1.0}
@@ -115,10 +115,7 @@ def main() -> int:
         results[name] = figures
         show(name, {k: v for k, v in figures.items() if k.endswith(("_us", "_mb", "built"))})
     median = results["exportgate cold, random public IPv4"]["median_us"]
-    ok = median <= TARGETS["median_us"]
-    print(f"  target cold median <= 1 us: {'met' if ok else 'MISSED'} ({median} us)")
-    results["summary"] = {"cold_median_us": median, "target_met": ok}
-    write("geo", results, TARGETS)
+    conclude("geo", results, TARGETS, {"cold_median_us": median}, median <= TARGETS["median_us"], "cold median <= 1 us")
     return 0
 
 

@@ -19,7 +19,7 @@ from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _harness import per_call, show, write
+from _harness import conclude, per_call, show
 from exportgate.identity import AccountStore, Authenticator, JwksSource, JwtVerifier
 
 TARGETS = {"warm_median_us": 5.0}
@@ -73,10 +73,14 @@ def main() -> int:
     for name, figures in results.items():
         show(name, figures)
     worst = max(r["median_us"] for k, r in results.items() if k.startswith("warm"))
-    ok = worst <= TARGETS["warm_median_us"]
-    print(f"  target warm median <= 5 us: {'met' if ok else 'MISSED'} (worst warm median {worst} us)")
-    results["summary"] = {"worst_warm_median_us": worst, "target_met": ok}
-    write("identity", results, TARGETS)
+    conclude(
+        "identity",
+        results,
+        TARGETS,
+        {"worst_warm_median_us": worst},
+        worst <= TARGETS["warm_median_us"],
+        "warm median <= 5 us",
+    )
     return 0
 
 

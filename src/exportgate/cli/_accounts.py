@@ -6,10 +6,10 @@ from typing import Annotated
 
 import typer
 
-from exportgate._types import KycLevel, ScreeningStatus
+from exportgate._types import KycLevel
 from exportgate.identity import Account, account_store
 
-from ._common import HomeOption, parse_countries, parse_country, parse_kyc, parse_yes_no, settings_for
+from ._common import HomeOption, parse_countries, parse_country, parse_kyc, parse_screening, parse_yes_no, settings_for
 from ._output import Format, emit_json, table
 
 app = typer.Typer(help="Manage accounts and their API keys.", no_args_is_help=True)
@@ -57,7 +57,7 @@ def add(
         residencies=parse_countries(residence, "--residence"),
         us_person_attested=parse_yes_no(us_person, "--us-person"),
         kyc=parse_kyc(kyc) or KycLevel.NONE,
-        screening=_screening(screening),
+        screening=parse_screening(screening),
         organization=org,
         controlled_by=parse_country(controlled_by, "--controlled-by") if controlled_by else None,
     )
@@ -66,15 +66,6 @@ def add(
     )
     typer.echo(f"API key id {key.key_id}; the key is shown once, store it now:", err=True)
     typer.echo(key.secret)
-
-
-def _screening(value: str | None) -> ScreeningStatus | None:
-    if value is None:
-        return None
-    try:
-        return ScreeningStatus(value.strip().lower())
-    except ValueError:
-        raise typer.BadParameter("expected clear, hit or pending", param_hint="--screening") from None
 
 
 def _yes(value: bool | None) -> str:

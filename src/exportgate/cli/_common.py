@@ -7,11 +7,19 @@ from typing import Annotated
 
 import typer
 
-from exportgate._types import KycLevel
+from exportgate._types import KycLevel, ScreeningStatus
 from exportgate.config import Settings
 from exportgate.policy import is_country_code
 
-__all__ = ["HomeOption", "parse_country", "parse_countries", "parse_kyc", "parse_yes_no", "settings_for"]
+__all__ = [
+    "HomeOption",
+    "parse_country",
+    "parse_countries",
+    "parse_kyc",
+    "parse_screening",
+    "parse_yes_no",
+    "settings_for",
+]
 
 HomeOption = Annotated[
     Path | None,
@@ -44,6 +52,15 @@ def parse_kyc(value: str | None) -> KycLevel | None:
         return KycLevel.parse(value)
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--kyc") from None
+
+
+def parse_screening(value: str | None) -> ScreeningStatus | None:
+    if value is None:
+        return None
+    try:
+        return ScreeningStatus(value.strip().lower())
+    except ValueError:
+        raise typer.BadParameter("expected clear, hit or pending", param_hint="--screening") from None
 
 
 def parse_yes_no(value: str | None, option: str) -> bool | None:

@@ -7,12 +7,12 @@ from typing import Annotated
 
 import typer
 
-from exportgate._types import Decision, GeoInfo, RequestContext, ScreeningStatus, Subject
+from exportgate._types import Decision, GeoInfo, RequestContext, Subject
 from exportgate.errors import DirectiveError
 from exportgate.geo import GeoLookup
 from exportgate.policy import Directive, decide, load_directive
 
-from ._common import parse_countries, parse_country, parse_kyc, parse_yes_no
+from ._common import parse_countries, parse_country, parse_kyc, parse_screening, parse_yes_no
 from ._output import Format, emit_json, fail, table
 
 app = typer.Typer(help="Check directives and explain their decisions.", no_args_is_help=True)
@@ -69,7 +69,7 @@ def explain(
         residencies=tuple(parse_countries(residence, "--residence")),
         us_person_attested=parse_yes_no(us_person, "--us-person"),
         kyc=parse_kyc(kyc),
-        screening=_screening(screening),
+        screening=parse_screening(screening),
         controlled_by=parse_country(controlled_by, "--controlled-by") if controlled_by else None,
         suspended=suspended,
     )
@@ -79,15 +79,6 @@ def explain(
         emit_json({**decision.as_dict(), "subject": subject.snapshot(), "client": _client(ip, geo)})
     else:
         _print(decision, subject, ip, geo)
-
-
-def _screening(value: str | None) -> ScreeningStatus | None:
-    if value is None:
-        return None
-    try:
-        return ScreeningStatus(value.strip().lower())
-    except ValueError:
-        raise typer.BadParameter("expected clear, hit or pending", param_hint="--screening") from None
 
 
 def _geo(ip: str | None, country: str | None) -> GeoInfo:

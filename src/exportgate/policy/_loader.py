@@ -22,7 +22,7 @@ from exportgate.errors import DirectiveError
 from ._countries import builtin_groups, is_country_code
 from ._directive import Directive, ModelEntry, Tier
 from ._models import normalize_model_name
-from ._rules import COUNTRY_SET_RULES, RULE_ORDER, CountrySet
+from ._rules import COUNTRY_SET_RULES, RULE_ORDER, MemberSet
 
 __all__ = ["load_directive", "parse_directive"]
 
@@ -263,7 +263,7 @@ class _Validator:
             line = _line_of(rules, key, tier_line)
             where = f"tier {tier!r}: {key}"
             if key in COUNTRY_SET_RULES:
-                compiled[key] = CountrySet(frozenset(self._countries(value, line, where)))
+                compiled[key] = MemberSet(frozenset(self._countries(value, line, where)))
             elif key in _BOOL_RULES:
                 compiled[key] = self._bool(value, line, where)
             elif key == "deny_anonymizers":
@@ -278,16 +278,15 @@ class _Validator:
             return True
         return value
 
-    def _anonymizers(self, value: Any, line: int | None, where: str) -> frozenset[str] | None:
-        if value is True:
-            return ANONYMIZER_KINDS
+    def _anonymizers(self, value: Any, line: int | None, where: str) -> MemberSet | None:
         if value is False:
             return None
-        kinds = ", ".join(sorted(ANONYMIZER_KINDS))
+        if value is True:
+            return MemberSet(ANONYMIZER_KINDS)
         if isinstance(value, list) and value and all(v in ANONYMIZER_KINDS for v in value):
-            return frozenset(value)
-        self.fail(line, f"{where} must be true, false or a list of: {kinds}")
-        return ANONYMIZER_KINDS
+            return MemberSet(frozenset(value))
+        self.fail(line, f"{where} must be true, false or a list of: {', '.join(sorted(ANONYMIZER_KINDS))}")
+        return MemberSet(ANONYMIZER_KINDS)
 
     def _kyc(self, value: Any, line: int | None, where: str) -> KycLevel | None:
         if not isinstance(value, str):

@@ -19,31 +19,32 @@ and an unknown country gives ``location_unknown``.
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from exportgate._types import ANONYMIZER_KINDS, KycLevel, Reason, ReasonCode, RequestContext, ScreeningStatus, Subject
+from exportgate._types import KycLevel, Reason, ReasonCode, RequestContext, ScreeningStatus, Subject
 
-__all__ = ["COUNTRY_SET_RULES", "RULE_ORDER", "RULES", "Check", "CountrySet"]
+__all__ = ["COUNTRY_SET_RULES", "RULE_ORDER", "RULES", "Check", "MemberSet"]
 
 Check = Callable[[Any, Subject, RequestContext], "Reason | None"]
 
 _INCOMPLETE = ReasonCode.IDENTITY_INCOMPLETE
 
 
-class CountrySet:
-    """A resolved set of countries plus a memo of the reasons it has produced.
+class MemberSet:
+    """A rule's resolved set (countries, anonymizer kinds) plus memos of its answers.
 
     Reasons are immutable, so one instance per (code, value) is shared by
     every decision: a denial allocates no new reasons after the first.
+    ``by_flags`` memoizes the anonymizer answer per (interned) flag set.
     """
 
-    __slots__ = ("_memo", "members")
+    __slots__ = ("_memo", "by_flags", "members")
 
     def __init__(self, members: frozenset[str]) -> None:
         self.members = members
         self._memo: dict[tuple[str, str, object], Reason] = {}
+        self.by_flags: dict[frozenset[str], Reason | None] = {}
 
     def __contains__(self, code: object) -> bool:
         return code in self.members
@@ -55,7 +56,7 @@ class CountrySet:
         return len(self.members)
 
     def __eq__(self, other: object) -> bool:
-        if isinstance(other, CountrySet):
+        if isinstance(other, MemberSet):
             return self.members == other.members
         return self.members == other
 
@@ -63,7 +64,7 @@ class CountrySet:
         return hash(self.members)
 
     def __repr__(self) -> str:
-        return f"CountrySet({sorted(self.members)})"
+        return f"MemberSet({sorted(self.members)})"
 
     def reason(self, code: ReasonCode, rule: str, value: object) -> Reason:
         key = (code, rule, value)
@@ -83,7 +84,7 @@ _NO_CITIZENSHIPS = {
 _NO_RESIDENCIES = _fixed(_INCOMPLETE, "deny_citizenship", "residencies")
 
 
-def deny_citizenship(denied: CountrySet, subject: Subject, _: RequestContext) -> Reason | None:
+def deny_citizenship(denied: MemberSet, subject: Subject, _: RequestContext) -> Reason | None:
     cits, res = subject.citizenships, subject.residencies
     if not cits:
         return _NO_CITIZENSHIPS["deny_citizenship"]
@@ -97,7 +98,7 @@ def deny_citizenship(denied: CountrySet, subject: Subject, _: RequestContext) ->
     return None
 
 
-def allow_citizenship(allowed: CountrySet, subject: Subject, _: RequestContext) -> Reason | None:
+def allow_citizenship(allowed: MemberSet, subject: Subject, _: RequestContext) -> Reason | None:
     cits = subject.citizenships
     if not cits:
         return _NO_CITIZENSHIPS["allow_citizenship"]
@@ -124,7 +125,7 @@ _LOCATION_UNKNOWN = {
 }
 
 
-def deny_location(denied: CountrySet, _: Subject, context: RequestContext) -> Reason | None:
+def deny_location(denied: MemberSet, _: Subject, context: RequestContext) -> Reason | None:
     country = context.country
     if country is None:
         return _LOCATION_UNKNOWN["deny_location"]
@@ -133,7 +134,7 @@ def deny_location(denied: CountrySet, _: Subject, context: RequestContext) -> Re
     return None
 
 
-def allow_location(allowed: CountrySet, _: Subject, context: RequestContext) -> Reason | None:
+def allow_location(allowed: MemberSet, _: Subject, context: RequestContext) -> Reason | None:
     country = context.country
     if country is None:
         return _LOCATION_UNKNOWN["allow_location"]
@@ -143,20 +144,25 @@ def allow_location(allowed: CountrySet, _: Subject, context: RequestContext) -> 
 
 
 _ANONYMIZER_UNKNOWN = _fixed(ReasonCode.ANONYMIZER_DENIED, "deny_anonymizers", "unknown")
-_ANONYMIZER_HIT = {
-    kinds: _fixed(ReasonCode.ANONYMIZER_DENIED, "deny_anonymizers", tuple(sorted(kinds)))
-    for kinds in (frozenset(c) for n in range(1, 4) for c in itertools.combinations(sorted(ANONYMIZER_KINDS), n))
-}
 
 
-def deny_anonymizers(kinds: frozenset[str], _: Subject, context: RequestContext) -> Reason | None:
+def deny_anonymizers(kinds: MemberSet, _: Subject, context: RequestContext) -> Reason | None:
     flags = context.anonymizers
     if flags is None:
         return _ANONYMIZER_UNKNOWN
-    if flags and not kinds.isdisjoint(flags):
-        hit = kinds & flags
-        return _ANONYMIZER_HIT.get(hit) or _fixed(ReasonCode.ANONYMIZER_DENIED, "deny_anonymizers", tuple(sorted(hit)))
-    return None
+    if not flags:
+        return None
+    memo = kinds.by_flags
+    if flags in memo:
+        return memo[flags]
+    hit = kinds.members & flags
+    reason = kinds.reason(ReasonCode.ANONYMIZER_DENIED, "deny_anonymizers", tuple(sorted(hit))) if hit else None
+    if len(memo) < _FLAG_MEMO_SIZE:
+        memo[flags] = reason
+    return reason
+
+
+_FLAG_MEMO_SIZE = 64  # there are 8 possible flag sets; the bound guards odd callers
 
 
 _KYC_UNKNOWN = _fixed(_INCOMPLETE, "require_kyc", "kyc")
@@ -173,7 +179,7 @@ def require_kyc(level: KycLevel, subject: Subject, _: RequestContext) -> Reason 
 _CONTROLLER_UNKNOWN = _fixed(_INCOMPLETE, "deny_controlled_by", "controlled_by")
 
 
-def deny_controlled_by(denied: CountrySet, subject: Subject, _: RequestContext) -> Reason | None:
+def deny_controlled_by(denied: MemberSet, subject: Subject, _: RequestContext) -> Reason | None:
     country = subject.controlled_by
     if country is None:
         return _CONTROLLER_UNKNOWN
