@@ -179,3 +179,19 @@ def test_installed_script_never_prints_a_traceback(tmp_path: Path):
         assert "Traceback" not in proc.stderr and proc.stderr.startswith("exportgate: error: ")
     proc = subprocess.run([sys.executable, "-m", "exportgate", "version"], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0 and proc.stdout.startswith("exportgate ")
+
+
+@pytest.mark.parametrize(
+    ("ip", "code"),
+    [("10.0.0.1", "location_unknown"), ("192.0.2.1", "location_unknown"), ("::1", "location_unknown")],
+)
+def test_addresses_without_a_country_fail_closed(capsys, ip, code):
+    result = explain(capsys, "--model", "fable-5", "--citizenship", "US", "--kyc", "verified", "--ip", ip)
+    assert result["decision"] == "deny"
+    assert [r["code"] for r in result["reasons"]] == [code]
+
+
+def test_no_ip_at_all_fails_closed_on_location_and_anonymizers(capsys):
+    result = explain(capsys, "--model", "fable-5", "--citizenship", "US", "--kyc", "verified")
+    assert [(r["code"], r["value"]) for r in result["reasons"]] == [
+        ("location_unknown", None), ("anonymizer_denied", "unknown")]

@@ -249,3 +249,20 @@ def test_authenticator_caches_jwt_until_its_expiry_at_most(verifier, keys, store
     short = Authenticator(store, verifier, jwt_ttl=10, clock=lambda: now)
     short.authenticate(token)
     assert next(iter(short._cache.values()))[1] == now + 10
+
+
+def test_authenticator_from_settings(jwks_file, keys, tmp_path: Path):
+    from exportgate.config import Settings
+    from exportgate.identity import authenticator_from_settings
+
+    settings = Settings({"home": str(tmp_path / "home"), "jwks": str(jwks_file), "jwt_issuer": ISS,
+                         "jwt_audience": AUD, "jwt_claims": {"kyc": "assurance"}}, env={})
+    auth = authenticator_from_settings(settings)
+    subject = auth.authenticate(sign(keys, "ed", "EdDSA", claims(kyc=None, assurance="basic")))
+    assert subject.kyc is KycLevel.BASIC
+    assert (tmp_path / "home" / "accounts.db").exists()
+    with pytest.raises(ConfigError, match="jwt_issuer and jwt_audience"):
+        authenticator_from_settings(Settings({"home": str(tmp_path), "jwks": str(jwks_file)}, env={}))
+    no_jwt = authenticator_from_settings(Settings({"home": str(tmp_path / "h2")}, env={}))
+    with pytest.raises(InvalidTokenError, match="no JWT issuer"):
+        no_jwt.authenticate(sign(keys, "ed", "EdDSA", claims()))
