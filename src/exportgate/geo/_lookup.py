@@ -19,7 +19,7 @@ import iptocc
 from exportgate._types import GeoInfo
 from exportgate.config import Settings
 
-from ._address import RESERVED_V4, RESERVED_V6, Address, network_range, parse_address
+from ._address import RESERVED_V4, RESERVED_V6, network_range, parse_address
 from ._embedded import anonymizer_ranges, country_of, embedded_info
 from ._mmdb import MmdbDatabase
 from ._ranges import RangeTable
@@ -139,9 +139,6 @@ class GeoLookup:
     def _remember(self, key: tuple[str | None, frozenset[str]]) -> GeoInfo:
         info = self._infos[key] = GeoInfo(key[0] or None, key[1], "embedded")
         return info
-
-    def lookup_address(self, address: Address) -> GeoInfo:
-        return self._answer(*address)
 
     def _answer(self, version: int, value: int, text: str) -> GeoInfo:
         if version == 4 and self._simple:

@@ -23,9 +23,9 @@ def decide(subject: Subject, context: RequestContext, model: str, directive: Dir
     canonical = directive.resolve_model(model)
     if canonical is None:
         return _decide_unknown(subject, context, model, directive)
-    tier = directive.models[canonical].tier
+    tier, checks = directive.route(canonical)
     reasons: list[Reason] | None = [_SUSPENDED] if subject.suspended else None
-    for check, value in directive.tiers[tier].checks:
+    for check, value in checks:
         reason = check(value, subject, context)
         if reason is not None:
             if reasons is None:

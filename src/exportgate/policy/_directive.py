@@ -61,6 +61,7 @@ class Directive:
     source: str = "<directive>"
     _names: Mapping[str, str] = field(init=False, repr=False, compare=False)
     _allow: Mapping[str, Decision] = field(init=False, repr=False, compare=False)
+    _routes: Mapping[str, tuple[str, tuple[tuple[Check, Any], ...]]] = field(init=False, repr=False, compare=False)
     _spellings: dict[str, str | None] = field(init=False, repr=False, compare=False, default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -75,6 +76,8 @@ class Directive:
         object.__setattr__(self, "groups", MappingProxyType(dict(self.groups)))
         object.__setattr__(self, "_names", MappingProxyType(names))
         object.__setattr__(self, "_allow", MappingProxyType(allow))
+        routes = {e.name: (e.tier, self.tiers[e.tier].checks) for e in self.models.values()}
+        object.__setattr__(self, "_routes", MappingProxyType(routes))
 
     def resolve_model(self, requested: str) -> str | None:
         """The canonical model for any spelling of a name or alias, else ``None``."""
@@ -102,8 +105,9 @@ class Directive:
                 best, best_len = canonical, len(name)
         return best
 
-    def tier_of(self, model: str) -> Tier:
-        return self.tiers[self.models[model].tier]
+    def route(self, model: str) -> tuple[str, tuple[tuple[Check, Any], ...]]:
+        """(tier name, the tier's checks in order) for a canonical model."""
+        return self._routes[model]
 
     def allow_decision(self, model: str) -> Decision:
         """The shared, prebuilt allow decision for a canonical model."""

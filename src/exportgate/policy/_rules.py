@@ -74,14 +74,10 @@ class MemberSet:
         return found
 
 
-def _fixed(code: ReasonCode, rule: str, value: object) -> Reason:
-    return Reason(code, rule, value)
-
-
 _NO_CITIZENSHIPS = {
-    rule: _fixed(_INCOMPLETE, rule, "citizenships") for rule in ("deny_citizenship", "allow_citizenship")
+    rule: Reason(_INCOMPLETE, rule, "citizenships") for rule in ("deny_citizenship", "allow_citizenship")
 }
-_NO_RESIDENCIES = _fixed(_INCOMPLETE, "deny_citizenship", "residencies")
+_NO_RESIDENCIES = Reason(_INCOMPLETE, "deny_citizenship", "residencies")
 
 
 def deny_citizenship(denied: MemberSet, subject: Subject, _: RequestContext) -> Reason | None:
@@ -109,8 +105,8 @@ def allow_citizenship(allowed: MemberSet, subject: Subject, _: RequestContext) -
     return None
 
 
-_US_PERSON_UNKNOWN = _fixed(_INCOMPLETE, "require_us_person", "us_person")
-_NOT_US_PERSON = _fixed(ReasonCode.US_PERSON_REQUIRED, "require_us_person", False)
+_US_PERSON_UNKNOWN = Reason(_INCOMPLETE, "require_us_person", "us_person")
+_NOT_US_PERSON = Reason(ReasonCode.US_PERSON_REQUIRED, "require_us_person", False)
 
 
 def require_us_person(_: bool, subject: Subject, __: RequestContext) -> Reason | None:
@@ -121,7 +117,7 @@ def require_us_person(_: bool, subject: Subject, __: RequestContext) -> Reason |
 
 
 _LOCATION_UNKNOWN = {
-    rule: _fixed(ReasonCode.LOCATION_UNKNOWN, rule, None) for rule in ("deny_location", "allow_location")
+    rule: Reason(ReasonCode.LOCATION_UNKNOWN, rule, None) for rule in ("deny_location", "allow_location")
 }
 
 
@@ -143,7 +139,7 @@ def allow_location(allowed: MemberSet, _: Subject, context: RequestContext) -> R
     return None
 
 
-_ANONYMIZER_UNKNOWN = _fixed(ReasonCode.ANONYMIZER_DENIED, "deny_anonymizers", "unknown")
+_ANONYMIZER_UNKNOWN = Reason(ReasonCode.ANONYMIZER_DENIED, "deny_anonymizers", "unknown")
 
 
 def deny_anonymizers(kinds: MemberSet, _: Subject, context: RequestContext) -> Reason | None:
@@ -165,8 +161,8 @@ def deny_anonymizers(kinds: MemberSet, _: Subject, context: RequestContext) -> R
 _FLAG_MEMO_SIZE = 64  # there are 8 possible flag sets; the bound guards odd callers
 
 
-_KYC_UNKNOWN = _fixed(_INCOMPLETE, "require_kyc", "kyc")
-_KYC_TOO_LOW = {level: _fixed(ReasonCode.KYC_REQUIRED, "require_kyc", level.label) for level in KycLevel}
+_KYC_UNKNOWN = Reason(_INCOMPLETE, "require_kyc", "kyc")
+_KYC_TOO_LOW = {level: Reason(ReasonCode.KYC_REQUIRED, "require_kyc", level.label) for level in KycLevel}
 
 
 def require_kyc(level: KycLevel, subject: Subject, _: RequestContext) -> Reason | None:
@@ -176,7 +172,7 @@ def require_kyc(level: KycLevel, subject: Subject, _: RequestContext) -> Reason 
     return _KYC_TOO_LOW[kyc] if kyc < level else None
 
 
-_CONTROLLER_UNKNOWN = _fixed(_INCOMPLETE, "deny_controlled_by", "controlled_by")
+_CONTROLLER_UNKNOWN = Reason(_INCOMPLETE, "deny_controlled_by", "controlled_by")
 
 
 def deny_controlled_by(denied: MemberSet, subject: Subject, _: RequestContext) -> Reason | None:
@@ -189,9 +185,9 @@ def deny_controlled_by(denied: MemberSet, subject: Subject, _: RequestContext) -
 
 
 _SCREENING = {
-    None: _fixed(_INCOMPLETE, "require_screening_clear", "screening"),
-    ScreeningStatus.PENDING: _fixed(_INCOMPLETE, "require_screening_clear", "screening:pending"),
-    ScreeningStatus.HIT: _fixed(ReasonCode.SCREENING_HIT, "require_screening_clear", "hit"),
+    None: Reason(_INCOMPLETE, "require_screening_clear", "screening"),
+    ScreeningStatus.PENDING: Reason(_INCOMPLETE, "require_screening_clear", "screening:pending"),
+    ScreeningStatus.HIT: Reason(ReasonCode.SCREENING_HIT, "require_screening_clear", "hit"),
 }
 
 
