@@ -37,6 +37,13 @@ def _list(text: str) -> list[str]:
     return [part for part in text.replace(",", " ").split() if part]
 
 
+def _choice(text: str, choices: tuple[str, ...]) -> str:
+    value = text.strip().lower()
+    if value not in choices:
+        raise ValueError(f"expected one of {', '.join(choices)}, not {text!r}")
+    return value
+
+
 def _mapping(text: str) -> dict[str, str]:
     value = json.loads(text)
     if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
@@ -70,6 +77,13 @@ SETTINGS: tuple[Setting, ...] = (
         "jwt_claims", {}, "JSON object mapping subject attributes to claim names (see docs/identity.md).", _mapping
     ),
     Setting("jwt_leeway", 30.0, "Clock skew allowed on exp/nbf, seconds.", float),
+    Setting("audit_url", None, "Audit store URL: sqlite:///PATH or postgresql://...; HOME/audit.db when unset."),
+    Setting("audit_mode", "strict", "strict: a request waits for its audit record to commit; async: bounded queue.",
+            lambda v: _choice(v, ("strict", "async"))),
+    Setting("audit_checkpoint_every", 1000, "Sign a checkpoint after this many audit records.", int),
+    Setting("audit_checkpoint_seconds", 10.0, "Sign a checkpoint at least this often (seconds) while records arrive.",
+            float),
+    Setting("audit_retention_years", 5, "audit prune refuses to delete records younger than this (15 CFR 762.6).", int),
     Setting("key_cache_ttl", 5.0, "Seconds a verified API key stays cached (bounds revocation delay).", float),
 )
 _BY_NAME = {s.name: s for s in SETTINGS}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -52,6 +54,29 @@ def parse_kyc(value: str | None) -> KycLevel | None:
         return KycLevel.parse(value)
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--kyc") from None
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_time(value: str | None, option: str, now_ns: int | None = None) -> int | None:
+    """An ISO 8601 date/time (UTC unless it says otherwise) or an age (``90s``, ``30m``, ``24h``, ``7d``,
+    ``2w``) as epoch nanoseconds."""
+    if value is None:
+        return None
+    text = value.strip()
+    now = time.time_ns() if now_ns is None else now_ns
+    if len(text) > 1 and text[-1] in _UNITS and text[:-1].isdigit():
+        return now - int(text[:-1]) * _UNITS[text[-1]] * 1_000_000_000
+    try:
+        moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise typer.BadParameter(
+            f"expected an ISO date/time or an age like 24h, not {value!r}", param_hint=option
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.UTC)
+    return int(moment.timestamp()) * 1_000_000_000 + moment.microsecond * 1000
 
 
 def parse_screening(value: str | None) -> ScreeningStatus | None:

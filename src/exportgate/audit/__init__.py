@@ -1,0 +1,44 @@
+"""The audit trail: every decision on record, in signed per-writer hash chains.
+
+>>> store = open_store(None, home)                          # doctest: +SKIP
+>>> writer = AuditWriter(store, Signer.load_or_create(home / "audit"), home=home).start()  # doctest: +SKIP
+>>> writer.append(entry_for(decision, subject, context, request_id="r1", time_ns=time.time_ns()))  # doctest: +SKIP
+"""
+
+from ._record import CHECKPOINT_SCHEMA, GENESIS, SCHEMA, AuditEntry, ChainRow, canonical_json, chain_hash, entry_for
+from ._settings import audit_from_settings, audit_store_from_settings, trusted_keys
+from ._signing import Signer, TrustedKeys, load_public_key
+from ._store import AuditStore, RecordFilter, open_store, store_label, store_url
+from ._verify import KINDS, ChainSummary, Head, Problem, VerifyReport, load_heads, verify_store
+from ._writer import AuditWriter, Mode
+
+__all__ = [
+    "CHECKPOINT_SCHEMA",
+    "GENESIS",
+    "KINDS",
+    "SCHEMA",
+    "AuditEntry",
+    "AuditStore",
+    "AuditWriter",
+    "ChainRow",
+    "ChainSummary",
+    "Head",
+    "Mode",
+    "Problem",
+    "RecordFilter",
+    "Signer",
+    "TrustedKeys",
+    "VerifyReport",
+    "audit_from_settings",
+    "audit_store_from_settings",
+    "canonical_json",
+    "chain_hash",
+    "entry_for",
+    "load_heads",
+    "load_public_key",
+    "open_store",
+    "store_label",
+    "store_url",
+    "trusted_keys",
+    "verify_store",
+]

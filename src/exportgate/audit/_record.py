@@ -1,0 +1,195 @@
+"""The audit record (``exportgate.audit/v1``), its canonical encoding and chain hash.
+
+Canonical JSON (the bytes that are hashed and stored): UTF-8, object keys
+sorted by code point, no insignificant whitespace, no NaN or infinities;
+strings as JSON strings with non-ASCII characters kept as UTF-8; integers
+exact (``time_ns`` exceeds 2**53: read it with a big-integer-safe parser);
+floats only for ``latency_ms``, rounded to 3 decimals, shortest round-trip
+form. For these value types this is RFC 8785 (JCS) output.
+
+Chain hash of a stored row (see docs/audit.md)::
+
+    sha256( prev "\\n" writer "\\n" kind "\\n" time_ns "\\n" request_id "\\n"
+            account "\\n" model "\\n" decision "\\n" body )
+
+where ``prev`` is the hex hash of the writer's previous row (64 zeros for the
+first), absent values are empty strings, and ``body`` is the canonical JSON.
+The index columns are inside the hash, so editing a column is as visible as
+editing the body; the sequence number is not (it orders rows; the ``prev``
+links fix the order, so swapping sequence numbers shows as reordering).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import orjson
+
+from exportgate._types import Decision, RequestContext, Subject
+
+__all__ = [
+    "CHECKPOINT_SCHEMA",
+    "GENESIS",
+    "SCHEMA",
+    "AuditEntry",
+    "ChainRow",
+    "canonical_json",
+    "chain_hash",
+    "checkpoint_message",
+    "entry_for",
+    "row_hash",
+]
+
+SCHEMA = "exportgate.audit/v1"
+CHECKPOINT_SCHEMA = "exportgate.checkpoint/v1"
+GENESIS = "0" * 64
+
+
+def canonical_json(value: Mapping[str, Any]) -> str:
+    """The canonical encoding of a record (see module docstring)."""
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode("utf-8")
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """One decision as the caller knows it; the writer adds writer, seq and the chain."""
+
+    request_id: str
+    decision: str
+    time_ns: int
+    account: str | None = None
+    key_id: str | None = None
+    subject: Mapping[str, Any] | None = None
+    client_ip: str | None = None
+    country: str | None = None
+    anonymizers: tuple[str, ...] | None = None
+    requested_model: str | None = None
+    model: str | None = None
+    tier: str | None = None
+    directive_id: str | None = None
+    directive_version: str | None = None
+    directive_sha256: str | None = None
+    reasons: tuple[Mapping[str, Any], ...] = ()
+    http_status: int | None = None
+    upstream_status: int | None = None
+    latency_ms: float | None = None
+    tokens: Mapping[str, int] | None = None
+
+    def body(self, writer: str, seq: int) -> str:
+        return canonical_json(
+            {
+                "schema": SCHEMA,
+                "writer": writer,
+                "seq": seq,
+                "time_ns": self.time_ns,
+                "request_id": self.request_id,
+                "account": self.account,
+                "key_id": self.key_id,
+                "subject": dict(self.subject) if self.subject is not None else None,
+                "client_ip": self.client_ip,
+                "country": self.country,
+                "anonymizers": list(self.anonymizers) if self.anonymizers is not None else None,
+                "requested_model": self.requested_model,
+                "model": self.model,
+                "tier": self.tier,
+                "directive_id": self.directive_id,
+                "directive_version": self.directive_version,
+                "directive_sha256": self.directive_sha256,
+                "decision": self.decision,
+                "reasons": [dict(r) for r in self.reasons],
+                "http_status": self.http_status,
+                "upstream_status": self.upstream_status,
+                "latency_ms": None if self.latency_ms is None else round(float(self.latency_ms), 3),
+                "tokens": dict(self.tokens) if self.tokens is not None else None,
+            }
+        )
+
+
+def entry_for(
+    decision: Decision,
+    subject: Subject | None,
+    context: RequestContext,
+    *,
+    request_id: str,
+    time_ns: int,
+    directive_sha256: str | None = None,
+    http_status: int | None = None,
+    upstream_status: int | None = None,
+    latency_ms: float | None = None,
+    tokens: Mapping[str, int] | None = None,
+) -> AuditEntry:
+    """The audit entry for a decision, with the subject attributes the decision used."""
+    account = None
+    if subject is not None:
+        account = subject.name if subject.source == "api_key" and subject.name else subject.subject_id
+    flags = tuple(sorted(context.anonymizers)) if context.anonymizers is not None else None
+    return AuditEntry(
+        request_id=request_id,
+        decision=decision.decision,
+        time_ns=time_ns,
+        account=account,
+        key_id=subject.key_id if subject is not None else None,
+        subject=subject.snapshot() if subject is not None else None,
+        client_ip=context.ip,
+        country=context.country,
+        anonymizers=flags,
+        requested_model=decision.requested_model,
+        model=decision.model,
+        tier=decision.tier,
+        directive_id=decision.directive_id,
+        directive_version=decision.directive_version,
+        directive_sha256=directive_sha256,
+        reasons=tuple(r.as_dict() for r in decision.reasons),
+        http_status=http_status,
+        upstream_status=upstream_status,
+        latency_ms=latency_ms,
+        tokens=tokens,
+    )
+
+
+class ChainRow(NamedTuple):
+    """One stored row: a decision record or a signed checkpoint."""
+
+    writer: str
+    seq: int
+    kind: str  # "decision" | "checkpoint"
+    time_ns: int
+    request_id: str | None
+    account: str | None
+    model: str | None
+    decision: str | None
+    prev: str
+    hash: str
+    body: str
+
+
+def chain_hash(  # noqa: PLR0917 - the hashed columns, in their fixed order
+    prev: str,
+    writer: str,
+    kind: str,
+    time_ns: int,
+    request_id: str | None,
+    account: str | None,
+    model: str | None,
+    decision: str | None,
+    body: str,
+) -> str:
+    message = "\n".join(
+        (prev, writer, kind, str(time_ns), request_id or "", account or "", model or "", decision or "", body)
+    )
+    return hashlib.sha256(message.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def row_hash(row: ChainRow) -> str:
+    """Recompute a stored row's hash from its columns and body."""
+    return chain_hash(
+        row.prev, row.writer, row.kind, row.time_ns, row.request_id, row.account, row.model, row.decision, row.body
+    )
+
+
+def checkpoint_message(writer: str, covers_seq: int, head: str, time_ns: int, final: bool) -> str:
+    """The text a checkpoint signs: the chain head it vouches for, and so every row before it."""
+    return f"{CHECKPOINT_SCHEMA}\n{writer}\n{covers_seq}\n{head}\n{time_ns}\n{'final' if final else 'open'}"

@@ -1,0 +1,144 @@
+"""The store interface shared by SQLite and PostgreSQL, and ``open_store(url)``."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from exportgate.errors import ConfigError
+
+from ._record import ChainRow
+
+__all__ = ["AuditStore", "RawRow", "RecordFilter", "open_store", "store_label", "store_url", "where_clause"]
+
+#: A row as verify reads it: the ChainRow columns, text as bytes (None stays None).
+RawRow = tuple[bytes, int, bytes, int, bytes | None, bytes | None, bytes | None, bytes | None, bytes, bytes, bytes]
+
+
+def _b(value: str | None) -> bytes | None:
+    return None if value is None else value.encode("utf-8", "surrogatepass")
+
+
+COLUMNS = ("writer", "seq", "kind", "time_ns", "request_id", "account", "model", "decision", "prev", "hash", "body")
+
+
+@dataclass(frozen=True)
+class RecordFilter:
+    """Filters for export and tail; ``None`` means any."""
+
+    since_ns: int | None = None
+    until_ns: int | None = None
+    account: str | None = None
+    model: str | None = None
+    decision: str | None = None
+    include_checkpoints: bool = False
+
+
+class AuditStore(ABC):
+    """Append-only rows in per-writer hash chains. Implementations translate
+    their driver's errors into :class:`~exportgate.errors.StoreError`."""
+
+    url: str
+
+    @abstractmethod
+    def register_writer(self, writer: str, host: str, pid: int, key_id: str, started_ns: int) -> None: ...
+
+    @abstractmethod
+    def append_rows(self, rows: Sequence[ChainRow]) -> None:
+        """Write rows in one transaction: all of them are durable on return, or none."""
+
+    @abstractmethod
+    def chain_rows(self) -> Iterator[ChainRow]:
+        """Every row, ordered by writer then sequence number (streamed)."""
+
+    def chain_rows_bytes(self) -> Iterator[RawRow]:
+        """As :meth:`chain_rows`, text columns as UTF-8 bytes (what verify hashes; a store may do it faster)."""
+        for row in self.chain_rows():
+            yield (
+                row.writer.encode(),
+                row.seq,
+                row.kind.encode(),
+                row.time_ns,
+                _b(row.request_id),
+                _b(row.account),
+                _b(row.model),
+                _b(row.decision),
+                row.prev.encode(),
+                row.hash.encode(),
+                row.body.encode(),
+            )
+
+    @abstractmethod
+    def get_row(self, writer: str, seq: int) -> ChainRow | None: ...
+
+    @abstractmethod
+    def query(
+        self, where: RecordFilter, *, limit: int | None = None, newest_first: bool = False
+    ) -> Iterator[ChainRow]: ...
+
+    @abstractmethod
+    def prune(self, writer: str, below_seq: int, note: str) -> int:
+        """Delete a writer's rows below ``below_seq``; return how many."""
+
+    @abstractmethod
+    def checkpoints_before(self, time_ns: int) -> dict[str, int]:
+        """Per writer, the highest checkpoint seq with a time before ``time_ns``."""
+
+    @abstractmethod
+    def count(self) -> int: ...
+
+    @abstractmethod
+    def schema_version(self) -> int: ...
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+
+def store_label(url: str) -> str:
+    """A store URL without credentials: names the store in heads files and messages."""
+    if "://" in url and "@" in url:
+        scheme, rest = url.split("://", 1)
+        return f"{scheme}://{rest.rsplit('@', 1)[1]}"
+    return url
+
+
+def store_url(url: str | None, home: str | Path) -> str:
+    """The effective store URL: the default is SQLite at ``HOME/audit.db`` (absolute: four slashes)."""
+    if not url:
+        return f"sqlite:///{Path(home).expanduser().resolve() / 'audit.db'}"
+    return url
+
+
+def open_store(url: str | None, home: str | Path, *, durable: bool = True, busy_timeout_ms: int = 5000) -> AuditStore:
+    """Open the store a URL names: ``sqlite:///PATH`` (``?mode=ro`` read-only) or ``postgresql://...``."""
+    url = store_url(url, home)
+    if url.startswith("sqlite:"):
+        from ._sqlite import SqliteStore  # noqa: PLC0415 - each backend loads only when used
+
+        return SqliteStore(url, durable=durable, busy_timeout_ms=busy_timeout_ms)
+    if url.startswith(("postgresql://", "postgres://")):
+        from ._postgres import PostgresStore  # noqa: PLC0415 - psycopg loads only when used
+
+        return PostgresStore(url)
+    raise ConfigError(f"unsupported audit URL {url!r} (expected sqlite:///PATH or postgresql://...)")
+
+
+def where_clause(where: RecordFilter, placeholder: str = "?") -> tuple[list[str], list[object]]:
+    """SQL conditions and parameters for a filter (both stores)."""
+    clauses: list[str] = []
+    params: list[object] = []
+    for column, op, value in (
+        ("time_ns", ">=", where.since_ns),
+        ("time_ns", "<", where.until_ns),
+        ("account", "=", where.account),
+        ("model", "=", where.model),
+        ("decision", "=", where.decision),
+    ):
+        if value is not None:
+            clauses.append(f"{column} {op} {placeholder}")
+            params.append(value)
+    if not where.include_checkpoints:
+        clauses.append("kind = 'decision'")
+    return clauses, params
