@@ -101,7 +101,7 @@ def test_deleted_chain_start(chain, store_url, audit_home):
 def test_inserted_record(chain, store_url, audit_home):
     raw, w = chain
     renumber(raw, w, 9, +1)
-    w_, _, kind, t, req, acct, model, dec, _, _, body = raw.row(w, 8)
+    _, _, kind, t, _, acct, model, dec, _, _, body = raw.row(w, 8)
     forged_body = body.replace("req-", "forged-")
     prev = raw.row(w, 8)[9]
     digest = chain_hash(prev, w, kind, t, "forged", acct, model, dec, forged_body)

@@ -65,6 +65,7 @@ class PostgresStore(AuditStore):
         self.url = url
         self._label = store_label(url)
         try:
+            psycopg.connect(url, connect_timeout=max(1, int(timeout))).close()  # a clear error before pooling
             self._pool = ConnectionPool(
                 url,
                 min_size=1,

@@ -1,0 +1,229 @@
+"""The writer: strict and async modes, checkpoints, failure without loss or gaps."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+from exportgate.audit import (
+    AuditStore,
+    AuditWriter,
+    ChainRow,
+    Signer,
+    canonical_json,
+    chain_hash,
+    entry_for,
+    open_store,
+    trusted_keys,
+    verify_store,
+)
+from exportgate.errors import StoreError
+from exportgate.policy import decide
+from tests.audit.conftest import entry, write_records
+from tests.conftest import at, us_citizen
+
+
+def rows_of(url: str, home: Path) -> list[ChainRow]:
+    store = open_store(url, home)
+    try:
+        return list(store.chain_rows())
+    finally:
+        store.close()
+
+
+def test_canonical_json_is_sorted_compact_utf8_and_exact():
+    text = canonical_json({"b": 1, "a": "ü", "t": 1795357989277508760, "f": 1.5, "n": None})
+    assert text == '{"a":"ü","b":1,"f":1.5,"n":null,"t":1795357989277508760}'
+
+
+def test_entry_for_a_decision(directive):
+    subject = us_citizen(name="ada", key_id="k1", source="api_key")
+    decision = decide(subject, at("CN", ip="114.114.114.114"), "FABLE5", directive)
+    made = entry_for(
+        decision,
+        subject,
+        at("CN", ip="114.114.114.114"),
+        request_id="r1",
+        time_ns=7,
+        directive_sha256=directive.sha256,
+        http_status=451,
+    )
+    body = json.loads(made.body("w1", 3))
+    assert body["schema"] == "exportgate.audit/v1" and (body["writer"], body["seq"]) == ("w1", 3)
+    assert (body["account"], body["key_id"], body["requested_model"], body["model"]) == (
+        "ada",
+        "k1",
+        "FABLE5",
+        "fable-5",
+    )
+    assert body["reasons"] == [{"code": "location_not_allowed", "rule": "allow_location", "value": "CN"}]
+    assert body["subject"]["us_person"] is True and body["directive_sha256"] == directive.sha256
+    assert body["http_status"] == 451 and body["decision"] == "deny" and body["client_ip"] == "114.114.114.114"
+
+
+def test_strict_chain_is_contiguous_with_checkpoints(store_url, audit_home):
+    write_records(store_url, audit_home, 12, checkpoint_every=5)
+    rows = rows_of(store_url, audit_home)
+    assert [r.seq for r in rows] == list(range(1, len(rows) + 1))
+    assert [r.kind for r in rows].count("checkpoint") == 3  # after 5, after 10, final
+    assert rows[0].prev == "0" * 64
+    for before, after in itertools.pairwise(rows):
+        assert after.prev == before.hash
+    for row in rows:
+        assert row.hash == chain_hash(
+            row.prev, row.writer, row.kind, row.time_ns, row.request_id, row.account, row.model, row.decision, row.body
+        )
+    assert json.loads(rows[-1].body)["final"] is True
+
+
+def test_time_based_checkpoint(tmp_path: Path):
+    url = f"sqlite:///{tmp_path / 'a.db'}"
+    writer = write_records(url, tmp_path, 3, checkpoint_every=1000, checkpoint_seconds=0.05, close=False)
+    time.sleep(0.4)
+    kinds = [r.kind for r in rows_of(url, tmp_path)]
+    writer.close()
+    writer.store.close()
+    assert kinds[:4] == ["decision"] * 3 + ["checkpoint"]
+
+
+def test_many_writers_each_keep_their_own_chain(store_url, audit_home):
+    writers = [write_records(store_url, audit_home, 0, close=False) for _ in range(3)]
+    for i in range(30):
+        writers[i % 3].append(entry(i))
+    for w in writers:
+        w.close()
+        w.store.close()
+    store = open_store(store_url, audit_home)
+    report = verify_store(store, trusted_keys(audit_home))
+    store.close()
+    assert (
+        report.ok and len(report.chains) == 3 and {c.last_seq for c in report.chains} == {13}
+    )  # 10 records, 2 checkpoints, final
+
+
+def test_async_mode_flushes_and_verifies(store_url, audit_home):
+    writer = write_records(store_url, audit_home, 0, close=False, mode="async")
+
+    async def produce() -> None:
+        for i in range(200):
+            assert await writer.append_async(entry(i)) is None
+
+    asyncio.run(produce())
+    writer.flush()
+    assert writer.committed == 200
+    writer.close()
+    store = open_store(store_url, audit_home)
+    report = verify_store(store, trusted_keys(audit_home))
+    assert report.ok and store.count() >= 200
+    store.close()
+
+
+def test_strict_async_callers_get_their_sequence_numbers(store_url, audit_home):
+    writer = write_records(store_url, audit_home, 0, close=False, checkpoint_every=1000)
+
+    async def produce() -> list[int | None]:
+        return list(await asyncio.gather(*(writer.append_async(entry(i)) for i in range(100))))
+
+    seqs = asyncio.run(produce())
+    writer.close()
+    writer.store.close()
+    assert sorted(s for s in seqs if s is not None) == list(range(1, 101))
+
+
+class FlakyStore(AuditStore):
+    """Wraps a real store; fails ``append_rows`` while ``down`` is set."""
+
+    def __init__(self, inner: AuditStore) -> None:
+        self.inner, self.url, self.down = inner, inner.url, False
+
+    def append_rows(self, rows: Sequence[ChainRow]) -> None:
+        if self.down:
+            raise StoreError("disk on fire")
+        self.inner.append_rows(rows)
+
+    def __getattr__(self, name: str):
+        return getattr(self.inner, name)
+
+    register_writer = property(lambda self: self.inner.register_writer)  # type: ignore[assignment]
+    chain_rows = property(lambda self: self.inner.chain_rows)  # type: ignore[assignment]
+    get_row = property(lambda self: self.inner.get_row)  # type: ignore[assignment]
+    query = property(lambda self: self.inner.query)  # type: ignore[assignment]
+    prune = property(lambda self: self.inner.prune)  # type: ignore[assignment]
+    checkpoints_before = property(lambda self: self.inner.checkpoints_before)  # type: ignore[assignment]
+    count = property(lambda self: self.inner.count)  # type: ignore[assignment]
+    schema_version = property(lambda self: self.inner.schema_version)  # type: ignore[assignment]
+    close = property(lambda self: self.inner.close)  # type: ignore[assignment]
+
+
+def flaky_writer(url: str, home: Path, **kw) -> tuple[FlakyStore, AuditWriter]:
+    store = FlakyStore(open_store(url, home))
+    return store, AuditWriter(store, Signer.load_or_create(home / "audit"), home=home, **kw).start()
+
+
+def test_strict_failure_raises_and_leaves_no_gap(store_url, audit_home):
+    store, writer = flaky_writer(store_url, audit_home, checkpoint_every=1000)
+    assert writer.append(entry(1)) == 1
+    store.down = True
+    with pytest.raises(StoreError, match="disk on fire"):
+        writer.append(entry(2))
+    store.down = False
+    assert writer.append(entry(3)) == 2  # the failed record took no sequence number
+    writer.close()
+    report = verify_store(store.inner, trusted_keys(audit_home))
+    assert report.ok and [r.request_id for r in store.inner.chain_rows() if r.kind == "decision"] == ["req-1", "req-3"]
+    store.inner.close()
+
+
+def test_async_failure_refuses_further_appends_then_recovers(store_url, audit_home):
+    store, writer = flaky_writer(store_url, audit_home, mode="async", retry_interval=0.02)
+    writer.append(entry(1))
+    writer.flush()
+    store.down = True
+    writer.append(entry(2))
+    deadline = time.monotonic() + 5
+    while writer._error is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    with pytest.raises(StoreError, match="audit store unavailable"):
+        writer.append(entry(3))
+    store.down = False
+    while writer._error is not None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    writer.append(entry(4))
+    writer.close()
+    ids = [r.request_id for r in store.inner.chain_rows() if r.kind == "decision"]
+    assert ids == ["req-1", "req-2", "req-4"]  # the record in flight when the store failed was kept and retried
+    store.inner.close()
+
+
+def test_async_close_with_the_store_down_saves_what_it_could_not_write(tmp_path: Path):
+    store, writer = flaky_writer(f"sqlite:///{tmp_path / 'a.db'}", tmp_path, mode="async", retry_interval=0.01)
+    store.down = True
+    writer.append(entry(1))
+    writer.append(entry(2))
+    with pytest.raises(StoreError, match=r"2 audit records could not be written; saved to .*unwritten-"):
+        writer.close()
+    saved = next(iter((tmp_path / "audit").glob("unwritten-*.jsonl"))).read_text().splitlines()
+    assert [json.loads(line)["request_id"] for line in saved] == ["req-1", "req-2"]
+    store.inner.close()
+
+
+def test_closed_writer_refuses(tmp_path: Path):
+    writer = write_records(f"sqlite:///{tmp_path / 'a.db'}", tmp_path, 1)
+    with pytest.raises(StoreError, match="closed"):
+        writer.append(entry(1))
+
+
+def test_backpressure_blocks_instead_of_dropping(tmp_path: Path):
+    url = f"sqlite:///{tmp_path / 'a.db'}"
+    writer = write_records(url, tmp_path, 0, close=False, mode="async", async_queue=4, max_batch=2)
+    for i in range(300):
+        writer.append(entry(i))
+    writer.close()
+    writer.store.close()
+    assert sum(1 for r in rows_of(url, tmp_path) if r.kind == "decision") == 300
