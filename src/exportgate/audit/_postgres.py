@@ -38,7 +38,6 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (writer, seq)
     );
     CREATE INDEX audit_records_time ON audit_records (time_ns);
-    CREATE INDEX audit_records_account ON audit_records (account, time_ns);
     CREATE TABLE audit_writers (
         writer TEXT PRIMARY KEY,
         host TEXT NOT NULL,

@@ -37,10 +37,9 @@ MIGRATIONS: tuple[str, ...] = (
         prev TEXT NOT NULL,
         hash TEXT NOT NULL,
         body TEXT NOT NULL,
-        PRIMARY KEY (writer, seq)
-    ) WITHOUT ROWID;
+        UNIQUE (writer, seq)
+    );
     CREATE INDEX audit_records_time ON audit_records (time_ns);
-    CREATE INDEX audit_records_account ON audit_records (account, time_ns);
     CREATE TABLE audit_writers (
         writer TEXT PRIMARY KEY,
         host TEXT NOT NULL,
