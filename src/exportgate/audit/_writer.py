@@ -192,32 +192,9 @@ class AuditWriter:
         for entry, _ in batch:
             seq += 1
             body = entry.body(self.writer_id, seq)
-            digest = chain_hash(
-                prev,
-                self.writer_id,
-                "decision",
-                entry.time_ns,
-                entry.request_id,
-                entry.account,
-                entry.model,
-                entry.decision,
-                body,
-            )
-            rows.append(
-                ChainRow(
-                    self.writer_id,
-                    seq,
-                    "decision",
-                    entry.time_ns,
-                    entry.request_id,
-                    entry.account,
-                    entry.model,
-                    entry.decision,
-                    prev,
-                    digest,
-                    body,
-                )
-            )
+            columns = (self.writer_id, "decision", entry.time_ns, entry.request_id, entry.account, entry.model)
+            digest = chain_hash(prev, *columns, entry.decision, body)
+            rows.append(ChainRow(self.writer_id, seq, *columns[1:], entry.decision, prev, digest, body))
             prev = digest
         unsigned = self._unsigned + len(batch)
         now = self._clock()
