@@ -85,6 +85,20 @@ SETTINGS: tuple[Setting, ...] = (
             float),
     Setting("audit_retention_years", 5, "audit prune refuses to delete records younger than this (15 CFR 762.6).", int),
     Setting("key_cache_ttl", 5.0, "Seconds a verified API key stays cached (bounds revocation delay).", float),
+    Setting("directive", None, "Directive file the gateway enforces; the bundled example when unset."),
+    Setting("upstream", None, "Default upstream base URL (OpenAI-style); the built-in simulator when unset."),
+    Setting("upstream_api_key", None, "Key for --upstream, by reference only: $env:NAME."),
+    Setting("upstreams_file", None, "Routing file: models to upstreams (see docs/gateway.md); overrides upstream."),
+    Setting("trusted_proxies", [], "CIDRs whose X-Forwarded-For is believed (comma or space separated).", _list),
+    Setting("host", "127.0.0.1", "Address the gateway listens on."),
+    Setting("port", 8080, "Port the gateway listens on.", int),
+    Setting("workers", 1, "Gateway worker processes (each its own audit chain).", int),
+    Setting("blocked_by_url", "/directive", "URL in the Link rel=blocked-by header of 451 answers."),
+    Setting("max_body_mb", 32.0, "Largest request body accepted, MiB (413 beyond).", float),
+    Setting("access_log", True, "Write one JSON line per request to stderr.", _bool),
+    Setting("log_level", "info", "Gateway log level: debug, info, warning, error.",
+            lambda v: _choice(v, ("debug", "info", "warning", "error"))),
+    Setting("watch_interval", 1.0, "Seconds between directive file checks (hot reload).", float),
 )
 _BY_NAME = {s.name: s for s in SETTINGS}
 

@@ -14,15 +14,19 @@ render it in one place. Errors that map to an HTTP answer carry the status.
     ├── StoreError                  a store is unreachable or broken (503)
     ├── NotFoundError               an account, key or record does not exist
     ├── ConflictError               a name or id already exists
-    └── AuthenticationError         missing or bad credentials (401)
-        ├── InvalidApiKeyError
-        └── InvalidTokenError       a JWT that fails verification
+    ├── AuthenticationError         missing or bad credentials (401)
+    │   ├── InvalidApiKeyError
+    │   └── InvalidTokenError       a JWT that fails verification
+    ├── BadRequestError             a malformed API request (400)
+    └── UpstreamError               the upstream model failed (502)
+        └── UpstreamTimeoutError    the upstream did not answer in time (504)
 """
 
 from __future__ import annotations
 
 __all__ = [
     "AuthenticationError",
+    "BadRequestError",
     "ConfigError",
     "ConflictError",
     "DirectiveError",
@@ -33,6 +37,8 @@ __all__ = [
     "InvalidTokenError",
     "NotFoundError",
     "StoreError",
+    "UpstreamError",
+    "UpstreamTimeoutError",
 ]
 
 
@@ -110,3 +116,18 @@ class InvalidApiKeyError(AuthenticationError):
 
 class InvalidTokenError(AuthenticationError):
     code = "invalid_token"
+
+
+class BadRequestError(ExportgateError):
+    status = 400
+    code = "invalid_request"
+
+
+class UpstreamError(ExportgateError):
+    status = 502
+    code = "upstream_error"
+
+
+class UpstreamTimeoutError(UpstreamError):
+    status = 504
+    code = "upstream_timeout"

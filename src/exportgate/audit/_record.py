@@ -77,11 +77,15 @@ class AuditEntry:
     upstream_status: int | None = None
     latency_ms: float | None = None
     tokens: Mapping[str, int] | None = None
+    #: ``decision`` (written before the request is forwarded) or ``outcome``
+    #: (what happened after: statuses, latency, tokens; same request_id).
+    event: str = "decision"
 
     def body(self, writer: str, seq: int) -> str:
         return canonical_json(
             {
                 "schema": SCHEMA,
+                "event": self.event,
                 "writer": writer,
                 "seq": seq,
                 "time_ns": self.time_ns,

@@ -95,6 +95,11 @@ class AuditWriter:
         self._thread.start()
         return self
 
+    @property
+    def error(self) -> StoreError | None:
+        """The store failure that makes appends raise (async mode, until a retry succeeds)."""
+        return self._error
+
     def _check_open(self) -> None:
         if self._closed:
             raise StoreError("audit writer is closed")
@@ -108,12 +113,15 @@ class AuditWriter:
         self._queue.put((entry, waiter))  # blocks while full: backpressure
         return waiter.result() if waiter is not None else None
 
-    async def append_async(self, entry: AuditEntry) -> int | None:
+    async def append_async(self, entry: AuditEntry, *, wait: bool | None = None) -> int | None:
         """As :meth:`append`, without blocking the event loop. The writer wakes
-        each event loop once per committed batch, not once per entry."""
+        each event loop once per committed batch, not once per entry.
+
+        ``wait`` (default: strict mode) waits for the commit; ``wait=False``
+        only queues the entry (outcome records, which gate nothing)."""
         self._check_open()
         waiter: asyncio.Future[int] | None = None
-        if self.mode == "strict":
+        if self.mode == "strict" if wait is None else wait:
             waiter = asyncio.get_running_loop().create_future()
         while True:
             try:
@@ -192,7 +200,7 @@ class AuditWriter:
         for entry, _ in batch:
             seq += 1
             body = entry.body(self.writer_id, seq)
-            columns = (self.writer_id, "decision", entry.time_ns, entry.request_id, entry.account, entry.model)
+            columns = (self.writer_id, entry.event, entry.time_ns, entry.request_id, entry.account, entry.model)
             digest = chain_hash(prev, *columns, entry.decision, body)
             rows.append(ChainRow(self.writer_id, seq, *columns[1:], entry.decision, prev, digest, body))
             prev = digest

@@ -1,0 +1,93 @@
+"""``exportgate serve`` (the gateway) and ``exportgate sim serve`` (the model simulator)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from exportgate._asgi import serve as serve_asgi
+from exportgate.config import ENV_PREFIX, Settings
+
+from ._common import HomeOption, settings_for
+
+__all__ = ["serve", "sim_app"]
+
+sim_app = typer.Typer(help="The built-in model simulator (OpenAI- and Anthropic-compatible).", no_args_is_help=True)
+
+
+def serve(
+    directive: Annotated[Path | None, typer.Option(help="Directive file [default: the bundled example].")] = None,
+    upstream: Annotated[str | None, typer.Option(help="Default OpenAI-style upstream URL [default: simulator].")] = None,
+    upstreams: Annotated[Path | None, typer.Option("--upstreams", help="Routing file: models to upstreams.")] = None,
+    host: Annotated[str | None, typer.Option(help="Listen address [default: 127.0.0.1].")] = None,
+    port: Annotated[int | None, typer.Option(help="Listen port [default: 8080].")] = None,
+    trusted_proxy: Annotated[
+        list[str] | None, typer.Option("--trusted-proxy", help="CIDR whose X-Forwarded-For is believed (repeat).")
+    ] = None,
+    audit_url: Annotated[str | None, typer.Option("--audit-url", help="sqlite:///PATH or postgresql://...")] = None,
+    audit_mode: Annotated[str | None, typer.Option("--audit-mode", help="strict (default) or async.")] = None,
+    workers: Annotated[int | None, typer.Option(help="Worker processes [default: 1].")] = None,
+    home: HomeOption = None,
+) -> None:
+    """Run the gateway: every call authenticated, located, decided, audited, then forwarded or refused."""
+    overrides = {
+        "directive": str(directive) if directive else None,
+        "upstream": upstream,
+        "upstreams_file": str(upstreams) if upstreams else None,
+        "host": host,
+        "port": port,
+        "trusted_proxies": trusted_proxy or None,
+        "audit_url": audit_url,
+        "audit_mode": audit_mode,
+        "workers": workers,
+    }
+    settings = settings_for(home, **overrides)
+    _check(settings)
+    _export(settings, overrides, home)
+    typer.echo(
+        f"exportgate gateway on http://{settings.host}:{settings.port} "
+        f"({settings.workers} worker{'s' if settings.workers != 1 else ''}, home {settings.home_path})",
+        err=True,
+    )
+    serve_asgi("exportgate.gateway:create_app", host=settings.host, port=settings.port, workers=settings.workers)
+
+
+def _check(settings: Settings) -> None:
+    """Validate everything a worker would build, in this process, so a bad setting is one clear line."""
+    from exportgate.gateway import check_settings  # noqa: PLC0415 - heavy, only for serve
+
+    if settings.workers < 1:
+        raise typer.BadParameter("--workers must be at least 1")
+    check_settings(settings)
+
+
+def _export(settings: Settings, overrides: dict[str, object], home: Path | None) -> None:
+    """Hand the settings to the worker processes through their environment."""
+    if home is not None:
+        os.environ[ENV_PREFIX + "HOME"] = str(home.expanduser().resolve())
+    for name, value in overrides.items():
+        if value is None:
+            continue
+        text = " ".join(value) if isinstance(value, list) else str(value)
+        if name in ("directive", "upstreams_file"):
+            text = str(Path(text).expanduser().resolve())
+        os.environ[ENV_PREFIX + name.upper()] = text
+    del settings
+
+
+@sim_app.command("serve")
+def sim_serve(
+    host: Annotated[str, typer.Option(help="Listen address.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Listen port.")] = 9100,
+    seed: Annotated[int, typer.Option(help="Seed: the same seed and conversation give the same reply.")] = 0,
+    chunk_delay_ms: Annotated[float, typer.Option(help="Pause between streamed chunks, ms.")] = 0.0,
+    workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
+) -> None:
+    """Serve the simulated model on /v1/chat/completions, /v1/messages, /v1/models and friends."""
+    os.environ["EXPORTGATE_SIM_SEED"] = str(seed)
+    os.environ["EXPORTGATE_SIM_CHUNK_DELAY_MS"] = str(chunk_delay_ms)
+    typer.echo(f"exportgate simulator on http://{host}:{port} (seed {seed})", err=True)
+    serve_asgi("exportgate.sim:app_from_env", host=host, port=port, workers=workers)

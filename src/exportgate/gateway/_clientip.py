@@ -1,0 +1,79 @@
+"""The client's IP address (SPEC §4): the socket peer, unless it is a trusted proxy.
+
+When the peer is inside a ``--trusted-proxy`` CIDR, ``X-Forwarded-For`` is
+read from the right, skipping trusted hops; the first untrusted address is
+the client. Headers from an untrusted peer are ignored entirely (LiteLLM's
+spoofable allow-list, its issue #33324, is the failure this prevents).
+
+Fail closed: a malformed hop where the client should be yields ``None``
+(unknown), which the decision core turns into ``location_unknown`` for any
+tier with a location rule. Nothing left of a malformed hop is believed.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable, Sequence
+
+from exportgate.errors import ConfigError
+
+__all__ = ["ClientIpResolver", "parse_hop"]
+
+_Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+_Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+def parse_hop(text: str) -> _Address | None:
+    """One X-Forwarded-For entry: ``1.2.3.4``, ``1.2.3.4:80``, ``2001:db8::1``, ``[2001:db8::1]:80``."""
+    text = text.strip()
+    if text.startswith("["):
+        end = text.find("]")
+        text = text[1:end] if end > 0 else ""
+    elif text.count(":") == 1:
+        text = text.split(":", 1)[0]
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
+class ClientIpResolver:
+    def __init__(self, trusted: Iterable[str] = ()) -> None:
+        networks: list[_Network] = []
+        for cidr in trusted:
+            try:
+                networks.append(ipaddress.ip_network(cidr.strip(), strict=False))
+            except ValueError:
+                raise ConfigError(f"trusted proxy {cidr!r} is not an IP address or CIDR") from None
+        self.trusted = tuple(networks)
+        self._peer_memo: dict[str, bool] = {}
+
+    def is_trusted(self, address: _Address) -> bool:
+        return any(address in network for network in self.trusted)
+
+    def _peer_trusted(self, peer: str) -> bool:
+        known = self._peer_memo.get(peer)
+        if known is None:
+            address = parse_hop(peer)
+            known = address is not None and self.is_trusted(address)
+            if len(self._peer_memo) < 4096:
+                self._peer_memo[peer] = known
+        return known
+
+    def resolve(self, peer: str | None, forwarded_for: Sequence[bytes] = ()) -> str | None:
+        """The client address as text, or ``None`` when it cannot be established."""
+        if not self.trusted or peer is None or not self._peer_trusted(peer):
+            return peer
+        hops = [hop for header in forwarded_for for hop in header.decode("latin-1").split(",")]
+        for hop in reversed(hops):
+            address = parse_hop(hop)
+            if address is None:
+                return None  # a malformed hop: nothing to its left can be believed
+            if not self.is_trusted(address):
+                return str(address)
+        if hops:  # every hop is a trusted proxy: the leftmost is as close to the client as we know
+            return str(parse_hop(hops[0]))
+        return peer

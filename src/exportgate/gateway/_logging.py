@@ -1,0 +1,79 @@
+"""Structured JSON logs: one line per request (the access log) and the gateway's own events.
+
+Access lines go to a buffered stream flushed every watch interval and at
+shutdown: a crash may lose the last second of access lines, never an audit
+record (the audit trail, not the log, is the record).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from typing import IO, Any
+
+import orjson
+
+from exportgate._types import Decision, RequestContext
+
+__all__ = ["AccessLog", "JsonFormatter", "configure_logging"]
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, Any] = {
+            "time": round(record.created, 6),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            line["exception"] = self.formatException(record.exc_info)
+        return orjson.dumps(line).decode()
+
+
+def configure_logging(level: str = "info") -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger("exportgate")
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    root.propagate = False
+
+
+class AccessLog:
+    def __init__(self, stream: IO[bytes] | None = None) -> None:
+        self.stream = stream if stream is not None else sys.stderr.buffer
+
+    def request(
+        self,
+        request_id: str,
+        route: str,
+        status: int,
+        decision: Decision | None,
+        account: str | None,
+        context: RequestContext,
+        seconds: float,
+    ) -> None:
+        line = {
+            "time": round(time.time(), 6),
+            "level": "info",
+            "event": "request",
+            "request_id": request_id,
+            "route": route,
+            "status": status,
+            "decision": decision.decision if decision else None,
+            "reasons": [r.code.value for r in decision.reasons] if decision else None,
+            "model": decision.model if decision else None,
+            "account": account,
+            "client_ip": context.ip,
+            "country": context.country,
+            "latency_ms": round(seconds * 1000, 3),
+        }
+        self.stream.write(orjson.dumps(line) + b"\n")
+
+    def flush(self) -> None:
+        try:
+            self.stream.flush()
+        except (OSError, ValueError):
+            pass
