@@ -36,6 +36,8 @@ __all__ = [
     "SCHEMA",
     "AuditEntry",
     "ChainRow",
+    "Outcome",
+    "OutcomeBatch",
     "canonical_json",
     "chain_hash",
     "checkpoint_message",
@@ -108,6 +110,52 @@ class AuditEntry:
                 "upstream_status": self.upstream_status,
                 "latency_ms": None if self.latency_ms is None else round(float(self.latency_ms), 3),
                 "tokens": dict(self.tokens) if self.tokens is not None else None,
+            }
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What happened to one allowed request after its decision record: statuses, latency, tokens."""
+
+    request_id: str
+    http_status: int
+    upstream_status: int | None = None
+    latency_ms: float | None = None
+    tokens: Mapping[str, int] | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "request_id": self.request_id,
+            "http_status": self.http_status,
+            "upstream_status": self.upstream_status,
+            "latency_ms": None if self.latency_ms is None else round(float(self.latency_ms), 3),
+            "tokens": dict(self.tokens) if self.tokens is not None else None,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class OutcomeBatch:
+    """Several requests' outcomes in one chained row (event ``outcomes``): the decisions are written one
+    by one before forwarding; what followed is batched, so a request costs one record, not two."""
+
+    time_ns: int
+    outcomes: tuple[Outcome, ...]
+    event: str = "outcomes"
+    request_id: None = None
+    account: None = None
+    model: None = None
+    decision: None = None
+
+    def body(self, writer: str, seq: int) -> str:
+        return canonical_json(
+            {
+                "schema": SCHEMA,
+                "event": self.event,
+                "writer": writer,
+                "seq": seq,
+                "time_ns": self.time_ns,
+                "outcomes": [o.as_dict() for o in self.outcomes],
             }
         )
 

@@ -23,7 +23,7 @@ import orjson
 
 from exportgate._asgi import BodyTooLarge, ClientGone, Receive, Scope, Send, read_body, send_bytes, send_json
 from exportgate._types import Decision, RequestContext, Subject
-from exportgate.audit import AuditEntry, AuditWriter, entry_for
+from exportgate.audit import AuditWriter, Outcome, OutcomeBatch, entry_for
 from exportgate.errors import BadRequestError, ExportgateError, StoreError, UpstreamError
 from exportgate.geo import GeoLookup
 from exportgate.identity import Authenticator
@@ -85,9 +85,15 @@ class _Call:
 
 
 class Gateway:
+    #: Outcomes are written every OUTCOME_SECONDS or OUTCOME_BATCH requests, whichever comes first.
+    OUTCOME_BATCH = 256
+    OUTCOME_SECONDS = 0.1
+
     def __init__(self, parts: GatewayParts) -> None:
         self.parts = parts
         self.metrics = parts.metrics
+        self._outcomes: list[Outcome] = []
+        self._outcome_timer: asyncio.TimerHandle | None = None
         self._watcher: asyncio.Task[None] | None = None
         self._closed = False
 
@@ -133,6 +139,7 @@ class Gateway:
         self._closed = True
         if self._watcher is not None:
             self._watcher.cancel()
+        await self._flush_outcomes()
         for transport in self.parts.transports.values():
             await transport.close()
         try:
@@ -213,21 +220,29 @@ class Gateway:
         self.metrics.count("exportgate_decisions_total", (decision.decision, reason, decision.model or "", decision.tier or ""))
 
     async def _outcome(self, call: _Call, upstream_status: int | None, tokens: dict[str, int] | None) -> None:
-        decision = call.decision
-        if decision is None:
+        """Queue what followed an allowed decision; outcomes are written in batches (see OutcomeBatch)."""
+        if call.decision is None:
             return
-        entry = AuditEntry(
-            request_id=call.request_id, decision=decision.decision, time_ns=time.time_ns(), event="outcome",
-            account=_account(call.subject), key_id=call.subject.key_id if call.subject else None,
-            requested_model=decision.requested_model, model=decision.model, tier=decision.tier,
-            directive_id=decision.directive_id, directive_version=decision.directive_version,
-            http_status=call.status, upstream_status=upstream_status,
-            latency_ms=(time.perf_counter() - call.started) * 1000, tokens=tokens,
-        )
+        latency = (time.perf_counter() - call.started) * 1000
+        self._outcomes.append(Outcome(call.request_id, call.status, upstream_status, latency, tokens))
+        if len(self._outcomes) >= self.OUTCOME_BATCH:
+            await self._flush_outcomes()
+        elif self._outcome_timer is None:
+            self._outcome_timer = asyncio.get_running_loop().call_later(
+                self.OUTCOME_SECONDS, lambda: asyncio.ensure_future(self._flush_outcomes())
+            )
+
+    async def _flush_outcomes(self) -> None:
+        if self._outcome_timer is not None:
+            self._outcome_timer.cancel()
+            self._outcome_timer = None
+        if not self._outcomes:
+            return
+        batch, self._outcomes = tuple(self._outcomes), []
         try:
-            await self.parts.audit.append_async(entry, wait=False)
+            await self.parts.audit.append_async(OutcomeBatch(time.time_ns(), batch), wait=False)
         except StoreError as exc:
-            log.error("request %s: outcome not recorded: %s", call.request_id, exc)
+            log.error("%d request outcomes not recorded: %s", len(batch), exc)
 
     async def _forward(
         self, send: Send, receive: Receive, call: _Call, upstream: Any, body: bytes, headers: list[tuple[str, str]]

@@ -50,6 +50,7 @@ class ClientIpResolver:
                 raise ConfigError(f"trusted proxy {cidr!r} is not an IP address or CIDR") from None
         self.trusted = tuple(networks)
         self._peer_memo: dict[str, bool] = {}
+        self._hop_memo: dict[str, tuple[str, bool] | None] = {}
 
     def is_trusted(self, address: _Address) -> bool:
         return any(address in network for network in self.trusted)
@@ -69,11 +70,24 @@ class ClientIpResolver:
             return peer
         hops = [hop for header in forwarded_for for hop in header.decode("latin-1").split(",")]
         for hop in reversed(hops):
-            address = parse_hop(hop)
-            if address is None:
+            known = self._hop(hop)
+            if known is None:
                 return None  # a malformed hop: nothing to its left can be believed
-            if not self.is_trusted(address):
-                return str(address)
+            if not known[1]:
+                return known[0]
         if hops:  # every hop is a trusted proxy: the leftmost is as close to the client as we know
-            return str(parse_hop(hops[0]))
+            return self._hop(hops[0])[0]  # type: ignore[index]  # parsed above
         return peer
+
+    def _hop(self, hop: str) -> tuple[str, bool] | None:
+        """A hop's address as text and whether it is trusted (memoized: clients repeat)."""
+        try:
+            return self._hop_memo[hop]
+        except KeyError:
+            pass
+        address = parse_hop(hop)
+        known = None if address is None else (str(address), self.is_trusted(address))
+        if len(self._hop_memo) >= 65536:
+            self._hop_memo.clear()
+        self._hop_memo[hop] = known
+        return known

@@ -42,8 +42,13 @@ def configure_logging(level: str = "info") -> None:
 
 
 class AccessLog:
-    def __init__(self, stream: IO[bytes] | None = None) -> None:
+    """Lines are collected in memory and written in one call per flush (each watch interval, or every
+    ``batch`` lines): a write per request would hand the GIL to the audit thread at every call."""
+
+    def __init__(self, stream: IO[bytes] | None = None, batch: int = 2048) -> None:
         self.stream = stream if stream is not None else sys.stderr.buffer
+        self.batch = batch
+        self._lines: list[bytes] = []
 
     def request(
         self,
@@ -70,10 +75,16 @@ class AccessLog:
             "country": context.country,
             "latency_ms": round(seconds * 1000, 3),
         }
-        self.stream.write(orjson.dumps(line) + b"\n")
+        self._lines.append(orjson.dumps(line))
+        if len(self._lines) >= self.batch:
+            self.flush()
 
     def flush(self) -> None:
+        if not self._lines:
+            return
+        lines, self._lines = self._lines, []
         try:
+            self.stream.write(b"\n".join(lines) + b"\n")
             self.stream.flush()
         except (OSError, ValueError):
             pass

@@ -191,11 +191,13 @@ class _HttpResponse:
         self._response = response
         self.status = response.status
         self.headers = _passed_back(response.headers)
+        self._complete = False
 
     async def chunks(self) -> AsyncIterator[bytes]:
         try:
             async for chunk in self._response.content.iter_any():
                 yield chunk
+            self._complete = True
         except TimeoutError:
             raise UpstreamTimeoutError("the upstream stopped sending within its read timeout") from None
         except aiohttp.ClientError as exc:
@@ -203,14 +205,21 @@ class _HttpResponse:
 
     async def read(self) -> bytes:
         try:
-            return await self._response.read()
+            content = await self._response.read()
         except TimeoutError:
             raise UpstreamTimeoutError("the upstream did not answer within its read timeout") from None
         except aiohttp.ClientError as exc:
             raise UpstreamError(f"the upstream connection failed: {exc}") from None
+        self._complete = True
+        return content
 
     def close(self) -> None:
-        self._response.close()
+        """Keep the connection for the next request when the answer was read whole; drop it otherwise
+        (a client that went away mid-stream: closing is what cancels the upstream generation)."""
+        if self._complete:
+            self._response.release()
+        else:
+            self._response.close()
 
 
 class HttpTransport:
