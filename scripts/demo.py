@@ -1,54 +1,71 @@
-"""`make run` until the gateway lands: the decision core at work on the example directive.
+"""`make run`: the gateway on the embedded defaults, ready to call.
 
-Checks the bundled example directive, then explains the decision for a few
-sample people through the same CLI a user would run.
+SQLite audit trail and account store in ./.exportgate, bundled geo data, the
+bundled example directive, the built-in simulator as the upstream. Creates
+two sample accounts (a US person and a Chinese national) on first run,
+prints how to call the gateway as each, then serves until Ctrl-C.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import sys
+from pathlib import Path
 
+from exportgate._types import KycLevel
 from exportgate.cli import main
+from exportgate.errors import ConflictError
+from exportgate.identity import AccountStore
 
-DIRECTIVE = "examples/directive.yaml"
+HOME = Path(os.environ.get("EXPORTGATE_HOME", ".exportgate"))
+PORT = int(os.environ.get("EXPORTGATE_PORT", "8080"))
+SAMPLES = {"ada": (["US"], KycLevel.VERIFIED), "li": (["CN"], KycLevel.VERIFIED)}
 
-PEOPLE = [
-    (
-        "US citizen, verified KYC, at home in the US",
-        ["--model", "fable-5", "--citizenship", "US", "--kyc", "verified", "--ip", "3.3.3.3"],
-    ),
-    (
-        "Chinese citizen in China (SPEC example)",
-        ["--model", "fable-5", "--citizenship", "CN", "--ip", "114.114.114.114"],
-    ),
-    ("US citizen on Tor", ["--model", "FABLE-5", "--citizenship", "US", "--kyc", "verified", "--ip", "185.220.101.1"]),
-    (
-        "German citizen with a US green card, in the US",
-        [
-            "--model",
-            "vendor/fable-5",
-            "--citizenship",
-            "DE",
-            "--residence",
-            "US",
-            "--kyc",
-            "verified",
-            "--ip",
-            "3.3.3.3",
-        ],
-    ),
-    ("Anyone, open model", ["--model", "sonnet-4", "--citizenship", "CN", "--ip", "114.114.114.114"]),
-    ("Unknown model", ["--model", "gpt-unknown", "--citizenship", "US", "--kyc", "verified", "--ip", "3.3.3.3"]),
-]
+
+def sample_keys() -> dict[str, str]:
+    """The sample accounts' keys, created once and kept in HOME/demo-keys.json (mode 0600)."""
+    saved = HOME / "demo-keys.json"
+    if saved.exists():
+        return dict(json.loads(saved.read_text()))
+    store = AccountStore(HOME / "accounts.db")
+    keys = {}
+    for name, (citizenships, kyc) in SAMPLES.items():
+        try:
+            keys[name] = store.add_account(name, citizenships=citizenships, kyc=kyc)[1].secret
+        except ConflictError:  # the account exists from an earlier run: give it a fresh key
+            keys[name] = store.create_key(name).secret
+    store.close()
+    saved.write_text(json.dumps(keys))
+    saved.chmod(0o600)
+    return keys
 
 
 def run() -> int:
-    print(f"$ exportgate directive check {DIRECTIVE}", flush=True)
-    status = main(["directive", "check", DIRECTIVE])
-    for title, args in PEOPLE:
-        print(f"\n# {title}\n$ exportgate directive explain {DIRECTIVE} {' '.join(args)}", flush=True)
-        status |= main(["directive", "explain", DIRECTIVE, *args])
-    return status
+    HOME.mkdir(parents=True, exist_ok=True)
+    keys = sample_keys()
+    url = f"http://127.0.0.1:{PORT}"
+    body = '{"model":"fable-5","messages":[{"role":"user","content":"Hello"}]}'
+    print(f"""
+exportgate gateway: {url}  (home {HOME}, example directive, simulator upstream)
+
+A US person at home (allowed):
+  curl -s {url}/v1/chat/completions -H 'Authorization: Bearer {keys["ada"]}' \\
+       -H 'X-Forwarded-For: 3.3.3.3' -d '{body}'
+
+A Chinese national in China (451, reasons us_person_required, location_not_allowed):
+  curl -si {url}/v1/chat/completions -H 'Authorization: Bearer {keys["li"]}' \\
+       -H 'X-Forwarded-For: 114.114.114.114' -d '{body}'
+
+With the OpenAI SDK:
+  OpenAI(base_url="{url}/v1", api_key="{keys["ada"]}",
+         default_headers={{"X-Forwarded-For": "3.3.3.3"}}).chat.completions.create(model="fable-5", ...)
+
+(X-Forwarded-For is believed here because loopback is a trusted proxy in this demo.)
+Then: .venv/bin/exportgate audit tail --home {HOME}   |   .venv/bin/exportgate audit verify --home {HOME}
+Metrics: {url}/metrics   Ready: {url}/readyz   Ctrl-C stops.
+""", flush=True)
+    return main(["serve", "--home", str(HOME), "--port", str(PORT), "--trusted-proxy", "127.0.0.1/32"])
 
 
 if __name__ == "__main__":

@@ -82,7 +82,7 @@ def serve(target: str, *, host: str, port: int, workers: int = 1, factory: bool 
     each worker is a process that imports the target itself.
     """
     from granian import Granian  # noqa: PLC0415 - heavy, only when serving
-    from granian.constants import Interfaces, Loops
+    from granian.constants import Interfaces, Loops  # noqa: PLC0415
 
     Granian(
         target,

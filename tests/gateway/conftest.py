@@ -31,7 +31,9 @@ def wait_until_up(url: str, process: subprocess.Popen[bytes], timeout: float = 3
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"server exited with {process.returncode}: {process.stderr.read().decode() if process.stderr else ''}")
+            raise RuntimeError(
+                f"server exited with {process.returncode}: {process.stderr.read().decode() if process.stderr else ''}"
+            )
         try:
             if httpx.get(url, timeout=1.0).status_code < 500:
                 return
@@ -59,24 +61,32 @@ class Server:
                 self.process.wait()
 
 
-def start(args: list[str], url: str, env: dict[str, str] | None = None, log: Path | None = None) -> subprocess.Popen[bytes]:
+def start(
+    args: list[str], url: str, env: dict[str, str] | None = None, log: Path | None = None
+) -> subprocess.Popen[bytes]:
     if log is None:
-        process = subprocess.Popen([*EXPORTGATE, *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                   env={**os.environ, **(env or {})}, start_new_session=True)
+        process = subprocess.Popen(
+            [*EXPORTGATE, *args],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            env={**os.environ, **(env or {})},
+            start_new_session=True,
+        )
     else:
         with log.open("wb") as out:
-            process = subprocess.Popen([*EXPORTGATE, *args], stdout=out, stderr=out,
-                                       env={**os.environ, **(env or {})}, start_new_session=True)
+            process = subprocess.Popen(
+                [*EXPORTGATE, *args], stdout=out, stderr=out, env={**os.environ, **(env or {})}, start_new_session=True
+            )
     wait_until_up(url, process)
     return process
 
 
 PEOPLE = {
     # name: (citizenships, residencies, kyc)
-    "ada": (["US"], [], KycLevel.VERIFIED),          # US citizen
-    "li": (["CN"], [], KycLevel.VERIFIED),           # Chinese citizen
-    "greta": (["DE"], ["US"], KycLevel.VERIFIED),    # German citizen, US green card: a US person
-    "olaf": (["DE"], [], KycLevel.BASIC),            # German citizen, not a US person
+    "ada": (["US"], [], KycLevel.VERIFIED),  # US citizen
+    "li": (["CN"], [], KycLevel.VERIFIED),  # Chinese citizen
+    "greta": (["DE"], ["US"], KycLevel.VERIFIED),  # German citizen, US green card: a US person
+    "olaf": (["DE"], [], KycLevel.BASIC),  # German citizen, not a US person
 }
 
 
@@ -95,8 +105,12 @@ def serve(home: Path, *extra: str, env: dict[str, str] | None = None) -> Server:
     url = f"http://127.0.0.1:{port}"
     keys = make_home(home) if not (home / "accounts.db").exists() else {}
     log = home / f"serve-{port}.log"
-    process = start(["serve", "--home", str(home), "--port", str(port), *extra], url + "/healthz",
-                    env={"EXPORTGATE_WATCH_INTERVAL": "0.2", **(env or {})}, log=log)
+    process = start(
+        ["serve", "--home", str(home), "--port", str(port), *extra],
+        url + "/healthz",
+        env={"EXPORTGATE_WATCH_INTERVAL": "0.2", **(env or {})},
+        log=log,
+    )
     return Server(url, home, process, keys, log)
 
 
@@ -125,3 +139,5 @@ def slow_sim() -> Iterator[str]:
     yield url
     process.terminate()
     process.wait(timeout=15)
+    if process.stderr is not None:
+        process.stderr.close()

@@ -23,15 +23,17 @@ def _close_clients():
 
 
 def oai(server: Server, who: str, ip: str) -> openai.OpenAI:
-    client = openai.OpenAI(base_url=server.url + "/v1", api_key=server.keys[who], max_retries=0,
-                           default_headers={"X-Forwarded-For": ip})
+    client = openai.OpenAI(
+        base_url=server.url + "/v1", api_key=server.keys[who], max_retries=0, default_headers={"X-Forwarded-For": ip}
+    )
     _clients.append(client)
     return client
 
 
 def claude(server: Server, who: str, ip: str) -> anthropic.Anthropic:
-    client = anthropic.Anthropic(base_url=server.url, api_key=server.keys[who], max_retries=0,
-                                 default_headers={"X-Forwarded-For": ip})
+    client = anthropic.Anthropic(
+        base_url=server.url, api_key=server.keys[who], max_retries=0, default_headers={"X-Forwarded-For": ip}
+    )
     _clients.append(client)
     return client
 
@@ -145,8 +147,9 @@ def test_models_listing_is_filtered_per_caller(gateway: Server):
     ],
 )
 def test_bad_credentials_are_401(gateway: Server, headers: dict[str, str]):
-    response = httpx.post(gateway.url + "/v1/chat/completions", headers=headers,
-                          json={"model": "sonnet-4", "messages": HELLO})
+    response = httpx.post(
+        gateway.url + "/v1/chat/completions", headers=headers, json={"model": "sonnet-4", "messages": HELLO}
+    )
     assert response.status_code == 401
     assert response.json()["error"]["type"] == "authentication_error"
 
@@ -163,16 +166,18 @@ def test_spoofed_forwarded_for_from_an_untrusted_peer_is_ignored(untrusting_gate
     ("forwarded", "codes"),
     [
         (f"{US_IP}, not-an-ip", ["location_unknown", "anonymizer_denied"]),  # malformed hop: all unknown
-        (f"{CN_IP}, {US_IP}", None),                              # rightmost untrusted hop is the client
+        (f"{CN_IP}, {US_IP}", None),  # rightmost untrusted hop is the client
         (f"{US_IP}, {CN_IP}", ["location_not_allowed"]),
-        (f"[::ffff:{CN_IP}]:443", ["location_not_allowed"]),      # IPv4-mapped, bracketed, with a port
-        (f"{US_IP}, 127.0.0.1", None),                            # trusted hops are skipped
+        (f"[::ffff:{CN_IP}]:443", ["location_not_allowed"]),  # IPv4-mapped, bracketed, with a port
+        (f"{US_IP}, 127.0.0.1", None),  # trusted hops are skipped
     ],
 )
 def test_forwarded_for_from_a_trusted_proxy(gateway: Server, forwarded: str, codes: list[str] | None):
-    response = httpx.post(gateway.url + "/v1/chat/completions",
-                          headers={"Authorization": f"Bearer {gateway.keys['ada']}", "X-Forwarded-For": forwarded},
-                          json={"model": "fable-5", "messages": HELLO})
+    response = httpx.post(
+        gateway.url + "/v1/chat/completions",
+        headers={"Authorization": f"Bearer {gateway.keys['ada']}", "X-Forwarded-For": forwarded},
+        json={"model": "fable-5", "messages": HELLO},
+    )
     if codes is None:
         assert response.status_code == 200, response.text
     else:

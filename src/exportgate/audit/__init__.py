@@ -5,7 +5,18 @@
 >>> writer.append(entry_for(decision, subject, context, request_id="r1", time_ns=time.time_ns()))  # doctest: +SKIP
 """
 
-from ._record import CHECKPOINT_SCHEMA, GENESIS, SCHEMA, AuditEntry, ChainRow, Outcome, OutcomeBatch, canonical_json, chain_hash, entry_for
+from ._record import (
+    CHECKPOINT_SCHEMA,
+    GENESIS,
+    SCHEMA,
+    AuditEntry,
+    ChainRow,
+    Outcome,
+    OutcomeBatch,
+    canonical_json,
+    chain_hash,
+    entry_for,
+)
 from ._settings import audit_from_settings, audit_store_from_settings, trusted_keys
 from ._signing import Signer, TrustedKeys, load_public_key
 from ._store import AuditStore, RecordFilter, open_store, store_label, store_url

@@ -140,5 +140,5 @@ def where_clause(where: RecordFilter, placeholder: str = "?") -> tuple[list[str]
             clauses.append(f"{column} {op} {placeholder}")
             params.append(value)
     if not where.include_checkpoints:
-        clauses.append("kind = 'decision'")
+        clauses.append("kind <> 'checkpoint'")
     return clauses, params

@@ -38,7 +38,16 @@ from typing import Literal, TypeAlias
 
 from exportgate.errors import StoreError
 
-from ._record import CHECKPOINT_SCHEMA, GENESIS, AuditEntry, ChainRow, OutcomeBatch, canonical_json, chain_hash, checkpoint_message
+from ._record import (
+    CHECKPOINT_SCHEMA,
+    GENESIS,
+    AuditEntry,
+    ChainRow,
+    OutcomeBatch,
+    canonical_json,
+    chain_hash,
+    checkpoint_message,
+)
 from ._signing import Signer
 from ._store import AuditStore, store_label
 

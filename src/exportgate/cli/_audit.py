@@ -231,7 +231,7 @@ def tail(
 
 def _print_rows(rows: list[ChainRow], header: bool = True) -> None:
     shown = []
-    for row, record in _records(iter(rows)):
+    for row, record in _records(r for r in rows if r.kind == "decision"):
         reasons = ",".join(str(r.get("code")) for r in (record or {}).get("reasons") or []) if record else "?"
         shown.append(
             [

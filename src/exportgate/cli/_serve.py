@@ -20,7 +20,9 @@ sim_app = typer.Typer(help="The built-in model simulator (OpenAI- and Anthropic-
 
 def serve(
     directive: Annotated[Path | None, typer.Option(help="Directive file [default: the bundled example].")] = None,
-    upstream: Annotated[str | None, typer.Option(help="Default OpenAI-style upstream URL [default: simulator].")] = None,
+    upstream: Annotated[
+        str | None, typer.Option(help="Default OpenAI-style upstream URL [default: simulator].")
+    ] = None,
     upstreams: Annotated[Path | None, typer.Option("--upstreams", help="Routing file: models to upstreams.")] = None,
     host: Annotated[str | None, typer.Option(help="Listen address [default: 127.0.0.1].")] = None,
     port: Annotated[int | None, typer.Option(help="Listen port [default: 8080].")] = None,
@@ -33,7 +35,7 @@ def serve(
     home: HomeOption = None,
 ) -> None:
     """Run the gateway: every call authenticated, located, decided, audited, then forwarded or refused."""
-    overrides = {
+    overrides: dict[str, object] = {
         "directive": str(directive) if directive else None,
         "upstream": upstream,
         "upstreams_file": str(upstreams) if upstreams else None,

@@ -111,8 +111,9 @@ class Gateway:
             except Exception:  # a bug, not a user error: logged, answered 500, never forwarded
                 log.exception("unexpected error on %s %s", scope["method"], path)
                 with contextlib.suppress(Exception):
-                    _, body, headers = error_answer(api or "openai", 500, "internal_error", "internal error",
-                                                    "req_" + os.urandom(12).hex())
+                    _, body, headers = error_answer(
+                        api or "openai", 500, "internal_error", "internal error", "req_" + os.urandom(12).hex()
+                    )
                     await send_bytes(send, 500, body, headers=headers)
         elif scope["type"] == "lifespan":
             await self._lifespan(receive, send)
@@ -179,12 +180,13 @@ class Gateway:
             if answer is not None:
                 await self._answer(send, call, answer)
                 return
-            upstream, upstream_model = self.parts.routing.route(decision.model, api)
+            upstream, upstream_model = self.parts.routing.route(decision.model or model, api)
         except ClientGone:
             return
         except BodyTooLarge:
-            await self._answer(send, call, error_answer(api, 413, "request_too_large", "request body too large",
-                                                        call.request_id))
+            await self._answer(
+                send, call, error_answer(api, 413, "request_too_large", "request body too large", call.request_id)
+            )
             return
         except ExportgateError as exc:
             await self._fail(send, call, exc)
@@ -211,13 +213,20 @@ class Gateway:
         """The decision's audit record; strict mode returns once it is committed."""
         assert call.decision is not None
         entry = entry_for(
-            call.decision, call.subject, call.context, request_id=call.request_id, time_ns=time.time_ns(),
-            directive_sha256=directive_sha256, http_status=status,
+            call.decision,
+            call.subject,
+            call.context,
+            request_id=call.request_id,
+            time_ns=time.time_ns(),
+            directive_sha256=directive_sha256,
+            http_status=status,
         )
         await self.parts.audit.append_async(entry)
         decision = call.decision
         reason = decision.reasons[0].code.value if decision.reasons else ""
-        self.metrics.count("exportgate_decisions_total", (decision.decision, reason, decision.model or "", decision.tier or ""))
+        self.metrics.count(
+            "exportgate_decisions_total", (decision.decision, reason, decision.model or "", decision.tier or "")
+        )
 
     async def _outcome(self, call: _Call, upstream_status: int | None, tokens: dict[str, int] | None) -> None:
         """Queue what followed an allowed decision; outcomes are written in batches (see OutcomeBatch)."""
@@ -244,7 +253,7 @@ class Gateway:
         except StoreError as exc:
             log.error("%d request outcomes not recorded: %s", len(batch), exc)
 
-    async def _forward(
+    async def _forward(  # noqa: PLR0917
         self, send: Send, receive: Receive, call: _Call, upstream: Any, body: bytes, headers: list[tuple[str, str]]
     ) -> None:
         transport = self.parts.transports["local" if upstream.api == "any" else "http"]
@@ -278,8 +287,13 @@ class Gateway:
             await self._send_error(send, call, 502, "upstream_error", "the upstream refused the gateway's credentials")
             return None
         call.status = status
-        await send_bytes(send, status, content, _content_type(response.headers),
-                         [*_extra(response.headers), (b"x-request-id", call.request_id.encode())])
+        await send_bytes(
+            send,
+            status,
+            content,
+            _content_type(response.headers),
+            [*_extra(response.headers), (b"x-request-id", call.request_id.encode())],
+        )
         return usage_of(content) if status == 200 else None
 
     async def _stream(
@@ -290,8 +304,17 @@ class Gateway:
         call.status = 200
 
         async def pump() -> None:
-            await send({"type": "http.response.start", "status": 200, "headers": [
-                *response.headers, (b"cache-control", b"no-cache"), (b"x-request-id", call.request_id.encode())]})
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 200,
+                    "headers": [
+                        *response.headers,
+                        (b"cache-control", b"no-cache"),
+                        (b"x-request-id", call.request_id.encode()),
+                    ],
+                }
+            )
             try:
                 async for chunk in response.chunks():
                     sniffer.feed(chunk)
@@ -350,8 +373,9 @@ class Gateway:
         self.metrics.count("exportgate_responses_total", (call.route, str(call.status)))
         self.metrics.observe("exportgate_request_duration_seconds", (call.route,), elapsed)
         if self.parts.access_log is not None:
-            self.parts.access_log.request(call.request_id, call.route, call.status, call.decision,
-                                          _account(call.subject), call.context, elapsed)
+            self.parts.access_log.request(
+                call.request_id, call.route, call.status, call.decision, _account(call.subject), call.context, elapsed
+            )
 
     # -- everything else -------------------------------------------------------
 
@@ -378,20 +402,38 @@ class Gateway:
         directive = parts.directives.current
         audit_error = parts.audit.error
         ready = audit_error is None and not self._closed
-        await send_json(send, 200 if ready else 503, {
-            "status": "ready" if ready else "not_ready",
-            "directive": {"id": directive.id, "version": directive.version, "sha256": directive.sha256,
-                          "source": str(parts.directives.path), "reload_error": parts.directives.error},
-            "audit": {"mode": parts.audit.mode, "writer": parts.audit.writer_id,
-                      "error": str(audit_error) if audit_error else None},
-        })
+        await send_json(
+            send,
+            200 if ready else 503,
+            {
+                "status": "ready" if ready else "not_ready",
+                "directive": {
+                    "id": directive.id,
+                    "version": directive.version,
+                    "sha256": directive.sha256,
+                    "source": str(parts.directives.path),
+                    "reload_error": parts.directives.error,
+                },
+                "audit": {
+                    "mode": parts.audit.mode,
+                    "writer": parts.audit.writer_id,
+                    "error": str(audit_error) if audit_error else None,
+                },
+            },
+        )
 
     def _directive_page(self) -> dict[str, Any]:
         """What a denied caller's ``Link: rel="blocked-by"`` points to: the legal demand in force."""
         d = self.parts.directives.current
-        return {"directive": d.id, "version": d.version, "effective": d.effective, "authority": d.authority,
-                "references": list(d.references), "sha256": d.sha256,
-                "models": {name: entry.tier for name, entry in d.models.items()}}
+        return {
+            "directive": d.id,
+            "version": d.version,
+            "effective": d.effective,
+            "authority": d.authority,
+            "references": list(d.references),
+            "sha256": d.sha256,
+            "models": {name: entry.tier for name, entry in d.models.items()},
+        }
 
     async def _models(self, scope: Scope, send: Send) -> None:
         """Only the models this caller may use, decided exactly as a request for each would be."""
@@ -400,15 +442,24 @@ class Gateway:
         try:
             subject = self.parts.authenticator.authenticate(token)
         except ExportgateError as exc:
-            await send_bytes(send, exc.status, *_body_and_headers(_Call(rid, "openai", "/v1/models", 0.0), exc.status,
-                                                                  exc.code, exc.message))
+            await send_bytes(
+                send,
+                exc.status,
+                *_body_and_headers(_Call(rid, "openai", "/v1/models", 0.0), exc.status, exc.code, exc.message),
+            )
             return
         context = self._context(scope, forwarded_for)
         directive = self.parts.directives.current
         allowed = [m for m in directive.models if decide(subject, context, m, directive).decision == "allow"]
-        await send_json(send, 200, {"object": "list", "data": [
-            {"id": m, "object": "model", "created": 0, "owned_by": directive.id} for m in allowed]},
-            [(b"x-request-id", rid.encode())])
+        await send_json(
+            send,
+            200,
+            {
+                "object": "list",
+                "data": [{"id": m, "object": "model", "created": 0, "owned_by": directive.id} for m in allowed],
+            },
+            [(b"x-request-id", rid.encode())],
+        )
 
 
 def _read_headers(headers: list[tuple[bytes, bytes]]) -> tuple[str, list[bytes], list[tuple[str, str]]]:
@@ -457,7 +508,9 @@ def _extra(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
     return [(k, v) for k, v in headers if k != b"content-type"]
 
 
-def _body_and_headers(call: _Call, status: int, code: str, message: str) -> tuple[bytes, bytes, list[tuple[bytes, bytes]]]:
+def _body_and_headers(
+    call: _Call, status: int, code: str, message: str
+) -> tuple[bytes, bytes, list[tuple[bytes, bytes]]]:
     _, body, headers = error_answer(call.api, status, code, message, call.request_id)
     return body, b"application/json", headers
 

@@ -54,8 +54,13 @@ class DirectiveHolder:
             if fallback is None:
                 raise
             self.current, self.error = fallback, str(exc)
-            log.error("directive %s is invalid, enforcing the last good one (%s %s): %s",
-                      self.path, fallback.id, fallback.version, exc)
+            log.error(
+                "directive %s is invalid, enforcing the last good one (%s %s): %s",
+                self.path,
+                fallback.id,
+                fallback.version,
+                exc,
+            )
         else:
             self._save_last_good()
 
@@ -98,6 +103,12 @@ class DirectiveHolder:
         previous, self.current, self.error = self.current, directive, None
         self.reloads += 1
         self._save_last_good()
-        log.info("directive reloaded: %s %s -> %s %s (sha256 %s)",
-                 previous.id, previous.version, directive.id, directive.version, directive.sha256[:12])
+        log.info(
+            "directive reloaded: %s %s -> %s %s (sha256 %s)",
+            previous.id,
+            previous.version,
+            directive.id,
+            directive.version,
+            directive.sha256[:12],
+        )
         return True

@@ -76,8 +76,12 @@ def denial(api: str, decision: Decision, request_id: str, blocked_by: str) -> Er
     if codes == [ReasonCode.UNKNOWN_MODEL]:
         model = decision.requested_model
         return error_answer(
-            api, 404, "model_not_found", f"The model '{model}' does not exist or you do not have access to it.",
-            request_id, reasons=reasons,
+            api,
+            404,
+            "model_not_found",
+            f"The model '{model}' does not exist or you do not have access to it.",
+            request_id,
+            reasons=reasons,
         )
     first = codes[0] if codes else "access_denied"
     message = (

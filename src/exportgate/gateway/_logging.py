@@ -50,7 +50,7 @@ class AccessLog:
         self.batch = batch
         self._lines: list[bytes] = []
 
-    def request(
+    def request(  # noqa: PLR0917
         self,
         request_id: str,
         route: str,

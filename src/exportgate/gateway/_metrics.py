@@ -24,7 +24,10 @@ _HISTOGRAMS = {
     "exportgate_request_duration_seconds": "Whole request time, including the upstream.",
 }
 _COUNTERS = {
-    "exportgate_decisions_total": ("Decisions by result, reason, model and tier.", ("result", "reason", "model", "tier")),
+    "exportgate_decisions_total": (
+        "Decisions by result, reason, model and tier.",
+        ("result", "reason", "model", "tier"),
+    ),
     "exportgate_responses_total": ("Answers by route and HTTP status.", ("route", "status")),
     "exportgate_upstream_errors_total": ("Upstream failures by upstream and kind.", ("upstream", "kind")),
     "exportgate_directive_reloads_total": ("Directive reloads by outcome.", ("outcome",)),

@@ -26,7 +26,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import aiohttp
-from ruamel.yaml import YAML, YAMLError
+from ruamel.yaml import YAML
+from ruamel.yaml.error import YAMLError
 
 from exportgate._asgi import Scope
 from exportgate.config import resolve_secret
@@ -80,9 +81,7 @@ class Routing:
         upstream = self.upstreams[name]
         if not upstream.accepts(api):
             other = "/v1/messages" if upstream.api == "anthropic" else "/v1/chat/completions"
-            raise BadRequestError(
-                f"model '{model}' is served by an {upstream.api}-style upstream; call {other} for it"
-            )
+            raise BadRequestError(f"model '{model}' is served by an {upstream.api}-style upstream; call {other} for it")
         return upstream, upstream_model or model
 
     @classmethod
@@ -232,7 +231,9 @@ class HttpTransport:
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None:
             connector = aiohttp.TCPConnector(limit=self._limit, keepalive_timeout=60, ttl_dns_cache=300)
-            self._session = aiohttp.ClientSession(connector=connector, auto_decompress=False, skip_auto_headers=("User-Agent",))
+            self._session = aiohttp.ClientSession(
+                connector=connector, auto_decompress=False, skip_auto_headers=("User-Agent",)
+            )
         return self._session
 
     async def send(
@@ -255,8 +256,13 @@ class HttpTransport:
 
 
 class _LocalResponse:
-    def __init__(self, status: int, headers: list[tuple[bytes, bytes]], queue: asyncio.Queue[bytes | None],
-                 task: asyncio.Task[None]) -> None:
+    def __init__(
+        self,
+        status: int,
+        headers: list[tuple[bytes, bytes]],
+        queue: asyncio.Queue[bytes | None],
+        task: asyncio.Task[None],
+    ) -> None:
         self.status, self.headers, self._queue, self._task = status, headers, queue, task
 
     async def chunks(self) -> AsyncIterator[bytes]:
@@ -282,7 +288,11 @@ class LocalTransport:
         queue: asyncio.Queue[bytes | None] = asyncio.Queue()
         started: asyncio.Future[tuple[int, list[tuple[bytes, bytes]]]] = asyncio.get_running_loop().create_future()
         scope: Scope = {
-            "type": "http", "method": method, "path": path, "query_string": b"", "client": None,
+            "type": "http",
+            "method": method,
+            "path": path,
+            "query_string": b"",
+            "client": None,
             "headers": [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers + upstream.auth_headers()],
         }
         sent = False
@@ -306,7 +316,7 @@ class LocalTransport:
         async def run() -> None:
             try:
                 await self.app(scope, receive, send)
-            except Exception as exc:  # noqa: BLE001 - surfaced to the waiting request below
+            except Exception as exc:
                 if not started.done():
                     started.set_exception(UpstreamError(f"simulator failed: {exc!r}"))
                 queue.put_nowait(None)

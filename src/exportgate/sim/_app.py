@@ -147,8 +147,14 @@ class SimApp:
             await send_json(
                 send,
                 200,
-                {"id": rid, "object": "chat.completion", "created": created, "model": model, "choices": [choice],
-                 "usage": usage},
+                {
+                    "id": rid,
+                    "object": "chat.completion",
+                    "created": created,
+                    "model": model,
+                    "choices": [choice],
+                    "usage": usage,
+                },
             )
             return
         base = {"id": rid, "object": "chat.completion.chunk", "created": created, "model": model}
@@ -192,7 +198,8 @@ class SimApp:
         inputs = [raw] if isinstance(raw, str) else raw if isinstance(raw, list) else None
         if not inputs:
             raise BadRequest("'input' must be a string or a non-empty list")
-        dims = body.get("dimensions") if isinstance(body.get("dimensions"), int) else 16
+        requested = body.get("dimensions")
+        dims = requested if isinstance(requested, int) and 0 < requested <= 4096 else 16
         data = [
             {"object": "embedding", "index": i, "embedding": self.model.embed(str(text), dims)}
             for i, text in enumerate(inputs)
@@ -201,8 +208,12 @@ class SimApp:
         await send_json(
             send,
             200,
-            {"object": "list", "data": data, "model": body.get("model", ""),
-             "usage": {"prompt_tokens": tokens, "total_tokens": tokens}},
+            {
+                "object": "list",
+                "data": data,
+                "model": body.get("model", ""),
+                "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+            },
         )
 
     async def responses(self, body: dict[str, Any], send: Send) -> None:
@@ -260,9 +271,13 @@ class SimApp:
                 send,
                 200,
                 {
-                    "id": mid, "type": "message", "role": "assistant", "model": model,
+                    "id": mid,
+                    "type": "message",
+                    "role": "assistant",
+                    "model": model,
                     "content": [{"type": "text", "text": reply.text}],
-                    "stop_reason": stop, "stop_sequence": None,
+                    "stop_reason": stop,
+                    "stop_sequence": None,
                     "usage": {"input_tokens": reply.prompt_tokens, "output_tokens": reply.completion_tokens},
                 },
             )
@@ -270,26 +285,41 @@ class SimApp:
         start = {
             "type": "message_start",
             "message": {
-                "id": mid, "type": "message", "role": "assistant", "model": model, "content": [],
-                "stop_reason": None, "stop_sequence": None,
+                "id": mid,
+                "type": "message",
+                "role": "assistant",
+                "model": model,
+                "content": [],
+                "stop_reason": None,
+                "stop_sequence": None,
                 "usage": {"input_tokens": reply.prompt_tokens, "output_tokens": 1},
             },
         }
         events: list[tuple[str, dict[str, Any]]] = [
             ("message_start", start),
-            ("content_block_start", {"type": "content_block_start", "index": 0,
-                                     "content_block": {"type": "text", "text": ""}}),
+            (
+                "content_block_start",
+                {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+            ),
             ("ping", {"type": "ping"}),
         ]
         events += [
-            ("content_block_delta", {"type": "content_block_delta", "index": 0,
-                                     "delta": {"type": "text_delta", "text": piece}})
+            (
+                "content_block_delta",
+                {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": piece}},
+            )
             for piece in _chunks(reply.text)
         ]
         events += [
             ("content_block_stop", {"type": "content_block_stop", "index": 0}),
-            ("message_delta", {"type": "message_delta", "delta": {"stop_reason": stop, "stop_sequence": None},
-                               "usage": {"output_tokens": reply.completion_tokens}}),
+            (
+                "message_delta",
+                {
+                    "type": "message_delta",
+                    "delta": {"stop_reason": stop, "stop_sequence": None},
+                    "usage": {"output_tokens": reply.completion_tokens},
+                },
+            ),
             ("message_stop", {"type": "message_stop"}),
         ]
         await self._stream(send, [f"event: {name}\ndata: ".encode() + orjson.dumps(d) + b"\n\n" for name, d in events])

@@ -18,10 +18,40 @@ __all__ = ["REFUSAL", "Reply", "SimModel", "count_tokens"]
 #: Words that mark a request as touching a restricted topic (benign stand-ins).
 RESTRICTED_MARKERS = ("canary-restricted", "exploit", "malware", "ransomware", "zero-day", "payload")
 REFUSAL = "I can't help with that request. I can help with defensive security practices instead."
-_WORDS = (
-    "the model answers with plain filler text so that clients see a realistic reply shape and token counts "
-    "without any real content latency budget stream chunk gateway audit record decision tier directive"
-).split()
+_WORDS = [
+    "the",
+    "model",
+    "answers",
+    "with",
+    "plain",
+    "filler",
+    "text",
+    "so",
+    "that",
+    "clients",
+    "see",
+    "a",
+    "realistic",
+    "reply",
+    "shape",
+    "and",
+    "token",
+    "counts",
+    "without",
+    "any",
+    "real",
+    "content",
+    "latency",
+    "budget",
+    "stream",
+    "chunk",
+    "gateway",
+    "audit",
+    "record",
+    "decision",
+    "tier",
+    "directive",
+]
 
 
 def count_tokens(text: str) -> int:
