@@ -27,6 +27,7 @@ lint: install
 
 bench: install
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get install -y -qq wrk >/dev/null; } || echo "wrk is needed for benchmarks/gateway.py (apt-get install wrk)"
 	$(BIN)/python benchmarks/run_all.py
 
 clean:
