@@ -38,15 +38,14 @@ def streaming_gateway(tmp_path_factory: pytest.TempPathFactory, slow_sim: str):
     server.stop()
 
 
+def stream_chat(server: Server):
+    return httpx.stream("POST", server.url + "/v1/chat/completions", headers=headers(server),
+                        json={**CHAT, "stream": True}, timeout=30)
+
+
 def test_first_chunk_arrives_before_the_upstream_finishes(streaming_gateway: Server):
     arrivals = []
-    with httpx.stream(
-        "POST",
-        streaming_gateway.url + "/v1/chat/completions",
-        headers=headers(streaming_gateway),
-        json={**CHAT, "stream": True},
-        timeout=30,
-    ) as response:
+    with stream_chat(streaming_gateway) as response:
         assert response.status_code == 200
         start = time.monotonic()
         for chunk in response.iter_raw():
@@ -58,13 +57,7 @@ def test_first_chunk_arrives_before_the_upstream_finishes(streaming_gateway: Ser
 
 
 def test_client_disconnect_cancels_the_upstream_and_is_recorded(streaming_gateway: Server):
-    with httpx.stream(
-        "POST",
-        streaming_gateway.url + "/v1/chat/completions",
-        headers=headers(streaming_gateway),
-        json={**CHAT, "stream": True},
-        timeout=30,
-    ) as response:
+    with stream_chat(streaming_gateway) as response:
         request_id = response.headers["x-request-id"]
         next(response.iter_raw())  # one chunk, then hang up
     deadline = time.monotonic() + 10

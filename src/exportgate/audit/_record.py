@@ -106,12 +106,21 @@ class AuditEntry:
                 "directive_sha256": self.directive_sha256,
                 "decision": self.decision,
                 "reasons": [dict(r) for r in self.reasons],
-                "http_status": self.http_status,
-                "upstream_status": self.upstream_status,
-                "latency_ms": None if self.latency_ms is None else round(float(self.latency_ms), 3),
-                "tokens": dict(self.tokens) if self.tokens is not None else None,
+                **_after(self.http_status, self.upstream_status, self.latency_ms, self.tokens),
             }
         )
+
+
+def _after(
+    http_status: int | None, upstream_status: int | None, latency_ms: float | None, tokens: Mapping[str, int] | None
+) -> dict[str, Any]:
+    """The fields saying what followed a decision, encoded the same way wherever they appear."""
+    return {
+        "http_status": http_status,
+        "upstream_status": upstream_status,
+        "latency_ms": None if latency_ms is None else round(float(latency_ms), 3),
+        "tokens": dict(tokens) if tokens is not None else None,
+    }
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,10 +136,7 @@ class Outcome:
     def as_dict(self) -> dict[str, Any]:
         return {
             "request_id": self.request_id,
-            "http_status": self.http_status,
-            "upstream_status": self.upstream_status,
-            "latency_ms": None if self.latency_ms is None else round(float(self.latency_ms), 3),
-            "tokens": dict(self.tokens) if self.tokens is not None else None,
+            **_after(self.http_status, self.upstream_status, self.latency_ms, self.tokens),
         }
 
 
