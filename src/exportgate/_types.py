@@ -103,6 +103,11 @@ class Subject:
     def __post_init__(self) -> None:
         object.__setattr__(self, "us_person", _derive_us_person(self))
 
+    @property
+    def account(self) -> str:
+        """How records name the subject: the account name for API keys, the subject id otherwise."""
+        return self.name if self.source == "api_key" and self.name else self.subject_id
+
     def snapshot(self) -> dict[str, object]:
         """The attributes a decision may use, as plain JSON-ready values."""
         return {

@@ -24,7 +24,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 import orjson
 
@@ -79,9 +79,8 @@ class AuditEntry:
     upstream_status: int | None = None
     latency_ms: float | None = None
     tokens: Mapping[str, int] | None = None
-    #: ``decision`` (written before the request is forwarded) or ``outcome``
-    #: (what happened after: statuses, latency, tokens; same request_id).
-    event: str = "decision"
+    #: Written before the request is forwarded; what followed is in an ``outcomes`` row (OutcomeBatch).
+    event: ClassVar[str] = "decision"
 
     def body(self, writer: str, seq: int) -> str:
         return canonical_json(
@@ -147,11 +146,12 @@ class OutcomeBatch:
 
     time_ns: int
     outcomes: tuple[Outcome, ...]
-    event: str = "outcomes"
-    request_id: None = None
-    account: None = None
-    model: None = None
-    decision: None = None
+    event: ClassVar[str] = "outcomes"
+    #: The indexed columns a decision row fills; an outcomes row has none.
+    request_id: ClassVar[None] = None
+    account: ClassVar[None] = None
+    model: ClassVar[None] = None
+    decision: ClassVar[None] = None
 
     def body(self, writer: str, seq: int) -> str:
         return canonical_json(
@@ -180,15 +180,12 @@ def entry_for(
     tokens: Mapping[str, int] | None = None,
 ) -> AuditEntry:
     """The audit entry for a decision, with the subject attributes the decision used."""
-    account = None
-    if subject is not None:
-        account = subject.name if subject.source == "api_key" and subject.name else subject.subject_id
     flags = tuple(sorted(context.anonymizers)) if context.anonymizers is not None else None
     return AuditEntry(
         request_id=request_id,
         decision=decision.decision,
         time_ns=time_ns,
-        account=account,
+        account=subject.account if subject is not None else None,
         key_id=subject.key_id if subject is not None else None,
         subject=subject.snapshot() if subject is not None else None,
         client_ip=context.ip,

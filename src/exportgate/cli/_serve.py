@@ -48,7 +48,7 @@ def serve(
     }
     settings = settings_for(home, **overrides)
     _check(settings)
-    _export(settings, overrides, home)
+    _export(overrides, home)
     typer.echo(
         f"exportgate gateway on http://{settings.host}:{settings.port} "
         f"({settings.workers} worker{'s' if settings.workers != 1 else ''}, home {settings.home_path})",
@@ -66,7 +66,7 @@ def _check(settings: Settings) -> None:
     check_settings(settings)
 
 
-def _export(settings: Settings, overrides: dict[str, object], home: Path | None) -> None:
+def _export(overrides: dict[str, object], home: Path | None) -> None:
     """Hand the settings to the worker processes through their environment."""
     if home is not None:
         os.environ[ENV_PREFIX + "HOME"] = str(home.expanduser().resolve())
@@ -77,7 +77,6 @@ def _export(settings: Settings, overrides: dict[str, object], home: Path | None)
         if name in ("directive", "upstreams_file"):
             text = str(Path(text).expanduser().resolve())
         os.environ[ENV_PREFIX + name.upper()] = text
-    del settings
 
 
 @sim_app.command("serve")

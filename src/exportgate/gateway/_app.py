@@ -3,8 +3,8 @@
 Per request (docs/gateway.md): authenticate -> client IP (trusted proxies)
 -> country and anonymizer flags -> ``policy.decide`` -> audit record (strict:
 committed before anything is forwarded) -> deny in the API's own error shape,
-or forward and pass the answer through, chunk by chunk for streams -> an
-``outcome`` audit record (statuses, latency, tokens). Whatever cannot be
+or forward and pass the answer through, chunk by chunk for streams -> the
+outcome (statuses, latency, tokens), written in batched ``outcomes`` audit rows. Whatever cannot be
 established denies: a store that is down is a 503, an unknown country or
 anonymizer status is a 451 from the decision core.
 """
@@ -34,7 +34,7 @@ from ._directives import DirectiveHolder
 from ._errors import ErrorAnswer, denial, error_answer
 from ._logging import AccessLog
 from ._metrics import Metrics
-from ._upstream import FORWARD_REQUEST, Routing, Transport, UpstreamResponse
+from ._upstream import FORWARD_REQUEST, Routing, Transport, Upstream, UpstreamResponse
 from ._usage import UsageSniffer, usage_of
 
 __all__ = ["Gateway", "GatewayParts"]
@@ -49,7 +49,6 @@ API_ROUTES = {
     "/v1/responses": "openai",
     "/v1/messages": "anthropic",
 }
-_UNKNOWN_GEO = (None, None)
 
 
 @dataclass
@@ -111,10 +110,9 @@ class Gateway:
             except Exception:  # a bug, not a user error: logged, answered 500, never forwarded
                 log.exception("unexpected error on %s %s", scope["method"], path)
                 with contextlib.suppress(Exception):
-                    _, body, headers = error_answer(
-                        api or "openai", 500, "internal_error", "internal error", "req_" + os.urandom(12).hex()
+                    await _send_answer(
+                        send, error_answer(api or "openai", 500, "internal_error", "internal error", _request_id())
                     )
-                    await send_bytes(send, 500, body, headers=headers)
         elif scope["type"] == "lifespan":
             await self._lifespan(receive, send)
 
@@ -165,7 +163,7 @@ class Gateway:
     # -- the proxied API routes ----------------------------------------------------
 
     async def _proxy(self, scope: Scope, receive: Receive, send: Send, api: str, path: str) -> None:
-        call = _Call("req_" + os.urandom(12).hex(), api, path, time.perf_counter())
+        call = _Call(_request_id(), api, path, time.perf_counter())
         token, forwarded_for, upstream_headers = _read_headers(scope["headers"])
         try:
             body = await read_body(receive, self.parts.max_body)
@@ -184,9 +182,7 @@ class Gateway:
         except ClientGone:
             return
         except BodyTooLarge:
-            await self._answer(
-                send, call, error_answer(api, 413, "request_too_large", "request body too large", call.request_id)
-            )
+            await self._answer(send, call, self._error(call, 413, "request_too_large", "request body too large"))
             return
         except ExportgateError as exc:
             await self._fail(send, call, exc)
@@ -202,12 +198,11 @@ class Gateway:
         client = scope.get("client")
         ip = self.parts.client_ip.resolve(client[0] if client else None, forwarded_for)
         if ip is None:
-            return RequestContext(None, *_UNKNOWN_GEO)
+            return RequestContext()
         try:
-            geo = self.parts.geo.lookup(ip)
+            return RequestContext.from_geo(ip, self.parts.geo.lookup(ip))
         except ExportgateError:  # unreadable data or a malformed address: unknown, so it denies
-            return RequestContext(ip, *_UNKNOWN_GEO)
-        return RequestContext(ip, geo.country, geo.anonymizers)
+            return RequestContext(ip)
 
     async def _record(self, call: _Call, directive_sha256: str, status: int | None) -> None:
         """The decision's audit record; strict mode returns once it is committed."""
@@ -254,9 +249,9 @@ class Gateway:
             log.error("%d request outcomes not recorded: %s", len(batch), exc)
 
     async def _forward(  # noqa: PLR0917
-        self, send: Send, receive: Receive, call: _Call, upstream: Any, body: bytes, headers: list[tuple[str, str]]
+        self, send: Send, receive: Receive, call: _Call, upstream: Upstream, body: bytes, headers: list[tuple[str, str]]
     ) -> None:
-        transport = self.parts.transports["local" if upstream.api == "any" else "http"]
+        transport = self.parts.transports[upstream.transport]
         try:
             response = await transport.send(upstream, "POST", call.route, body, headers)
         except UpstreamError as exc:
@@ -279,21 +274,17 @@ class Gateway:
             content = await response.read()
         except UpstreamError as exc:
             self.metrics.count("exportgate_upstream_errors_total", (upstream, exc.code))
-            await self._send_error(send, call, exc.status, exc.code, exc.message)
+            await self._send(send, call, self._error(call, exc.status, exc.code, exc.message))
             return None
         status = response.status
         if status == 401:  # the upstream refused *our* key: not the caller's problem to fix
             self.metrics.count("exportgate_upstream_errors_total", (upstream, "upstream_auth"))
-            await self._send_error(send, call, 502, "upstream_error", "the upstream refused the gateway's credentials")
+            refused = "the upstream refused the gateway's credentials"
+            await self._send(send, call, self._error(call, 502, "upstream_error", refused))
             return None
         call.status = status
-        await send_bytes(
-            send,
-            status,
-            content,
-            _content_type(response.headers),
-            [*_extra(response.headers), (b"x-request-id", call.request_id.encode())],
-        )
+        content_type, extra = _split_content_type(response.headers)
+        await send_bytes(send, status, content, content_type, [*extra, (b"x-request-id", call.request_id.encode())])
         return usage_of(content) if status == 200 else None
 
     async def _stream(
@@ -345,15 +336,18 @@ class Gateway:
 
     # -- answers ---------------------------------------------------------------
 
-    async def _answer(self, send: Send, call: _Call, answer: ErrorAnswer) -> None:
-        status, body, headers = answer
-        call.status = status
-        await send_bytes(send, status, body, headers=headers)
-        self._done(call)
+    @staticmethod
+    def _error(call: _Call, status: int, code: str, message: str) -> ErrorAnswer:
+        return error_answer(call.api, status, code, message, call.request_id)
 
-    async def _send_error(self, send: Send, call: _Call, status: int, code: str, message: str) -> None:
-        call.status, body, headers = error_answer(call.api, status, code, message, call.request_id)
-        await send_bytes(send, call.status, body, headers=headers)
+    @staticmethod
+    async def _send(send: Send, call: _Call, answer: ErrorAnswer) -> None:
+        call.status = answer[0]
+        await _send_answer(send, answer)
+
+    async def _answer(self, send: Send, call: _Call, answer: ErrorAnswer) -> None:
+        await self._send(send, call, answer)
+        self._done(call)
 
     async def _fail(self, send: Send, call: _Call, exc: ExportgateError) -> None:
         """An error before or instead of forwarding: its own status, never a forward."""
@@ -362,9 +356,8 @@ class Gateway:
         if isinstance(exc, StoreError):
             message = "a required store is unavailable; the request was not forwarded"
             log.error("request %s denied, store unavailable: %s", call.request_id, exc)
-        call.status = status
-        await send_bytes(send, status, *_body_and_headers(call, status, exc.code, message))
-        if call.decision is not None and not isinstance(exc, StoreError):
+        await self._send(send, call, self._error(call, status, exc.code, message))
+        if not isinstance(exc, StoreError):  # a decision that was recorded gets its outcome
             await self._outcome(call, None, None)
         self._done(call)
 
@@ -393,9 +386,7 @@ class Gateway:
             await self._models(scope, send)
         else:
             api = "anthropic" if path.startswith("/v1/messages") else "openai"
-            rid = "req_" + os.urandom(12).hex()
-            status, body, headers = error_answer(api, 404, "not_found", f"no route {method} {path}", rid)
-            await send_bytes(send, status, body, headers=headers)
+            await _send_answer(send, error_answer(api, 404, "not_found", f"no route {method} {path}", _request_id()))
 
     async def _ready(self, send: Send) -> None:
         parts = self.parts
@@ -438,15 +429,11 @@ class Gateway:
     async def _models(self, scope: Scope, send: Send) -> None:
         """Only the models this caller may use, decided exactly as a request for each would be."""
         token, forwarded_for, _ = _read_headers(scope["headers"])
-        rid = "req_" + os.urandom(12).hex()
+        rid = _request_id()
         try:
             subject = self.parts.authenticator.authenticate(token)
         except ExportgateError as exc:
-            await send_bytes(
-                send,
-                exc.status,
-                *_body_and_headers(_Call(rid, "openai", "/v1/models", 0.0), exc.status, exc.code, exc.message),
-            )
+            await _send_answer(send, error_answer("openai", exc.status, exc.code, exc.message, rid))
             return
         context = self._context(scope, forwarded_for)
         directive = self.parts.directives.current
@@ -494,25 +481,28 @@ def _payload(body: bytes) -> tuple[dict[str, Any], str]:
     return payload, model
 
 
+def _request_id() -> str:
+    return "req_" + os.urandom(12).hex()
+
+
+async def _send_answer(send: Send, answer: ErrorAnswer) -> None:
+    status, body, headers = answer
+    await send_bytes(send, status, body, headers=headers)
+
+
 def _account(subject: Subject | None) -> str | None:
-    if subject is None:
-        return None
-    return subject.name if subject.source == "api_key" and subject.name else subject.subject_id
+    return subject.account if subject is not None else None
 
 
-def _content_type(headers: list[tuple[bytes, bytes]]) -> bytes:
-    return next((v for k, v in headers if k == b"content-type"), b"application/json")
-
-
-def _extra(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
-    return [(k, v) for k, v in headers if k != b"content-type"]
-
-
-def _body_and_headers(
-    call: _Call, status: int, code: str, message: str
-) -> tuple[bytes, bytes, list[tuple[bytes, bytes]]]:
-    _, body, headers = error_answer(call.api, status, code, message, call.request_id)
-    return body, b"application/json", headers
+def _split_content_type(headers: list[tuple[bytes, bytes]]) -> tuple[bytes, list[tuple[bytes, bytes]]]:
+    """The content type (JSON when absent) and the other headers, in one pass."""
+    content_type, extra = b"application/json", []
+    for name, value in headers:
+        if name == b"content-type":
+            content_type = value
+        else:
+            extra.append((name, value))
+    return content_type, extra
 
 
 def _sse_error(call: _Call, exc: ExportgateError) -> bytes:

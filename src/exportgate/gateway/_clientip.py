@@ -49,24 +49,17 @@ class ClientIpResolver:
             except ValueError:
                 raise ConfigError(f"trusted proxy {cidr!r} is not an IP address or CIDR") from None
         self.trusted = tuple(networks)
-        self._peer_memo: dict[str, bool] = {}
         self._hop_memo: dict[str, tuple[str, bool] | None] = {}
 
     def is_trusted(self, address: _Address) -> bool:
         return any(address in network for network in self.trusted)
 
-    def _peer_trusted(self, peer: str) -> bool:
-        known = self._peer_memo.get(peer)
-        if known is None:
-            address = parse_hop(peer)
-            known = address is not None and self.is_trusted(address)
-            if len(self._peer_memo) < 4096:
-                self._peer_memo[peer] = known
-        return known
-
     def resolve(self, peer: str | None, forwarded_for: Sequence[bytes] = ()) -> str | None:
         """The client address as text, or ``None`` when it cannot be established."""
-        if not self.trusted or peer is None or not self._peer_trusted(peer):
+        if not self.trusted or peer is None:
+            return peer
+        known_peer = self._hop(peer)
+        if known_peer is None or not known_peer[1]:
             return peer
         hops = [hop for header in forwarded_for for hop in header.decode("latin-1").split(",")]
         for hop in reversed(hops):
@@ -80,7 +73,7 @@ class ClientIpResolver:
         return peer
 
     def _hop(self, hop: str) -> tuple[str, bool] | None:
-        """A hop's address as text and whether it is trusted (memoized: clients repeat)."""
+        """An address's text and whether it is trusted (memoized: peers and clients repeat)."""
         try:
             return self._hop_memo[hop]
         except KeyError:

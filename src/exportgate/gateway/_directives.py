@@ -45,7 +45,6 @@ class DirectiveHolder:
         self.path = Path(path)
         self.last_good_path = Path(home).expanduser() / LAST_GOOD
         self.error: str | None = None
-        self.reloads = 0
         self._stamp = _stamp(self.path)
         try:
             self.current = self._read()
@@ -101,7 +100,6 @@ class DirectiveHolder:
             log.error("directive reload refused, keeping %s %s: %s", self.current.id, self.current.version, exc)
             return False
         previous, self.current, self.error = self.current, directive, None
-        self.reloads += 1
         self._save_last_good()
         log.info(
             "directive reloaded: %s %s -> %s %s (sha256 %s)",

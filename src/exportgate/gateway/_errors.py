@@ -53,16 +53,15 @@ def error_answer(
     headers: list[tuple[bytes, bytes]] | None = None,
 ) -> ErrorAnswer:
     """The status, body and extra headers of an error answer on an ``api`` (``openai``/``anthropic``) route."""
+    error: dict[str, Any]
     if api == "anthropic":
-        error: dict[str, Any] = {"type": _ANTHROPIC_TYPES.get(status, "api_error"), "message": message, "code": code}
-        if reasons is not None:
-            error["reasons"] = reasons
+        error = {"type": _ANTHROPIC_TYPES.get(status, "api_error"), "message": message, "code": code}
         body: dict[str, Any] = {"type": "error", "error": error, "request_id": request_id}
     else:
         error = {"message": message, "type": _OPENAI_TYPES.get(status, "server_error"), "code": code, "param": None}
-        if reasons is not None:
-            error["reasons"] = reasons
         body = {"error": error, "request_id": request_id}
+    if reasons is not None:
+        error["reasons"] = reasons
     extra = [(b"x-request-id", request_id.encode())]
     if headers:
         extra.extend(headers)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from exportgate.audit import audit_from_settings, audit_store_from_settings
 from exportgate.config import Settings, resolve_secret
 from exportgate.geo import geo_from_settings
@@ -27,38 +29,36 @@ def routing_from_settings(settings: Settings) -> Routing:
     return Routing.simulator()
 
 
+def _checked_parts(settings: Settings) -> dict[str, Any]:
+    """Every part that validates a setting; a bad setting fails here, not under load."""
+    return {
+        "directives": DirectiveHolder(settings.directive or example_directive_path(), settings.home_path),
+        "routing": routing_from_settings(settings),
+        "client_ip": ClientIpResolver(settings.trusted_proxies),
+        "authenticator": authenticator_from_settings(settings),
+        "geo": geo_from_settings(settings),
+    }
+
+
 def parts_from_settings(settings: Settings) -> GatewayParts:
-    """Everything checked before the first request: a bad setting fails here, not under load."""
-    home = settings.home_path
-    directives = DirectiveHolder(settings.directive or example_directive_path(), home)
-    routing = routing_from_settings(settings)
-    client_ip = ClientIpResolver(settings.trusted_proxies)
-    authenticator = authenticator_from_settings(settings)
-    geo = geo_from_settings(settings)
-    audit = audit_from_settings(settings)
+    """Everything one worker needs, its audit writer started."""
     return GatewayParts(
-        directives=directives,
-        authenticator=authenticator,
-        geo=geo,
-        audit=audit,
-        routing=routing,
+        **_checked_parts(settings),
+        audit=audit_from_settings(settings),
         transports={"http": HttpTransport(), "local": LocalTransport(SimApp())},
-        client_ip=client_ip,
         blocked_by=settings.blocked_by_url,
         max_body=int(settings.max_body_mb * 1024 * 1024),
         access_log=AccessLog() if settings.access_log else None,
-        metrics=Metrics(home / "metrics" if settings.workers > 1 else None),
+        metrics=Metrics(settings.home_path / "metrics" if settings.workers > 1 else None),
         watch_interval=settings.watch_interval,
     )
 
 
 def check_settings(settings: Settings) -> None:
-    """Build and drop everything a worker would build (the audit store opened, not written to)."""
-    DirectiveHolder(settings.directive or example_directive_path(), settings.home_path)
-    routing_from_settings(settings)
-    ClientIpResolver(settings.trusted_proxies)
-    authenticator_from_settings(settings)
-    geo_from_settings(settings)
+    """Build and drop what a worker would build, in the serving process: the audit store is opened, not
+    written to (no writer registers a chain for a check)."""
+    parts = _checked_parts(settings)
+    parts["authenticator"].store.close()
     audit_store_from_settings(settings).close()
 
 

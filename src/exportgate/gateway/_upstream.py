@@ -52,13 +52,26 @@ class Upstream:
     api_key: str | None = field(default=None, repr=False)
     connect_timeout: float = 10.0
     read_timeout: float = 600.0
+    #: Derived once, not per request: the credential headers, the client timeout, the transport it needs.
+    auth: tuple[tuple[str, str], ...] = field(init=False, repr=False, compare=False)
+    timeout: aiohttp.ClientTimeout = field(init=False, repr=False, compare=False)
+    transport: str = field(init=False, compare=False)  # "local" (the simulator, in-process) or "http"
 
-    def auth_headers(self) -> list[tuple[str, str]]:
-        if not self.api_key:
-            return []
-        if self.api == "anthropic":
-            return [("x-api-key", self.api_key)]
-        return [("authorization", f"Bearer {self.api_key}")]
+    def __post_init__(self) -> None:
+        auth: tuple[tuple[str, str], ...] = ()
+        if self.api_key:
+            auth = (
+                (("x-api-key", self.api_key),)
+                if self.api == "anthropic"
+                else (("authorization", f"Bearer {self.api_key}"),)
+            )
+        object.__setattr__(self, "auth", auth)
+        object.__setattr__(
+            self,
+            "timeout",
+            aiohttp.ClientTimeout(total=None, connect=self.connect_timeout, sock_read=self.read_timeout),
+        )
+        object.__setattr__(self, "transport", "local" if self.base_url.startswith(SIMULATOR) else "http")
 
     def accepts(self, api: str) -> bool:
         return self.api in ("any", api)
@@ -167,6 +180,8 @@ class UpstreamResponse(Protocol):
 
 
 class Transport(Protocol):
+    """Sends one request upstream. ``headers`` belongs to the call: a transport may extend it."""
+
     async def send(
         self, upstream: Upstream, method: str, path: str, body: bytes, headers: list[tuple[str, str]]
     ) -> UpstreamResponse: ...
@@ -239,10 +254,10 @@ class HttpTransport:
     async def send(
         self, upstream: Upstream, method: str, path: str, body: bytes, headers: list[tuple[str, str]]
     ) -> UpstreamResponse:
-        timeout = aiohttp.ClientTimeout(total=None, connect=upstream.connect_timeout, sock_read=upstream.read_timeout)
+        headers.extend(upstream.auth)
         try:
             response = await self._client().request(
-                method, upstream.base_url + path, data=body, headers=headers + upstream.auth_headers(), timeout=timeout
+                method, upstream.base_url + path, data=body, headers=headers, timeout=upstream.timeout
             )
         except TimeoutError:
             raise UpstreamTimeoutError(f"upstream {upstream.name} did not answer in time") from None
@@ -293,7 +308,7 @@ class LocalTransport:
             "path": path,
             "query_string": b"",
             "client": None,
-            "headers": [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers + upstream.auth_headers()],
+            "headers": [(k.encode("latin-1"), v.encode("latin-1")) for k, v in (*headers, *upstream.auth)],
         }
         sent = False
 

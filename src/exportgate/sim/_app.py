@@ -132,11 +132,7 @@ class SimApp:
     async def chat(self, body: dict[str, Any], send: Send) -> None:
         reply = self._reply(body, _messages(body))
         model, rid, created = str(body.get("model", "")), self._id("chatcmpl-"), int(time.time())
-        usage = {
-            "prompt_tokens": reply.prompt_tokens,
-            "completion_tokens": reply.completion_tokens,
-            "total_tokens": reply.prompt_tokens + reply.completion_tokens,
-        }
+        usage = reply.openai_usage()
         if not body.get("stream"):
             choice = {
                 "index": 0,
@@ -185,11 +181,7 @@ class SimApp:
                 "created": int(time.time()),
                 "model": body.get("model", ""),
                 "choices": [{"text": reply.text, "index": 0, "logprobs": None, "finish_reason": reply.finish_reason}],
-                "usage": {
-                    "prompt_tokens": reply.prompt_tokens,
-                    "completion_tokens": reply.completion_tokens,
-                    "total_tokens": reply.prompt_tokens + reply.completion_tokens,
-                },
+                "usage": reply.openai_usage(),
             },
         )
 

@@ -67,6 +67,10 @@ class Reply:
     completion_tokens: int
     finish_reason: str = "stop"
 
+    def openai_usage(self) -> dict[str, int]:
+        total = self.prompt_tokens + self.completion_tokens
+        return {"prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens, "total_tokens": total}
+
 
 class SimModel:
     def __init__(self, seed: int = 0, reply_words: int = 24) -> None:
