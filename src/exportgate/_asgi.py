@@ -11,12 +11,25 @@ from typing import Any
 
 import orjson
 
-__all__ = ["JSON", "SSE", "Receive", "Scope", "Send", "read_body", "send_bytes", "send_json", "start_stream"]
+__all__ = [
+    "JSON",
+    "SSE",
+    "RawHeaders",
+    "Receive",
+    "Scope",
+    "Send",
+    "read_body",
+    "send_bytes",
+    "send_json",
+    "start_stream",
+]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
+#: Header names (lower case) and values as ASGI carries them.
+RawHeaders = list[tuple[bytes, bytes]]
 
 JSON = b"application/json"
 SSE = b"text/event-stream"

@@ -78,11 +78,16 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("jwt_leeway", 30.0, "Clock skew allowed on exp/nbf, seconds.", float),
     Setting("audit_url", None, "Audit store URL: sqlite:///PATH or postgresql://...; HOME/audit.db when unset."),
-    Setting("audit_mode", "strict", "strict: a request waits for its audit record to commit; async: bounded queue.",
-            lambda v: _choice(v, ("strict", "async"))),
+    Setting(
+        "audit_mode",
+        "strict",
+        "strict: a request waits for its audit record to commit; async: bounded queue.",
+        lambda v: _choice(v, ("strict", "async")),
+    ),
     Setting("audit_checkpoint_every", 1000, "Sign a checkpoint after this many audit records.", int),
-    Setting("audit_checkpoint_seconds", 10.0, "Sign a checkpoint at least this often (seconds) while records arrive.",
-            float),
+    Setting(
+        "audit_checkpoint_seconds", 10.0, "Sign a checkpoint at least this often (seconds) while records arrive.", float
+    ),
     Setting("audit_retention_years", 5, "audit prune refuses to delete records younger than this (15 CFR 762.6).", int),
     Setting("key_cache_ttl", 5.0, "Seconds a verified API key stays cached (bounds revocation delay).", float),
     Setting("directive", None, "Directive file the gateway enforces; the bundled example when unset."),
@@ -96,8 +101,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("blocked_by_url", "/directive", "URL in the Link rel=blocked-by header of 451 answers."),
     Setting("max_body_mb", 32.0, "Largest request body accepted, MiB (413 beyond).", float),
     Setting("access_log", True, "Write one JSON line per request to stderr.", _bool),
-    Setting("log_level", "info", "Gateway log level: debug, info, warning, error.",
-            lambda v: _choice(v, ("debug", "info", "warning", "error"))),
+    Setting(
+        "log_level",
+        "info",
+        "Gateway log level: debug, info, warning, error.",
+        lambda v: _choice(v, ("debug", "info", "warning", "error")),
+    ),
     Setting("watch_interval", 1.0, "Seconds between directive file checks (hot reload).", float),
 )
 _BY_NAME = {s.name: s for s in SETTINGS}

@@ -21,7 +21,17 @@ from typing import Any
 
 import orjson
 
-from exportgate._asgi import BodyTooLarge, ClientGone, Receive, Scope, Send, read_body, send_bytes, send_json
+from exportgate._asgi import (
+    BodyTooLarge,
+    ClientGone,
+    RawHeaders,
+    Receive,
+    Scope,
+    Send,
+    read_body,
+    send_bytes,
+    send_json,
+)
 from exportgate._types import Decision, RequestContext, Subject
 from exportgate.audit import AuditWriter, Outcome, OutcomeBatch, entry_for
 from exportgate.errors import BadRequestError, ExportgateError, StoreError, UpstreamError
@@ -190,7 +200,7 @@ class Gateway:
         if upstream_model != payload.get("model"):
             payload["model"] = upstream_model
             body = orjson.dumps(payload)
-        upstream_headers.append(("x-request-id", call.request_id))
+        upstream_headers.append((b"x-request-id", call.request_id.encode()))
         self.metrics.observe("exportgate_gateway_overhead_seconds", (path,), time.perf_counter() - call.started)
         await self._forward(send, receive, call, upstream, body, upstream_headers)
 
@@ -249,7 +259,7 @@ class Gateway:
             log.error("%d request outcomes not recorded: %s", len(batch), exc)
 
     async def _forward(  # noqa: PLR0917
-        self, send: Send, receive: Receive, call: _Call, upstream: Upstream, body: bytes, headers: list[tuple[str, str]]
+        self, send: Send, receive: Receive, call: _Call, upstream: Upstream, body: bytes, headers: RawHeaders
     ) -> None:
         transport = self.parts.transports[upstream.transport]
         try:
@@ -449,11 +459,11 @@ class Gateway:
         )
 
 
-def _read_headers(headers: list[tuple[bytes, bytes]]) -> tuple[str, list[bytes], list[tuple[str, str]]]:
+def _read_headers(headers: RawHeaders) -> tuple[str, list[bytes], RawHeaders]:
     """One pass over the request headers: the credential, X-Forwarded-For values, headers to pass on."""
     token = ""
     forwarded_for: list[bytes] = []
-    upstream: list[tuple[str, str]] = []
+    upstream: RawHeaders = []
     for name, value in headers:
         if name == b"authorization":
             scheme, _, rest = value.partition(b" ")
@@ -464,7 +474,7 @@ def _read_headers(headers: list[tuple[bytes, bytes]]) -> tuple[str, list[bytes],
         elif name == b"x-forwarded-for":
             forwarded_for.append(value)
         elif name in FORWARD_REQUEST:
-            upstream.append((name.decode("latin-1"), value.decode("latin-1")))
+            upstream.append((name, value))
     return token, forwarded_for, upstream
 
 

@@ -24,14 +24,16 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
-import aiohttp
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
 from exportgate._asgi import Scope
 from exportgate.config import resolve_secret
-from exportgate.errors import BadRequestError, ConfigError, UpstreamError, UpstreamTimeoutError
+from exportgate.errors import BadRequestError, ConfigError, UpstreamError
+
+from ._http import HttpClient, Origin
 
 __all__ = ["HttpTransport", "LocalTransport", "Routing", "Upstream", "UpstreamResponse", "load_routing"]
 
@@ -52,32 +54,49 @@ class Upstream:
     api_key: str | None = field(default=None, repr=False)
     connect_timeout: float = 10.0
     read_timeout: float = 600.0
-    #: Derived once, not per request: the credential headers, the client timeout, the transport it needs.
-    auth: tuple[tuple[str, str], ...] = field(init=False, repr=False, compare=False)
-    timeout: aiohttp.ClientTimeout = field(init=False, repr=False, compare=False)
+    #: Derived once, not per request: the credential headers, where to connect, the transport it needs.
+    auth: tuple[tuple[bytes, bytes], ...] = field(init=False, repr=False, compare=False)
+    origin: Origin | None = field(init=False, repr=False, compare=False)  # None for the simulator
+    prefix: bytes = field(init=False, repr=False, compare=False)  # the base URL's path, put before each route
     transport: str = field(init=False, compare=False)  # "local" (the simulator, in-process) or "http"
 
     def __post_init__(self) -> None:
-        auth: tuple[tuple[str, str], ...] = ()
+        auth: tuple[tuple[bytes, bytes], ...] = ()
         if self.api_key:
-            auth = (
-                (("x-api-key", self.api_key),)
-                if self.api == "anthropic"
-                else (("authorization", f"Bearer {self.api_key}"),)
-            )
+            key = self.api_key.encode("latin-1", "replace")
+            if b"\r" in key or b"\n" in key:
+                raise ConfigError(f"upstream {self.name}: the API key contains a line break")
+            auth = ((b"x-api-key", key),) if self.api == "anthropic" else ((b"authorization", b"Bearer " + key),)
         object.__setattr__(self, "auth", auth)
-        object.__setattr__(
-            self,
-            "timeout",
-            aiohttp.ClientTimeout(total=None, connect=self.connect_timeout, sock_read=self.read_timeout),
-        )
-        object.__setattr__(self, "transport", "local" if self.base_url.startswith(SIMULATOR) else "http")
+        local = self.base_url.startswith(SIMULATOR)
+        object.__setattr__(self, "transport", "local" if local else "http")
+        origin, prefix = (None, b"") if local else _origin(self.name, self.base_url)
+        object.__setattr__(self, "origin", origin)
+        object.__setattr__(self, "prefix", prefix)
 
     def accepts(self, api: str) -> bool:
         return self.api in ("any", api)
 
 
 SIMULATOR_UPSTREAM = Upstream("simulator", SIMULATOR, "any")
+
+
+def _origin(name: str, base_url: str) -> tuple[Origin, bytes]:
+    """Scheme, host and port of a base URL, and its path (``https://host/api`` puts ``/api`` first)."""
+    try:
+        parts = urlsplit(base_url)
+        port = parts.port
+    except ValueError as exc:
+        raise ConfigError(f"upstream {name}: base_url {base_url!r} is not a valid URL: {exc}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"upstream {name}: base_url must be an http(s) URL with a host, not {base_url!r}")
+    if parts.query or parts.fragment or parts.username or parts.password:
+        raise ConfigError(f"upstream {name}: base_url takes no query, fragment or credentials")
+    port = port or (443 if parts.scheme == "https" else 80)
+    path = parts.path.rstrip("/")
+    if not path.isascii() or any(c in path for c in " \r\n"):
+        raise ConfigError(f"upstream {name}: base_url's path must be plain ASCII without spaces")
+    return Origin(parts.scheme, parts.hostname, port), path.encode("ascii")
 
 
 @dataclass(frozen=True)
@@ -183,91 +202,47 @@ class Transport(Protocol):
     """Sends one request upstream. ``headers`` belongs to the call: a transport may extend it."""
 
     async def send(
-        self, upstream: Upstream, method: str, path: str, body: bytes, headers: list[tuple[str, str]]
+        self, upstream: Upstream, method: str, path: str, body: bytes, headers: list[tuple[bytes, bytes]]
     ) -> UpstreamResponse: ...
 
     async def close(self) -> None: ...
 
 
-def _passed_back(headers: Any) -> list[tuple[bytes, bytes]]:
+def _passed_back(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """The upstream's response headers a client gets: content type, rate limits, the upstream's request id."""
     out = []
-    for name, value in headers.items():
-        lower = name.lower().encode("latin-1")
-        if lower == b"content-type" or lower.startswith(FORWARD_RESPONSE_PREFIXES):
-            out.append((lower, value.encode("latin-1")))
-        elif lower in (b"x-request-id", b"request-id"):
-            out.append((b"x-upstream-request-id", value.encode("latin-1")))
+    for name, value in headers:
+        if name == b"content-type" or name.startswith(FORWARD_RESPONSE_PREFIXES):
+            out.append((name, value))
+        elif name in (b"x-request-id", b"request-id"):
+            out.append((b"x-upstream-request-id", value))
     return out
 
 
-class _HttpResponse:
-    def __init__(self, response: aiohttp.ClientResponse) -> None:
-        self._response = response
-        self.status = response.status
-        self.headers = _passed_back(response.headers)
-        self._complete = False
-
-    async def chunks(self) -> AsyncIterator[bytes]:
-        try:
-            async for chunk in self._response.content.iter_any():
-                yield chunk
-            self._complete = True
-        except TimeoutError:
-            raise UpstreamTimeoutError("the upstream stopped sending within its read timeout") from None
-        except aiohttp.ClientError as exc:
-            raise UpstreamError(f"the upstream connection failed mid-response: {exc}") from None
-
-    async def read(self) -> bytes:
-        try:
-            content = await self._response.read()
-        except TimeoutError:
-            raise UpstreamTimeoutError("the upstream did not answer within its read timeout") from None
-        except aiohttp.ClientError as exc:
-            raise UpstreamError(f"the upstream connection failed: {exc}") from None
-        self._complete = True
-        return content
-
-    def close(self) -> None:
-        """Keep the connection for the next request when the answer was read whole; drop it otherwise
-        (a client that went away mid-stream: closing is what cancels the upstream generation)."""
-        if self._complete:
-            self._response.release()
-        else:
-            self._response.close()
-
-
 class HttpTransport:
-    """Upstreams over HTTP with one pooled aiohttp session (measured: httpx's pool collapses at 64 connections)."""
+    """Upstreams over HTTP(S) with pooled keep-alive connections (:mod:`._http`; aiohttp and httpx were
+    measured and not chosen, docs/gateway.md)."""
 
-    def __init__(self, limit: int = 512) -> None:
-        self._session: aiohttp.ClientSession | None = None
-        self._limit = limit
-
-    def _client(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            connector = aiohttp.TCPConnector(limit=self._limit, keepalive_timeout=60, ttl_dns_cache=300)
-            self._session = aiohttp.ClientSession(
-                connector=connector, auto_decompress=False, skip_auto_headers=("User-Agent",)
-            )
-        return self._session
+    def __init__(self, client: HttpClient | None = None) -> None:
+        self._client = client or HttpClient()
 
     async def send(
-        self, upstream: Upstream, method: str, path: str, body: bytes, headers: list[tuple[str, str]]
+        self, upstream: Upstream, method: str, path: str, body: bytes, headers: list[tuple[bytes, bytes]]
     ) -> UpstreamResponse:
+        assert upstream.origin is not None
         headers.extend(upstream.auth)
         try:
-            response = await self._client().request(
-                method, upstream.base_url + path, data=body, headers=headers, timeout=upstream.timeout
-            )
-        except TimeoutError:
-            raise UpstreamTimeoutError(f"upstream {upstream.name} did not answer in time") from None
-        except aiohttp.ClientError as exc:
-            raise UpstreamError(f"upstream {upstream.name} is unreachable: {type(exc).__name__}") from None
-        return _HttpResponse(response)
+            response = await self._client.request(
+                upstream.origin, method.encode(), upstream.prefix + path.encode(), headers, body,
+                upstream.connect_timeout, upstream.read_timeout,
+            )  # fmt: skip
+        except UpstreamError as exc:
+            raise type(exc)(f"upstream {upstream.name}: {exc.message}") from None
+        response.headers = _passed_back(response.headers)
+        return response
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
+        await self._client.close()
 
 
 class _LocalResponse:
@@ -298,7 +273,7 @@ class LocalTransport:
         self.app = app
 
     async def send(
-        self, upstream: Upstream, method: str, path: str, body: bytes, headers: list[tuple[str, str]]
+        self, upstream: Upstream, method: str, path: str, body: bytes, headers: list[tuple[bytes, bytes]]
     ) -> UpstreamResponse:
         queue: asyncio.Queue[bytes | None] = asyncio.Queue()
         started: asyncio.Future[tuple[int, list[tuple[bytes, bytes]]]] = asyncio.get_running_loop().create_future()
@@ -308,7 +283,7 @@ class LocalTransport:
             "path": path,
             "query_string": b"",
             "client": None,
-            "headers": [(k.encode("latin-1"), v.encode("latin-1")) for k, v in (*headers, *upstream.auth)],
+            "headers": [*headers, *upstream.auth],
         }
         sent = False
 
