@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
-from exportgate.gateway._http import HttpClient, Origin
+from exportgate._http import HttpClient, Origin
 
 
 async def _lifespan(receive, send, start, stop):  # type: ignore[no-untyped-def]

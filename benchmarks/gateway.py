@@ -6,7 +6,7 @@ Peers in the same run, all in front of the same upstream (``exportgate sim serve
 - bare: a bare aiohttp pass-through proxy on granian (``_bare_proxy.py``), the
   usual ceiling for a Python proxy, and the peer the targets name;
 - bare-lean: the same pass-through with exportgate's own upstream client
-  (``exportgate.gateway._http``), so that exportgate's distance to it is the cost
+  (``exportgate._http``), so that exportgate's distance to it is the cost
   of the checks and the audit alone;
 - exportgate: ``exportgate serve`` with every check (API key, trusted-proxy
   client IP, geo, directive) and the strict audit on (SQLite, synchronous=FULL);

@@ -10,6 +10,8 @@ import typer
 
 from exportgate._asgi import serve as serve_asgi
 from exportgate.config import ENV_PREFIX, Settings
+from exportgate.errors import ConfigError
+from exportgate.sim import PROFILES
 
 from ._common import HomeOption, settings_for
 
@@ -86,9 +88,15 @@ def sim_serve(
     seed: Annotated[int, typer.Option(help="Seed: the same seed and conversation give the same reply.")] = 0,
     chunk_delay_ms: Annotated[float, typer.Option(help="Pause between streamed chunks, ms.")] = 0.0,
     workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
+    profile: Annotated[
+        str, typer.Option(help="Vulnerability profile: hardened, typical or vulnerable (docs/evaluation.md).")
+    ] = "typical",
 ) -> None:
     """Serve the simulated model on /v1/chat/completions, /v1/messages, /v1/models and friends."""
+    if profile not in PROFILES:
+        raise ConfigError(f"unknown simulator profile {profile!r}; choose from {', '.join(PROFILES)}")
+    os.environ["EXPORTGATE_SIM_PROFILE"] = profile
     os.environ["EXPORTGATE_SIM_SEED"] = str(seed)
     os.environ["EXPORTGATE_SIM_CHUNK_DELAY_MS"] = str(chunk_delay_ms)
-    typer.echo(f"exportgate simulator on http://{host}:{port} (seed {seed})", err=True)
+    typer.echo(f"exportgate simulator on http://{host}:{port} (profile {profile}, seed {seed})", err=True)
     serve_asgi("exportgate.sim:app_from_env", host=host, port=port, workers=workers)

@@ -30,10 +30,9 @@ from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
 from exportgate._asgi import Scope
+from exportgate._http import HttpClient, Origin
 from exportgate.config import resolve_secret
 from exportgate.errors import BadRequestError, ConfigError, UpstreamError
-
-from ._http import HttpClient, Origin
 
 __all__ = ["HttpTransport", "LocalTransport", "Routing", "Upstream", "UpstreamResponse", "load_routing"]
 

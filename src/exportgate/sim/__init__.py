@@ -1,9 +1,22 @@
 """The built-in model simulator (SPEC §7): a guarded, seeded, OpenAI- and Anthropic-compatible model."""
 
 from ._app import SimApp
-from ._model import REFUSAL, Reply, SimModel, count_tokens
+from ._model import ATTACKER_PROMPT, JUDGE_PROMPT, REFUSAL, Reply, SimModel, canary_marker, count_tokens
+from ._profiles import PROFILES, Profile, profile_named
 
-__all__ = ["REFUSAL", "Reply", "SimApp", "SimModel", "count_tokens"]
+__all__ = [
+    "ATTACKER_PROMPT",
+    "JUDGE_PROMPT",
+    "PROFILES",
+    "REFUSAL",
+    "Profile",
+    "Reply",
+    "SimApp",
+    "SimModel",
+    "canary_marker",
+    "count_tokens",
+    "profile_named",
+]
 
 
 def app_from_env() -> SimApp:
@@ -11,7 +24,10 @@ def app_from_env() -> SimApp:
     import os  # noqa: PLC0415
 
     return SimApp(
-        SimModel(seed=int(os.environ.get("EXPORTGATE_SIM_SEED", "0"))),
+        SimModel(
+            seed=int(os.environ.get("EXPORTGATE_SIM_SEED", "0")),
+            profile=profile_named(os.environ.get("EXPORTGATE_SIM_PROFILE", "typical")),
+        ),
         chunk_delay=float(os.environ.get("EXPORTGATE_SIM_CHUNK_DELAY_MS", "0")) / 1000,
     )
 

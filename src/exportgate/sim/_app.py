@@ -124,8 +124,13 @@ class SimApp:
         return f"{prefix}sim{next(self._ids):08x}"
 
     def _reply(self, body: dict[str, Any], messages: list[tuple[str, str]], limit_key: str = "max_tokens") -> Reply:
-        limit = body.get(limit_key)
-        return self.model.reply(str(body.get("model", "")), messages, limit if isinstance(limit, int) else None)
+        limit, seed = body.get(limit_key), body.get("seed")
+        return self.model.reply(
+            str(body.get("model", "")),
+            messages,
+            limit if isinstance(limit, int) else None,
+            seed if isinstance(seed, int) and not isinstance(seed, bool) else None,
+        )
 
     # -- OpenAI -------------------------------------------------------------
 

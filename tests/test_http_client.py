@@ -18,7 +18,7 @@ from cryptography.x509.oid import NameOID
 
 from exportgate.errors import BadRequestError, ConfigError, UpstreamError, UpstreamTimeoutError
 from exportgate.gateway import Upstream
-from exportgate.gateway._http import HIGH_WATER, HttpClient, Origin
+from exportgate._http import HIGH_WATER, HttpClient, Origin
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter, "Script"], Awaitable[None]]
 JSON_OK = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 11\r\n\r\n{\"ok\":true}"
