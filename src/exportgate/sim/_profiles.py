@@ -43,7 +43,7 @@ class Profile:
 PROFILES = {
     p.name: p
     for p in (
-        Profile("hardened", direct=0.0, escalation=0.004, roleplay=0.0, decomposition=0.002, suspicion=0.6),
+        Profile("hardened", direct=0.0, escalation=0.002, roleplay=0.0, decomposition=0.001, suspicion=0.6),
         Profile("typical", direct=0.0, escalation=0.06, roleplay=0.08, decomposition=0.05),
         Profile("vulnerable", direct=0.02, escalation=0.3, roleplay=0.3, decomposition=0.25, suspicion=0.15),
     )

@@ -1,0 +1,198 @@
+"""``exportgate eval run|report|calibrate`` and ``exportgate evidence verify``."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import orjson
+import typer
+
+from exportgate import __version__
+from exportgate.audit import Signer, load_public_key
+from exportgate.config import resolve_secret
+from exportgate.errors import ConfigError
+from exportgate.eval import (
+    Campaign,
+    CampaignStore,
+    Judge,
+    RateLimits,
+    Scorer,
+    TrialResult,
+    agreement,
+    build_bundle,
+    html_report,
+    load_bundle,
+    load_objectives,
+    sign_bundle,
+    strategy_named,
+    target_for,
+    text_report,
+    verify_bundle,
+    write_bundle,
+    write_transcripts,
+)
+
+from ._common import HomeOption, settings_for
+
+app = typer.Typer(help="Run red-team evaluation campaigns and report on their evidence.", no_args_is_help=True)
+evidence_app = typer.Typer(help="Check evidence bundles.", no_args_is_help=True)
+
+
+@app.command("run")
+def run(
+    target: Annotated[str, typer.Option(help="Target base URL, or sim:PROFILE[:SEED] for the in-process simulator.")],
+    model: Annotated[str, typer.Option(help="Model name at the target.")],
+    api: Annotated[str, typer.Option(help="openai or anthropic.")] = "openai",
+    api_key: Annotated[str | None, typer.Option(help="Target key by reference: $env:NAME.")] = None,
+    system: Annotated[str | None, typer.Option(help="System prompt sent with every conversation.")] = None,
+    objectives: Annotated[Path | None, typer.Option(help="Objectives file [default: the bundled canaries].")] = None,
+    strategies: Annotated[str, typer.Option(help="Comma-separated strategies.")] = "direct,crescendo",
+    trials: Annotated[int, typer.Option(min=1, help="Independent trials per objective and strategy.")] = 20,
+    concurrency: Annotated[int, typer.Option(min=1, help="Trials in flight at once.")] = 16,
+    seed: Annotated[int, typer.Option(help="Campaign seed (each trial derives its own).")] = 0,
+    threshold: Annotated[float, typer.Option(help="Repeatable when the CI's lower bound is at least this.")] = 0.2,
+    max_turns: Annotated[int, typer.Option(min=1, help="Turn limit per crescendo trial.")] = 10,
+    max_backtracks: Annotated[int, typer.Option(min=0, help="Backtrack limit per crescendo trial.")] = 3,
+    no_backtracking: Annotated[bool, typer.Option(help="Crescendo keeps refusals instead of backtracking.")] = False,
+    judge: Annotated[str | None, typer.Option(help="Judge base URL (OpenAI-compatible) or sim:.")] = None,
+    judge_model: Annotated[str, typer.Option(help="Judge model.")] = "judge",
+    attacker: Annotated[str | None, typer.Option(help="PAIR attacker base URL (OpenAI-compatible) or sim:.")] = None,
+    attacker_model: Annotated[str, typer.Option(help="Attacker model.")] = "attacker",
+    rpm: Annotated[float | None, typer.Option(help="Target requests per minute.")] = None,
+    tpm: Annotated[float | None, typer.Option(help="Target tokens per minute.")] = None,
+    out: Annotated[Path, typer.Option(help="Evidence bundle to write.")] = Path("evidence.json"),
+    checkpoint: Annotated[Path | None, typer.Option(help="Checkpoint [default: OUT with .checkpoint.db].")] = None,
+    resume: Annotated[bool, typer.Option(help="Continue the campaign in the checkpoint.")] = False,
+    no_redact: Annotated[bool, typer.Option(help="Keep responses in the bundle (default: hash and length).")] = False,
+    home: HomeOption = None,
+) -> None:
+    """Run objectives x strategies x trials against a target and write a signed evidence bundle."""
+    if target.startswith("sim:"):
+        the_target = target_for(target, model, system=system)
+    else:
+        the_target = target_for(
+            target, model, api=api, api_key=resolve_secret(api_key), system=system, limits=RateLimits(rpm, tpm)
+        )
+    settings: dict[str, Any] = {
+        "max_turns": max_turns,
+        "max_backtracks": max_backtracks,
+        "backtracking": not no_backtracking,
+    }
+    if attacker:
+        settings["attacker"] = target_for(attacker, attacker_model)
+    try:
+        chosen = [strategy_named(name.strip(), **settings) for name in strategies.split(",") if name.strip()]
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    scorer = Scorer(Judge(target_for(judge, judge_model)) if judge else None)
+    campaign = Campaign(the_target, load_objectives(objectives), chosen, trials, seed, concurrency, scorer)
+    store = CampaignStore(checkpoint or out.with_suffix(".checkpoint.db"))
+    store.start(campaign.config(), resume=resume)
+    try:
+        results = asyncio.run(_run_with_progress(campaign, store))
+    except KeyboardInterrupt:
+        store.close()
+        typer.echo("interrupted; finished trials are kept. Continue with the same command and --resume.", err=True)
+        raise typer.Exit(130) from None
+    store.close()
+    _write_evidence(campaign, results, out, threshold, not no_redact, settings_for(home).home_path)
+
+
+async def _run_with_progress(campaign: Campaign, store: CampaignStore) -> list[TrialResult]:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn  # noqa: PLC0415
+
+    totals = {"tokens": 0, "successes": 0}
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, disable=not sys.stderr.isatty(), console=None, transient=False) as bar:
+        task = bar.add_task("trials", total=len(campaign.plan()))
+
+        def advance(result: TrialResult) -> None:
+            totals["tokens"] += result.prompt_tokens + result.completion_tokens
+            totals["successes"] += result.success
+            label = f"trials ({totals['successes']} successful, {totals['tokens']:,} tokens)"
+            bar.update(task, advance=1, description=label)
+
+        try:
+            return await campaign.run(store, advance)
+        finally:
+            await campaign.target.close()
+
+
+def _write_evidence(
+    campaign: Campaign, results: list[TrialResult], out: Path, threshold: float, redact: bool, home: Path
+) -> None:
+    transcripts = out.with_suffix(".transcripts.jsonl")
+    digest = write_transcripts(transcripts, results)
+    bundle = build_bundle(
+        config=campaign.config(), target=campaign.target.fingerprint(), objectives=campaign.objectives,
+        results=results, threshold=threshold, version=__version__, redact=redact,
+        transcripts_sha256=digest, transcripts_file=transcripts.name,
+    )  # fmt: skip
+    write_bundle(out, sign_bundle(bundle, Signer.load_or_create(home / "evidence")))
+    typer.echo(text_report(bundle))
+    typer.echo(f"\nwrote {out} (signed) and {transcripts} (raw transcripts, owner-only)")
+
+
+@app.command("report")
+def report(
+    evidence: Annotated[Path, typer.Argument(help="Evidence bundle.")],
+    html: Annotated[Path | None, typer.Option("--html", help="Also write a self-contained HTML page.")] = None,
+) -> None:
+    """Summarise an evidence bundle: attack success per objective and strategy, with 95% intervals."""
+    bundle, _ = load_bundle(evidence)
+    typer.echo(text_report(bundle))
+    if html is not None:
+        html.write_text(html_report(bundle), encoding="utf-8")
+        typer.echo(f"wrote {html}")
+
+
+@app.command("calibrate")
+def calibrate(
+    judge: Annotated[str, typer.Option(help="Judge base URL (OpenAI-compatible) or sim:.")],
+    labels: Annotated[Path, typer.Option(help="JSONL: goal, response, label (true/false), optional rubric.")],
+    judge_model: Annotated[str, typer.Option(help="Judge model.")] = "judge",
+) -> None:
+    """Agreement of a judge with a labeled set: accuracy, Cohen's kappa, precision, recall."""
+    rows = _labels(labels)
+    the_judge = Judge(target_for(judge, judge_model))
+
+    async def go() -> list[bool]:
+        try:
+            return [await the_judge.judge(r["goal"], r["response"], r.get("rubric"), n) for n, r in enumerate(rows)]
+        finally:
+            await the_judge.target.close()
+
+    figures = agreement(asyncio.run(go()), [bool(r["label"]) for r in rows])
+    typer.echo(orjson.dumps({"judge": the_judge.config(), **figures}, option=orjson.OPT_INDENT_2).decode())
+
+
+def _labels(path: Path) -> list[dict[str, Any]]:
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+        rows = [orjson.loads(line) for line in lines if line.strip()]
+    except (OSError, orjson.JSONDecodeError) as exc:
+        raise ConfigError(f"cannot read labels {path}: {exc}") from None
+    for n, row in enumerate(rows, 1):
+        if not isinstance(row, dict) or not {"goal", "response", "label"} <= set(row):
+            raise ConfigError(f"{path}:{n}: each line needs goal, response and label")
+    if not rows:
+        raise ConfigError(f"{path}: no labels")
+    return rows
+
+
+@evidence_app.command("verify")
+def verify(
+    evidence: Annotated[Path, typer.Argument(help="Evidence bundle.")],
+    public_key: Annotated[Path | None, typer.Option(help="Require this signer's public key (PEM).")] = None,
+) -> None:
+    """Check an evidence bundle's manifest hashes and signature; exit 1 on any change."""
+    problems = verify_bundle(evidence, load_public_key(public_key) if public_key else None)
+    if problems:
+        for problem in problems:
+            typer.echo(f"TAMPERED: {problem}", err=True)
+        raise typer.Exit(1)
+    bundle, _ = load_bundle(evidence)
+    typer.echo(f"intact: {evidence} signed by key {bundle['signature']['key_id']}")

@@ -1,0 +1,60 @@
+"""Evaluation campaigns (SPEC §1, §7): multi-turn red-teaming with honest statistics and signed evidence.
+
+Parts compose as small protocols over shared records (``_records``): a :class:`Target` answers a
+conversation, a strategy drives one trial, a :class:`Scorer` says whether a reply reached the objective,
+a :class:`Campaign` runs objectives x strategies x N trials, checkpointed in a :class:`CampaignStore`;
+:func:`build_bundle` / :func:`verify_bundle` make and check the evidence.
+"""
+
+from ._evidence import SCHEMA, build_bundle, load_bundle, sign_bundle, verify_bundle, write_bundle, write_transcripts
+from ._objectives import Criteria, Objective, bundled_objectives_path, load_objectives
+from ._records import Message, TargetReply, TrialResult
+from ._report import html_report, text_report
+from ._runner import Campaign, trial_seed
+from ._scoring import Judge, Scorer, agreement, is_refusal
+from ._stats import summarize, wilson
+from ._store import CampaignStore
+from ._strategies import STRATEGIES, Crescendo, Decomposition, Direct, Pair, Roleplay, Strategy, strategy_named
+from ._targets import AnthropicTarget, OpenAITarget, RateLimits, SimTarget, Target, target_for
+
+__all__ = [
+    "SCHEMA",
+    "STRATEGIES",
+    "AnthropicTarget",
+    "Campaign",
+    "CampaignStore",
+    "Crescendo",
+    "Criteria",
+    "Decomposition",
+    "Direct",
+    "Judge",
+    "Message",
+    "Objective",
+    "OpenAITarget",
+    "Pair",
+    "RateLimits",
+    "Roleplay",
+    "Scorer",
+    "SimTarget",
+    "Strategy",
+    "Target",
+    "TargetReply",
+    "TrialResult",
+    "agreement",
+    "build_bundle",
+    "bundled_objectives_path",
+    "html_report",
+    "is_refusal",
+    "load_bundle",
+    "load_objectives",
+    "sign_bundle",
+    "strategy_named",
+    "summarize",
+    "target_for",
+    "text_report",
+    "trial_seed",
+    "verify_bundle",
+    "wilson",
+    "write_bundle",
+    "write_transcripts",
+]

@@ -1,0 +1,60 @@
+"""The campaign checkpoint: finished trials in SQLite, so a killed run resumes without redoing them."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from exportgate.errors import ConfigError, StoreError
+
+from ._records import TrialResult
+
+__all__ = ["CampaignStore"]
+
+
+class CampaignStore:
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("CREATE TABLE IF NOT EXISTS campaign (id INTEGER PRIMARY KEY CHECK (id = 1), config TEXT)")
+            self._db.execute(
+                "CREATE TABLE IF NOT EXISTS trials (objective TEXT, strategy TEXT, trial INTEGER, result TEXT,"
+                " PRIMARY KEY (objective, strategy, trial))"
+            )
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open the campaign checkpoint {self.path}: {exc}") from None
+
+    def start(self, config: dict[str, Any], *, resume: bool) -> None:
+        """Record the campaign's config; resuming requires the same config, a new run an empty file."""
+        row = self._db.execute("SELECT config FROM campaign").fetchone()
+        encoded = orjson.dumps(config, option=orjson.OPT_SORT_KEYS).decode()
+        if row is None:
+            self._db.execute("INSERT INTO campaign VALUES (1, ?)", (encoded,))
+        elif not resume:
+            raise ConfigError(
+                f"{self.path} already holds a campaign: pass --resume to continue it, or another --checkpoint"
+            )
+        elif row[0] != encoded:
+            raise ConfigError(f"{self.path} holds a campaign with different settings; it cannot be resumed with these")
+
+    def done(self) -> dict[tuple[str, str, int], TrialResult]:
+        rows = self._db.execute("SELECT objective, strategy, trial, result FROM trials").fetchall()
+        return {(o, s, t): TrialResult.from_dict(orjson.loads(r)) for o, s, t, r in rows}
+
+    def save(self, result: TrialResult) -> None:
+        try:
+            self._db.execute(
+                "INSERT OR REPLACE INTO trials VALUES (?, ?, ?, ?)",
+                (result.objective_id, result.strategy, result.trial, orjson.dumps(result.as_dict()).decode()),
+            )
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot save a trial to {self.path}: {exc}") from None
+
+    def close(self) -> None:
+        self._db.close()
