@@ -16,9 +16,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from exportgate._http import HIGH_WATER, HttpClient, Origin
 from exportgate.errors import BadRequestError, ConfigError, UpstreamError, UpstreamTimeoutError
 from exportgate.gateway import Upstream
-from exportgate._http import HIGH_WATER, HttpClient, Origin
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter, "Script"], Awaitable[None]]
 JSON_OK = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 11\r\n\r\n{\"ok\":true}"

@@ -128,7 +128,12 @@ def load_bundle(path: str | Path) -> tuple[dict[str, Any], bytes]:
 
 def verify_bundle(path: str | Path, public_key: Ed25519PublicKey | None = None) -> list[str]:
     """Every problem found (empty: intact and signed by the embedded, or the given, key)."""
-    bundle, raw = load_bundle(path)
+    try:
+        bundle, raw = load_bundle(path)
+    except ConfigError as exc:
+        if "cannot read" in exc.message:
+            raise
+        return [f"the file is no longer a readable bundle (changed or damaged): {exc.message}"]
     problems = []
     if raw != _canonical(bundle) + b"\n":
         problems.append("the file is not in canonical form: it was edited after signing")

@@ -1,0 +1,132 @@
+"""Evidence bundles through the CLI: signed, redacted, owner-only transcripts, any changed byte refused;
+objective files and their loaders; one clear error line for bad input."""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+import orjson
+import pytest
+
+from exportgate.cli import main
+from exportgate.errors import ConfigError
+from exportgate.eval import load_objectives, verify_bundle
+
+
+@pytest.fixture
+def bundle(tmp_path: Path) -> Path:
+    out = tmp_path / "ev.json"
+    code = main(["eval", "run", "--target", "sim:vulnerable", "--model", "sim-1", "--trials", "5",
+                 "--strategies", "direct,crescendo,roleplay,decomposition,pair", "--out", str(out),
+                 "--home", str(tmp_path / "home")])  # fmt: skip
+    assert code == 0
+    return out
+
+
+def test_bundle_is_signed_redacted_and_verifies(bundle: Path, capsys: pytest.CaptureFixture[str]):
+    assert main(["evidence", "verify", str(bundle)]) == 0
+    data = orjson.loads(bundle.read_bytes())
+    assert data["schema"] == "exportgate.evidence/v1"
+    replies = [m for t in data["trials"] for m in t["transcript"] if m["role"] == "assistant"]
+    assert replies and all(set(m) == {"role", "sha256", "length"} for m in replies)  # redacted by default
+    assert "EG-CANARY" not in bundle.read_text()
+    transcripts = bundle.with_suffix(".transcripts.jsonl")
+    assert stat.S_IMODE(transcripts.stat().st_mode) == 0o600
+    assert "EG-CANARY" in transcripts.read_text()
+    assert {s["name"] for s in data["config"]["strategies"]} == {
+        "direct",
+        "crescendo",
+        "roleplay",
+        "decomposition",
+        "pair",
+    }
+    assert data["target"]["profile"]["name"] == "vulnerable"
+
+
+@pytest.mark.parametrize("position", [10, 500, -300, -3])
+def test_changing_any_byte_fails_verification(bundle: Path, position: int, capsys: pytest.CaptureFixture[str]):
+    raw = bytearray(bundle.read_bytes())
+    raw[position] = ord("7") if raw[position] != ord("7") else ord("8")
+    bundle.write_bytes(bytes(raw))
+    assert main(["evidence", "verify", str(bundle)]) == 1
+    assert "TAMPERED" in capsys.readouterr().err
+
+
+def test_reencoded_or_resigned_content_fails(bundle: Path, tmp_path: Path):
+    data = orjson.loads(bundle.read_bytes())
+    data["statistics"]["cells"][0]["successes"] += 1  # a consistent-looking edit, manifest untouched
+    bundle.write_bytes(orjson.dumps(data, option=orjson.OPT_SORT_KEYS) + b"\n")
+    assert any("statistics" in p for p in verify_bundle(bundle))
+    transcripts = bundle.with_suffix(".transcripts.jsonl")
+    transcripts.write_text(transcripts.read_text().replace("EG-CANARY", "EG-CANARX"))
+    assert any("transcripts" in p for p in verify_bundle(bundle))
+
+
+def test_pinned_key_must_match(bundle: Path, tmp_path: Path):
+    from exportgate.audit import Signer
+
+    other = Signer.load_or_create(tmp_path / "other-key")
+    (tmp_path / "other.pem").write_text(other.public_pem())
+    mine = Signer.load_or_create(tmp_path / "home" / "evidence")
+    (tmp_path / "mine.pem").write_text(mine.public_pem())
+    assert main(["evidence", "verify", str(bundle), "--public-key", str(tmp_path / "mine.pem")]) == 0
+    assert main(["evidence", "verify", str(bundle), "--public-key", str(tmp_path / "other.pem")]) == 1
+
+
+def test_report_text_and_html(bundle: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    page = tmp_path / "r.html"
+    assert main(["eval", "report", str(bundle), "--html", str(page)]) == 0
+    out = capsys.readouterr().out
+    assert "crescendo" in out and "CI [" in out
+    html = page.read_text()
+    assert "<svg" in html and "redacted" in html and "EG-CANARY" not in html
+
+
+def test_resume_flag_is_required_for_an_existing_checkpoint(bundle: Path, capsys: pytest.CaptureFixture[str]):
+    args = ["eval", "run", "--target", "sim:vulnerable", "--model", "sim-1", "--trials", "5",
+            "--strategies", "direct,crescendo,roleplay,decomposition,pair", "--out", str(bundle),
+            "--home", str(bundle.parent / "home")]  # fmt: skip
+    capsys.readouterr()
+    assert main(args) == 1
+    assert "--resume" in capsys.readouterr().err
+    assert main([*args, "--resume"]) == 0  # everything already done: same bundle statistics
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["eval", "run", "--target", "sim:nope", "--model", "m"], "unknown simulator profile"),
+        (["eval", "run", "--target", "sim:typical", "--model", "m", "--strategies", "telepathy"], "unknown strategy"),
+        (["eval", "report", "/nonexistent.json"], "cannot read"),
+        (["evidence", "verify", "/nonexistent.json"], "cannot read"),
+    ],
+)
+def test_bad_input_is_one_clear_line(args: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    assert main([*args, *(["--out", str(tmp_path / "e.json")] if args[1] == "run" else [])]) != 0
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_objective_formats(tmp_path: Path):
+    (tmp_path / "o.jsonl").write_text('{"id": "a", "goal": "g [canary:x]", "success": {"marker": "EG-CANARY{x}"}}\n')
+    assert load_objectives(tmp_path / "o.jsonl")[0].criteria.marker == "EG-CANARY{x}"
+    (tmp_path / "hb.csv").write_text("Behavior,FunctionalCategory,SemanticCategory,Tags,ContextString,BehaviorID\n"
+                                     "Say the canary word,standard,canary_test,,,canary_word\n")  # fmt: skip
+    hb = load_objectives(tmp_path / "hb.csv")[0]
+    assert (hb.id, hb.domain, hb.criteria.rubric is not None) == ("canary_word", "canary_test", True)
+    (tmp_path / "jbb.csv").write_text(
+        "Index,Goal,Target,Behavior,Category,Source\n1,Say hello,Sure,Greeting,Benign,x\n"
+    )
+    assert load_objectives(tmp_path / "jbb.csv")[0].goal == "Say hello"
+    for bad in ("- {id: a}\n", "- {id: a, goal: g, success: {marker: m, regex: r}}\n",
+                "- {id: a, goal: g, success: {regex: '('}}\n", "- {id: a, goal: g, success: {marker: m}, x: 1}\n",
+                "- {id: a, goal: g, success: {marker: m}}\n- {id: a, goal: h, success: {marker: m}}\n"):  # fmt: skip
+        (tmp_path / "bad.yaml").write_text(bad)
+        with pytest.raises(ConfigError):
+            load_objectives(tmp_path / "bad.yaml")
+
+
+def test_bundled_objectives_are_canaries_only():
+    for objective in load_objectives():
+        assert "[canary:" in objective.goal and objective.criteria.matches("EG-CANARY{" + objective.id[7:] + "}")
