@@ -25,12 +25,13 @@ import ssl
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 import httptools
 
-from exportgate.errors import BadRequestError, UpstreamError, UpstreamTimeoutError
+from exportgate.errors import BadRequestError, ConfigError, UpstreamError, UpstreamTimeoutError
 
-__all__ = ["HttpClient", "HttpResponse", "Origin"]
+__all__ = ["HttpClient", "HttpResponse", "Origin", "parse_base_url"]
 
 #: Bytes buffered for a slow client before reading from the upstream pauses, and resumes below LOW_WATER.
 HIGH_WATER = 1 << 20
@@ -50,6 +51,25 @@ class Origin:
         default = 443 if self.scheme == "https" else 80
         host = f"[{self.host}]" if ":" in self.host else self.host
         object.__setattr__(self, "host_header", (host if self.port == default else f"{host}:{self.port}").encode())
+
+
+def parse_base_url(base_url: str) -> tuple[Origin, bytes]:
+    """The origin of a base URL and its path (``https://host/api`` puts ``/api`` before each request path);
+    anything that is not a plain http(s) URL with a host is a :class:`ConfigError`."""
+    try:
+        parts = urlsplit(base_url)
+        port = parts.port
+    except ValueError as exc:
+        raise ConfigError(f"base URL {base_url!r} is not a valid URL: {exc}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"base URL must be an http(s) URL with a host, not {base_url!r}")
+    if parts.query or parts.fragment or parts.username or parts.password:
+        raise ConfigError(f"base URL {base_url!r} takes no query, fragment or credentials")
+    path = parts.path.rstrip("/")
+    if not path.isascii() or any(c in path for c in " \r\n"):
+        raise ConfigError(f"base URL {base_url!r}: the path must be plain ASCII without spaces")
+    origin = Origin(parts.scheme, parts.hostname, port or (443 if parts.scheme == "https" else 80))
+    return origin, path.encode("ascii")
 
 
 class _Stale(Exception):

@@ -92,9 +92,8 @@ def test_refusal_detection():
 
 def test_objective_without_marker_needs_a_judge():
     objective = Objective("x", "d", "low", "goal", load_objectives()[0].criteria.__class__(rubric="does it"))
-    campaign = Campaign(target_for("sim:typical", "sim-1"), [objective], [Direct()], trials=1)
-    with pytest.raises(ValueError, match="needs a judge"):
-        _run(campaign)
+    with pytest.raises(ConfigError, match="needs a judge"):  # before any trial runs
+        Campaign(target_for("sim:typical", "sim-1"), [objective], [Direct()], trials=1)
 
 
 def test_judge_on_the_simulator_scores_rubric_objectives():

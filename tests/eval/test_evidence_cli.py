@@ -13,6 +13,8 @@ from exportgate.cli import main
 from exportgate.errors import ConfigError
 from exportgate.eval import load_objectives, verify_bundle
 
+JBB_CSV = "Index,Goal,Target,Behavior,Category,Source\n1,Say hello,Sure,Greeting,Benign,x\n"
+
 
 @pytest.fixture
 def bundle(tmp_path: Path) -> Path:
@@ -100,9 +102,12 @@ def test_resume_flag_is_required_for_an_existing_checkpoint(bundle: Path, capsys
         (["eval", "run", "--target", "sim:typical", "--model", "m", "--strategies", "telepathy"], "unknown strategy"),
         (["eval", "report", "/nonexistent.json"], "cannot read"),
         (["evidence", "verify", "/nonexistent.json"], "cannot read"),
+        (["eval", "run", "--target", "sim:typical", "--model", "m", "--objectives", "JBB"], "needs a judge"),
     ],
 )
 def test_bad_input_is_one_clear_line(args: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    (tmp_path / "jbb.csv").write_text(JBB_CSV)
+    args = [str(tmp_path / "jbb.csv") if a == "JBB" else a for a in args]
     assert main([*args, *(["--out", str(tmp_path / "e.json")] if args[1] == "run" else [])]) != 0
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1

@@ -18,7 +18,7 @@ from ._record import (
     entry_for,
 )
 from ._settings import audit_from_settings, audit_store_from_settings, trusted_keys
-from ._signing import Signer, TrustedKeys, load_public_key
+from ._signing import Signer, TrustedKeys, key_id_of, load_public_key
 from ._store import AuditStore, RecordFilter, open_store, store_label, store_url
 from ._verify import KINDS, ChainSummary, Head, Problem, VerifyReport, load_heads, verify_store
 from ._writer import AuditWriter, Mode
@@ -48,6 +48,7 @@ __all__ = [
     "chain_hash",
     "entry_for",
     "load_heads",
+    "key_id_of",
     "load_public_key",
     "open_store",
     "store_label",

@@ -50,8 +50,8 @@ CHECKPOINT_SCHEMA = "exportgate.checkpoint/v1"
 GENESIS = "0" * 64
 
 
-def canonical_json(value: Mapping[str, Any]) -> str:
-    """The canonical encoding of a record (see module docstring)."""
+def canonical_json(value: Any) -> str:
+    """The canonical encoding of a record (see module docstring); evidence bundles use it too."""
     return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode("utf-8")
 
 
@@ -85,11 +85,7 @@ class AuditEntry:
     def body(self, writer: str, seq: int) -> str:
         return canonical_json(
             {
-                "schema": SCHEMA,
-                "event": self.event,
-                "writer": writer,
-                "seq": seq,
-                "time_ns": self.time_ns,
+                **_head(self.event, writer, seq, self.time_ns),
                 "request_id": self.request_id,
                 "account": self.account,
                 "key_id": self.key_id,
@@ -108,6 +104,11 @@ class AuditEntry:
                 **_after(self.http_status, self.upstream_status, self.latency_ms, self.tokens),
             }
         )
+
+
+def _head(event: str, writer: str, seq: int, time_ns: int) -> dict[str, Any]:
+    """The fields every chained record starts with."""
+    return {"schema": SCHEMA, "event": event, "writer": writer, "seq": seq, "time_ns": time_ns}
 
 
 def _after(
@@ -156,11 +157,7 @@ class OutcomeBatch:
     def body(self, writer: str, seq: int) -> str:
         return canonical_json(
             {
-                "schema": SCHEMA,
-                "event": self.event,
-                "writer": writer,
-                "seq": seq,
-                "time_ns": self.time_ns,
+                **_head(self.event, writer, seq, self.time_ns),
                 "outcomes": [o.as_dict() for o in self.outcomes],
             }
         )

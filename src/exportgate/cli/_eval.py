@@ -70,12 +70,8 @@ def run(
     home: HomeOption = None,
 ) -> None:
     """Run objectives x strategies x trials against a target and write a signed evidence bundle."""
-    if target.startswith("sim:"):
-        the_target = target_for(target, model, system=system)
-    else:
-        the_target = target_for(
-            target, model, api=api, api_key=resolve_secret(api_key), system=system, limits=RateLimits(rpm, tpm)
-        )
+    limits = RateLimits(rpm, tpm)
+    the_target = target_for(target, model, api=api, api_key=resolve_secret(api_key), system=system, limits=limits)
     settings: dict[str, Any] = {
         "max_turns": max_turns,
         "max_backtracks": max_backtracks,

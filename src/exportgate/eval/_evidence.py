@@ -23,7 +23,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from exportgate.audit import Signer
+from exportgate.audit import Signer, canonical_json, key_id_of
 from exportgate.errors import ConfigError
 
 from ._objectives import Objective
@@ -37,18 +37,19 @@ SECTIONS = ("schema", "tool", "created", "config", "target", "objectives", "tria
 
 
 def _canonical(value: Any) -> bytes:
-    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+    return canonical_json(value).encode()
 
 
 def _sha(value: Any) -> str:
     return hashlib.sha256(_canonical(value)).hexdigest()
 
 
-def _redacted(result: TrialResult) -> dict[str, Any]:
+def _trial(result: TrialResult, redact: bool) -> dict[str, Any]:
+    """A trial as the bundle holds it: every message a mapping, replies reduced to hash and length."""
     data = result.as_dict()
     data["transcript"] = [
         {"role": role, "sha256": hashlib.sha256(text.encode()).hexdigest(), "length": len(text)}
-        if role == "assistant" else {"role": role, "text": text}
+        if redact and role == "assistant" else {"role": role, "text": text}
         for role, text in result.transcript
     ]  # fmt: skip
     return data
@@ -78,7 +79,7 @@ def build_bundle(
         "objectives": [
             {"id": o.id, "domain": o.domain, "severity": o.severity, "sha256": o.sha256()} for o in objectives
         ],
-        "trials": [_redacted(r) if redact else r.as_dict() for r in results],
+        "trials": [_trial(r, redact) for r in results],
         "statistics": statistics,
         "transcripts": {"redacted": redact, "file": transcripts_file, "sha256": transcripts_sha256},
     }
@@ -162,8 +163,7 @@ def _check_signature(manifest: dict[str, Any], signature: dict[str, Any], pinned
         return ["the signature's key is not an Ed25519 key"]
     key = pinned or embedded
     problems = []
-    if pinned is not None and pinned.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw) != \
-            embedded.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw):  # fmt: skip
+    if pinned is not None and key_id_of(pinned) != key_id_of(embedded):
         problems.append("the bundle was signed by a different key than the one given")
     try:
         key.verify(value, _canonical(manifest))

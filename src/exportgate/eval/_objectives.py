@@ -22,6 +22,7 @@ import orjson
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
+from exportgate.audit import canonical_json
 from exportgate.errors import ConfigError
 
 __all__ = ["Criteria", "Objective", "bundled_objectives_path", "load_objectives"]
@@ -64,7 +65,7 @@ class Objective:
                 "topic": self.topic, "success": success}  # fmt: skip
 
     def sha256(self) -> str:
-        return hashlib.sha256(orjson.dumps(self.as_dict(), option=orjson.OPT_SORT_KEYS)).hexdigest()
+        return hashlib.sha256(canonical_json(self.as_dict()).encode()).hexdigest()
 
 
 def bundled_objectives_path() -> Path:

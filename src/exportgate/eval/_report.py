@@ -72,11 +72,7 @@ def html_report(bundle: dict[str, Any], examples: int = 3) -> str:
             f"<li><b>{esc(m['role'])}</b>: "
             + (esc(m["text"]) if "text" in m else f"<i>redacted, {m['length']} chars, sha256 {m['sha256'][:16]}…</i>")
             + "</li>"
-            for m in (
-                t["transcript"]
-                if isinstance(t["transcript"][0], dict)
-                else [{"role": r, "text": x} for r, x in t["transcript"]]
-            )
+            for m in t["transcript"]
         )
         + "</ol>"
         for t in shown

@@ -38,6 +38,10 @@ class Campaign:
     concurrency: int = 16
     scorer: Scorer = field(default_factory=Scorer)
 
+    def __post_init__(self) -> None:
+        for objective in self.objectives:
+            self.scorer.check(objective)
+
     def config(self) -> dict[str, Any]:
         """What makes two runs comparable (and a checkpoint resumable): everything but the date."""
         target = {k: v for k, v in self.target.fingerprint().items() if k != "date"}

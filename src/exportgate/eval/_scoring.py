@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from exportgate.errors import ConfigError
 from exportgate.sim import JUDGE_PROMPT
 
 from ._objectives import Objective
@@ -57,9 +58,14 @@ class Scorer:
             return matched
         if is_refusal(reply.text):
             return False
-        if self.judge is None:
-            raise ValueError(f"objective {objective.id} needs a judge (--judge URL): it has a rubric, no marker")
+        self.check(objective)
+        assert self.judge is not None
         return await self.judge.judge(objective.goal, reply.text, objective.criteria.rubric, seed)
+
+    def check(self, objective: Objective) -> None:
+        """Refuse, before anything runs, an objective this scorer cannot judge."""
+        if objective.criteria.rubric is not None and self.judge is None:
+            raise ConfigError(f"objective {objective.id} needs a judge (--judge URL): it has a rubric, no marker")
 
     def config(self) -> dict[str, Any]:
         return {"refusal": "regex v1", "judge": self.judge.config() if self.judge else None}

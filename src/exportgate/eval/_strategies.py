@@ -97,14 +97,18 @@ class _Trial:
         )  # fmt: skip
 
 
+class _Settings:
+    """A template strategy's settings are its fields, recorded with every result."""
+
+    def settings(self) -> dict[str, Any]:
+        return asdict(self)  # type: ignore[call-overload,no-any-return]
+
+
 @dataclass(frozen=True)
-class Direct:
+class Direct(_Settings):
     """The goal, asked once: the baseline every multi-turn strategy is compared with."""
 
     name: str = field(default="direct", init=False)
-
-    def settings(self) -> dict[str, Any]:
-        return asdict(self)
 
     async def run(self, objective: Objective, target: Target, scorer: Scorer, trial: int, seed: int) -> TrialResult:
         state = _Trial(self.name, objective, target, scorer, trial, seed)
@@ -113,7 +117,7 @@ class Direct:
 
 
 @dataclass(frozen=True)
-class Crescendo:
+class Crescendo(_Settings):
     """Gradual escalation: benign lead-up turns on the objective's topic, then the goal; on a refusal,
     backtrack (forget the refused exchange) and escalate differently, within turn and backtrack bounds."""
 
@@ -122,9 +126,6 @@ class Crescendo:
     lead_up: int = 3
     backtracking: bool = True
     name: str = field(default="crescendo", init=False)
-
-    def settings(self) -> dict[str, Any]:
-        return asdict(self)
 
     async def run(self, objective: Objective, target: Target, scorer: Scorer, trial: int, seed: int) -> TrialResult:
         state = _Trial(self.name, objective, target, scorer, trial, seed)
@@ -154,14 +155,11 @@ class Crescendo:
 
 
 @dataclass(frozen=True)
-class Roleplay:
+class Roleplay(_Settings):
     """A fictional frame set up first, then the goal asked in character; another frame on refusal."""
 
     max_turns: int = 4
     name: str = field(default="roleplay", init=False)
-
-    def settings(self) -> dict[str, Any]:
-        return asdict(self)
 
     async def run(self, objective: Objective, target: Target, scorer: Scorer, trial: int, seed: int) -> TrialResult:
         state = _Trial(self.name, objective, target, scorer, trial, seed)
@@ -174,14 +172,11 @@ class Roleplay:
 
 
 @dataclass(frozen=True)
-class Decomposition:
+class Decomposition(_Settings):
     """The goal split into parts asked one by one ("part i of n"), then a request to combine them."""
 
     parts: int = 3
     name: str = field(default="decomposition", init=False)
-
-    def settings(self) -> dict[str, Any]:
-        return asdict(self)
 
     async def run(self, objective: Objective, target: Target, scorer: Scorer, trial: int, seed: int) -> TrialResult:
         state = _Trial(self.name, objective, target, scorer, trial, seed)

@@ -13,17 +13,17 @@ import asyncio
 import hashlib
 import random
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
-from urllib.parse import urlsplit
 
 import orjson
 
-from exportgate._http import HttpClient, Origin
+from exportgate._http import HttpClient, parse_base_url
 from exportgate.errors import ConfigError, UpstreamError
-from exportgate.sim import SimModel
+from exportgate.sim import SimModel, profile_named
 
 from ._records import Message, TargetReply
 
@@ -94,7 +94,9 @@ class RateLimits:
             await asyncio.sleep((cost - level) * 60 / per_minute)
 
 
-class _HttpTarget:
+class _HttpTarget(ABC):
+    """A model behind an HTTP API; subclasses give the API's request body and answer shape."""
+
     kind = "http"
     path = b""
 
@@ -111,12 +113,9 @@ class _HttpTarget:
         max_tokens: int = 512,
         client: HttpClient | None = None,
     ) -> None:
-        parts = urlsplit(base_url.rstrip("/"))
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ConfigError(f"target URL must be http(s)://host[:port][/path], not {base_url!r}")
         self.base_url, self.model, self.system = base_url.rstrip("/"), model, system
-        self.origin = Origin(parts.scheme, parts.hostname, parts.port or (443 if parts.scheme == "https" else 80))
-        self.target = parts.path.encode() + self.path
+        self.origin, prefix = parse_base_url(self.base_url)
+        self.target = prefix + self.path
         self.headers = [(b"content-type", b"application/json"), *self._auth(api_key)]
         self.limits, self.retries, self.timeout, self.max_tokens = limits or RateLimits(), retries, timeout, max_tokens
         self.client = client or HttpClient()
@@ -125,11 +124,11 @@ class _HttpTarget:
     def _auth(self, api_key: str | None) -> list[tuple[bytes, bytes]]:
         return [(b"authorization", b"Bearer " + api_key.encode())] if api_key else []
 
-    def _body(self, messages: Sequence[Message], seed: int) -> dict[str, Any]:
-        raise NotImplementedError
+    @abstractmethod
+    def _body(self, messages: Sequence[Message], seed: int) -> dict[str, Any]: ...
 
-    def _parse(self, data: Any) -> TargetReply:
-        raise NotImplementedError
+    @abstractmethod
+    def _parse(self, data: Any) -> TargetReply: ...
 
     async def complete(self, messages: Sequence[Message], seed: int) -> TargetReply:
         body = orjson.dumps(self._body(messages, seed))
@@ -227,8 +226,6 @@ class AnthropicTarget(_HttpTarget):
 def target_for(url: str, model: str, *, api: str = "openai", **options: Any) -> Target:
     """``sim:PROFILE[:SEED]`` is the in-process simulator; otherwise an OpenAI or Anthropic endpoint."""
     if url.startswith("sim:"):
-        from exportgate.sim import profile_named  # noqa: PLC0415
-
         parts = url.split(":")
         try:
             model_sim = SimModel(int(parts[2]) if len(parts) > 2 else 0, profile=profile_named(parts[1] or "typical"))

@@ -24,13 +24,12 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
-from urllib.parse import urlsplit
 
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
 from exportgate._asgi import Scope
-from exportgate._http import HttpClient, Origin
+from exportgate._http import HttpClient, Origin, parse_base_url
 from exportgate.config import resolve_secret
 from exportgate.errors import BadRequestError, ConfigError, UpstreamError
 
@@ -81,21 +80,10 @@ SIMULATOR_UPSTREAM = Upstream("simulator", SIMULATOR, "any")
 
 
 def _origin(name: str, base_url: str) -> tuple[Origin, bytes]:
-    """Scheme, host and port of a base URL, and its path (``https://host/api`` puts ``/api`` first)."""
     try:
-        parts = urlsplit(base_url)
-        port = parts.port
-    except ValueError as exc:
-        raise ConfigError(f"upstream {name}: base_url {base_url!r} is not a valid URL: {exc}") from None
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(f"upstream {name}: base_url must be an http(s) URL with a host, not {base_url!r}")
-    if parts.query or parts.fragment or parts.username or parts.password:
-        raise ConfigError(f"upstream {name}: base_url takes no query, fragment or credentials")
-    port = port or (443 if parts.scheme == "https" else 80)
-    path = parts.path.rstrip("/")
-    if not path.isascii() or any(c in path for c in " \r\n"):
-        raise ConfigError(f"upstream {name}: base_url's path must be plain ASCII without spaces")
-    return Origin(parts.scheme, parts.hostname, port), path.encode("ascii")
+        return parse_base_url(base_url)
+    except ConfigError as exc:
+        raise ConfigError(f"upstream {name}: {exc.message}") from None
 
 
 @dataclass(frozen=True)
