@@ -207,7 +207,7 @@ def _passed_back(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]
 
 
 class HttpTransport:
-    """Upstreams over HTTP(S) with pooled keep-alive connections (:mod:`._http`; aiohttp and httpx were
+    """Upstreams over HTTP(S) with pooled keep-alive connections (:mod:`exportgate._http`; aiohttp and httpx were
     measured and not chosen, docs/gateway.md)."""
 
     def __init__(self, client: HttpClient | None = None) -> None:
