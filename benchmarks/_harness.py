@@ -7,14 +7,36 @@ import itertools
 import json
 import os
 import platform
+import shutil
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-RESULTS = Path(__file__).resolve().parent / "results"
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results"
+
+
+def peer_venv(name: str, requirement: str) -> Path | None:
+    """A peer tool's own virtualenv (``benchmarks/.NAME-venv``), installed from PyPI once; its ``bin``
+    directory, or None (with the reason printed) when it cannot be installed here."""
+    venv = HERE / f".{name}-venv"
+    marker = venv / ".installed"
+    if not marker.exists():
+        print(f"  (installing {requirement} into benchmarks/{venv.name}, once)", flush=True)
+        try:
+            subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+            subprocess.run([str(venv / "bin" / "pip"), "install", "-q", requirement], check=True, timeout=900,
+                           capture_output=True)  # fmt: skip
+        except (subprocess.SubprocessError, OSError) as exc:
+            print(f"  {name}: not measured, install failed: {exc}")
+            shutil.rmtree(venv, ignore_errors=True)
+            return None
+        marker.touch()
+    return venv / "bin"
 
 
 def _timer_overhead(samples: int = 20000) -> float:

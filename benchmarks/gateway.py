@@ -34,12 +34,11 @@ import httpx
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from _harness import conclude  # noqa: E402
+from _harness import conclude, peer_venv  # noqa: E402
 
 PY = sys.executable
 EXPORTGATE = [PY, "-m", "exportgate.cli"]
 DURATION = int(os.environ.get("GATEWAY_BENCH_SECONDS", "8"))
-LITELLM_VENV = HERE / ".litellm-venv"
 TARGETS = {"vs_bare": 0.8, "vs_litellm": 30, "added_ms_single": 1.5}
 #: LiteLLM refuses to start without a master key (it would accept every request); a fixed benchmark key.
 LITELLM_KEY = "sk-" + "0123456789abcdef" * 4
@@ -105,17 +104,10 @@ def wrk(url: str, script: Path, connections: int) -> dict[str, float]:
 
 def litellm(upstream: str, port: int, work: Path) -> list[str] | None:
     """The LiteLLM proxy command, installing it into its own venv once; None when it cannot be installed."""
-    binary = LITELLM_VENV / "bin" / "litellm"
-    if not binary.exists():
-        print("  (installing LiteLLM proxy into benchmarks/.litellm-venv, once)", flush=True)
-        try:
-            subprocess.run([PY, "-m", "venv", str(LITELLM_VENV)], check=True)
-            subprocess.run([str(LITELLM_VENV / "bin" / "pip"), "install", "-q", "litellm[proxy]"], check=True,
-                           timeout=900, capture_output=True)
-        except (subprocess.SubprocessError, OSError) as exc:
-            print(f"  litellm: not measured, install failed: {exc}")
-            shutil.rmtree(LITELLM_VENV, ignore_errors=True)
-            return None
+    bin_dir = peer_venv("litellm", "litellm[proxy]")
+    if bin_dir is None:
+        return None
+    binary = bin_dir / "litellm"
     config = work / "litellm.yaml"
     config.write_text(
         "model_list:\n  - model_name: fable-5\n    litellm_params:\n"

@@ -103,6 +103,9 @@ def test_resume_flag_is_required_for_an_existing_checkpoint(bundle: Path, capsys
         (["eval", "report", "/nonexistent.json"], "cannot read"),
         (["evidence", "verify", "/nonexistent.json"], "cannot read"),
         (["eval", "run", "--target", "sim:typical", "--model", "m", "--objectives", "JBB"], "needs a judge"),
+        (["eval", "run", "--target", "sim:typical", "--model", "m", "--price-in", "1", "--currency", "eur"],
+         "ISO 4217"),
+        (["eval", "run", "--target", "sim:typical", "--model", "m", "--price-out", "-2"], "zero or more"),
     ],
 )
 def test_bad_input_is_one_clear_line(args: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]):
@@ -152,3 +155,41 @@ def test_judge_calibration_reports_agreement(tmp_path: Path, capsys: pytest.Capt
     assert figures["kappa"] == pytest.approx(0.5)
     labels.write_text('{"goal": "g"}\n')
     assert main(["eval", "calibrate", "--judge", "sim:typical", "--labels", str(labels)]) == 1
+
+
+def test_cost_is_accounted_in_the_bundle_and_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    out = tmp_path / "priced.json"
+    args = ["eval", "run", "--target", "sim:vulnerable", "--model", "sim-1", "--trials", "4", "--out", str(out),
+            "--home", str(tmp_path / "home"), "--price-in", "3", "--price-out", "15", "--currency", "EUR"]  # fmt: skip
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    bundle = orjson.loads(out.read_bytes())
+    usage = bundle["statistics"]["usage"]
+    assert usage["pricing"] == {"currency": "EUR", "input_per_mtok": 3.0, "output_per_mtok": 15.0}
+    trials = bundle["trials"]
+    prompt = sum(t["prompt_tokens"] for t in trials)
+    completion = sum(t["completion_tokens"] for t in trials)
+    assert prompt > 0 and completion > 0
+    total = usage["total"]
+    assert (total["prompt_tokens"], total["completion_tokens"]) == (prompt, completion)
+    assert total["cost"] == pytest.approx((3 * prompt + 15 * completion) / 1e6, abs=1e-6)
+    assert total["target_calls"] == sum(t["turns"] for t in trials)
+    successes = sum(t["success"] for t in trials)
+    assert total["cost_per_success"] == pytest.approx(total["cost"] / successes, abs=1e-6)
+    strategies = usage["strategies"]
+    assert set(strategies) == {"direct", "crescendo"}
+    assert sum(s["prompt_tokens"] for s in strategies.values()) == prompt
+    assert f"cost EUR {total['cost']:.4f}" in printed
+    assert main(["evidence", "verify", str(out)]) == 0  # usage is covered by the manifest like all statistics
+
+
+def test_pricing_arithmetic_and_no_prices_no_cost():
+    from exportgate.eval import Pricing, TrialResult, usage
+
+    assert Pricing(3, 15).cost(1_000_000, 100_000) == pytest.approx(4.5)
+    failed = TrialResult("o", "direct", 0, 1, False, 2, None, 0, 2, 100, 10)
+    figures = usage([failed])
+    assert figures["pricing"] is None and "cost" not in figures["total"]
+    assert figures["total"]["tokens_per_success"] is None  # no success: no division by zero
+    with pytest.raises(ConfigError):
+        Pricing(float("nan"), 1)

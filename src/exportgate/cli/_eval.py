@@ -18,6 +18,7 @@ from exportgate.eval import (
     Campaign,
     CampaignStore,
     Judge,
+    Pricing,
     RateLimits,
     Scorer,
     TrialResult,
@@ -63,6 +64,9 @@ def run(
     attacker_model: Annotated[str, typer.Option(help="Attacker model.")] = "attacker",
     rpm: Annotated[float | None, typer.Option(help="Target requests per minute.")] = None,
     tpm: Annotated[float | None, typer.Option(help="Target tokens per minute.")] = None,
+    price_in: Annotated[float | None, typer.Option(help="Target price per 1M prompt tokens (enables cost).")] = None,
+    price_out: Annotated[float | None, typer.Option(help="Target price per 1M completion tokens.")] = None,
+    currency: Annotated[str, typer.Option(help="ISO 4217 currency of the prices.")] = "USD",
     out: Annotated[Path, typer.Option(help="Evidence bundle to write.")] = Path("evidence.json"),
     checkpoint: Annotated[Path | None, typer.Option(help="Checkpoint [default: OUT with .checkpoint.db].")] = None,
     resume: Annotated[bool, typer.Option(help="Continue the campaign in the checkpoint.")] = False,
@@ -71,6 +75,7 @@ def run(
 ) -> None:
     """Run objectives x strategies x trials against a target and write a signed evidence bundle."""
     limits = RateLimits(rpm, tpm)
+    pricing = None if price_in is None and price_out is None else Pricing(price_in or 0.0, price_out or 0.0, currency)
     the_target = target_for(target, model, api=api, api_key=resolve_secret(api_key), system=system, limits=limits)
     settings: dict[str, Any] = {
         "max_turns": max_turns,
@@ -88,28 +93,36 @@ def run(
     store = CampaignStore(checkpoint or out.with_suffix(".checkpoint.db"))
     store.start(campaign.config(), resume=resume)
     try:
-        results = asyncio.run(_run_with_progress(campaign, store))
+        results = asyncio.run(_run_with_progress(campaign, store, pricing))
     except KeyboardInterrupt:
         store.close()
         typer.echo("interrupted; finished trials are kept. Continue with the same command and --resume.", err=True)
         raise typer.Exit(130) from None
     store.close()
-    _write_evidence(campaign, results, out, threshold, not no_redact, settings_for(home).home_path)
+    _write_evidence(campaign, results, out, threshold, not no_redact, settings_for(home).home_path, pricing)
 
 
-async def _run_with_progress(campaign: Campaign, store: CampaignStore) -> list[TrialResult]:
+async def _run_with_progress(campaign: Campaign, store: CampaignStore, pricing: Pricing | None) -> list[TrialResult]:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn  # noqa: PLC0415
 
-    totals = {"tokens": 0, "successes": 0}
+    done = store.done().values()  # a resumed campaign's bar and spend start where the last run stopped
+    totals = {
+        "prompt": sum(r.prompt_tokens for r in done),
+        "completion": sum(r.completion_tokens for r in done),
+        "successes": sum(r.success for r in done),
+    }
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, disable=not sys.stderr.isatty(), console=None, transient=False) as bar:
-        task = bar.add_task("trials", total=len(campaign.plan()))
+        task = bar.add_task("trials", total=len(campaign.plan()), completed=len(done))
 
         def advance(result: TrialResult) -> None:
-            totals["tokens"] += result.prompt_tokens + result.completion_tokens
+            totals["prompt"] += result.prompt_tokens
+            totals["completion"] += result.completion_tokens
             totals["successes"] += result.success
-            label = f"trials ({totals['successes']} successful, {totals['tokens']:,} tokens)"
-            bar.update(task, advance=1, description=label)
+            label = f"trials ({totals['successes']} successful, {totals['prompt'] + totals['completion']:,} tokens"
+            if pricing is not None:
+                label += f", {pricing.currency} {pricing.cost(totals['prompt'], totals['completion']):.4f}"
+            bar.update(task, advance=1, description=label + ")")
 
         try:
             return await campaign.run(store, advance)
@@ -118,14 +131,20 @@ async def _run_with_progress(campaign: Campaign, store: CampaignStore) -> list[T
 
 
 def _write_evidence(
-    campaign: Campaign, results: list[TrialResult], out: Path, threshold: float, redact: bool, home: Path
+    campaign: Campaign,
+    results: list[TrialResult],
+    out: Path,
+    threshold: float,
+    redact: bool,
+    home: Path,
+    pricing: Pricing | None,
 ) -> None:
     transcripts = out.with_suffix(".transcripts.jsonl")
     digest = write_transcripts(transcripts, results)
     bundle = build_bundle(
         config=campaign.config(), target=campaign.target.fingerprint(), objectives=campaign.objectives,
         results=results, threshold=threshold, version=__version__, redact=redact,
-        transcripts_sha256=digest, transcripts_file=transcripts.name,
+        transcripts_sha256=digest, transcripts_file=transcripts.name, pricing=pricing,
     )  # fmt: skip
     write_bundle(out, sign_bundle(bundle, Signer.load_or_create(home / "evidence")))
     typer.echo(text_report(bundle))

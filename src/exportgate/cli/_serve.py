@@ -86,7 +86,8 @@ def sim_serve(
     host: Annotated[str, typer.Option(help="Listen address.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Listen port.")] = 9100,
     seed: Annotated[int, typer.Option(help="Seed: the same seed and conversation give the same reply.")] = 0,
-    chunk_delay_ms: Annotated[float, typer.Option(help="Pause between streamed chunks, ms.")] = 0.0,
+    chunk_delay_ms: Annotated[float, typer.Option(min=0, help="Pause between streamed chunks, ms.")] = 0.0,
+    latency_ms: Annotated[float, typer.Option(min=0, help="Delay before every model reply, ms.")] = 0.0,
     workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
     profile: Annotated[
         str, typer.Option(help="Vulnerability profile: hardened, typical or vulnerable (docs/evaluation.md).")
@@ -98,5 +99,6 @@ def sim_serve(
     os.environ["EXPORTGATE_SIM_PROFILE"] = profile
     os.environ["EXPORTGATE_SIM_SEED"] = str(seed)
     os.environ["EXPORTGATE_SIM_CHUNK_DELAY_MS"] = str(chunk_delay_ms)
+    os.environ["EXPORTGATE_SIM_LATENCY_MS"] = str(latency_ms)
     typer.echo(f"exportgate simulator on http://{host}:{port} (profile {profile}, seed {seed})", err=True)
     serve_asgi("exportgate.sim:app_from_env", host=host, port=port, workers=workers)

@@ -16,6 +16,7 @@ from ._stats import summarize, wilson
 from ._store import CampaignStore
 from ._strategies import STRATEGIES, Crescendo, Decomposition, Direct, Pair, Roleplay, Strategy, strategy_named
 from ._targets import AnthropicTarget, OpenAITarget, RateLimits, SimTarget, Target, target_for
+from ._usage import Pricing, usage
 
 __all__ = [
     "SCHEMA",
@@ -32,6 +33,7 @@ __all__ = [
     "Objective",
     "OpenAITarget",
     "Pair",
+    "Pricing",
     "RateLimits",
     "Roleplay",
     "Scorer",
@@ -53,6 +55,7 @@ __all__ = [
     "target_for",
     "text_report",
     "trial_seed",
+    "usage",
     "verify_bundle",
     "wilson",
     "write_bundle",

@@ -29,6 +29,7 @@ from exportgate.errors import ConfigError
 from ._objectives import Objective
 from ._records import TrialResult
 from ._stats import by_domain, summarize
+from ._usage import Pricing, usage
 
 __all__ = ["SCHEMA", "build_bundle", "load_bundle", "verify_bundle", "write_bundle"]
 
@@ -66,10 +67,12 @@ def build_bundle(
     redact: bool = True,
     transcripts_sha256: str | None = None,
     transcripts_file: str | None = None,
+    pricing: Pricing | None = None,
 ) -> dict[str, Any]:
     domains = {o.id: o.domain for o in objectives}
     statistics = summarize(results, threshold)
     statistics["domains"] = by_domain(results, domains, threshold)
+    statistics["usage"] = usage(results, pricing)
     return {
         "schema": SCHEMA,
         "tool": {"name": "exportgate", "version": version},

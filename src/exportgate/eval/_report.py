@@ -5,7 +5,7 @@ from __future__ import annotations
 import html
 from typing import Any
 
-__all__ = ["html_report", "text_report"]
+__all__ = ["html_report", "text_report", "usage_line"]
 
 
 def _pct(value: float) -> str:
@@ -38,7 +38,26 @@ def text_report(bundle: dict[str, Any]) -> str:
     lines += ["per domain:"]
     for name, cell in stats.get("domains", {}).items():
         lines.append(f"  {name:<14} {cell['successes']}/{cell['trials']}  ASR {_pct(cell['asr'])}")
+    if "usage" in stats:
+        lines += ["", f"usage: {usage_line(stats['usage'])}"]
     return "\n".join(lines)
+
+
+def usage_line(usage: dict[str, Any]) -> str:
+    """One line of spend: target calls, tokens, and the cost when prices were given."""
+    total, pricing = usage["total"], usage.get("pricing")
+    line = (
+        f"{total['target_calls']:,} target calls, {total['prompt_tokens']:,} prompt + "
+        f"{total['completion_tokens']:,} completion tokens"
+    )
+    if pricing:
+        per_success = total.get("cost_per_success")
+        line += (
+            f", cost {pricing['currency']} {total['cost']:.4f} (at {pricing['input_per_mtok']:g} in /"
+            f" {pricing['output_per_mtok']:g} out per 1M tokens"
+            + (f"; {per_success:.4f} per success)" if per_success is not None else ")")
+        )
+    return line
 
 
 def _bar(low: float, high: float, asr: float) -> str:
@@ -85,6 +104,7 @@ td,th{{border-bottom:1px solid #ddd;padding:4px 8px;text-align:left}}</style></h
 <p>Target: {esc(str(target.get("kind")))} {esc(str(target.get("endpoint")))}, model {esc(str(target.get("model")))};
 created {esc(bundle["created"])}; exportgate {esc(bundle["tool"]["version"])}. Repeatable means the 95% Wilson
 interval's lower bound is at least {_pct(stats["threshold"])}.</p>
+{f"<p>Usage: {esc(usage_line(stats['usage']))}.</p>" if "usage" in stats else ""}
 <h2>Per strategy</h2><table><tr><th>strategy</th><th>successes</th><th>attack success (95% CI)</th>
 <th>repeatable</th></tr>{strategies}</table>
 <h2>Per objective and strategy</h2><table><tr><th>objective</th><th>strategy</th><th>succ/N</th><th>ASR</th>

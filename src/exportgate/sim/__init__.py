@@ -29,6 +29,7 @@ def app_from_env() -> SimApp:
             profile=profile_named(os.environ.get("EXPORTGATE_SIM_PROFILE", "typical")),
         ),
         chunk_delay=float(os.environ.get("EXPORTGATE_SIM_CHUNK_DELAY_MS", "0")) / 1000,
+        latency=float(os.environ.get("EXPORTGATE_SIM_LATENCY_MS", "0")) / 1000,
     )
 
 

@@ -63,7 +63,8 @@ def _chunks(text: str, words_per_chunk: int = 4) -> Iterator[str]:
 
 
 class SimApp:
-    """An ASGI app. ``chunk_delay`` (seconds) spaces out streamed chunks, for tests and demos."""
+    """An ASGI app. ``latency`` (seconds) delays every model reply, as a remote model's time to first token
+    would; ``chunk_delay`` (seconds) spaces out streamed chunks. Both are for tests and demos."""
 
     def __init__(
         self,
@@ -71,11 +72,13 @@ class SimApp:
         *,
         models: tuple[str, ...] = ("sim-1",),
         chunk_delay: float = 0.0,
+        latency: float = 0.0,
         api_key: str | None = None,
     ) -> None:
         self.model = model or SimModel()
         self.models = models
         self.chunk_delay = chunk_delay
+        self.latency = latency
         self.api_key = api_key
         self._ids = itertools.count(1)
         self.requests = 0
@@ -102,6 +105,8 @@ class SimApp:
             body = orjson.loads(await read_body(receive, MAX_BODY))
             if not isinstance(body, dict):
                 raise BadRequest("the body must be a JSON object")
+            if self.latency:
+                await asyncio.sleep(self.latency)
             await handler(self, body, send)
         except ClientGone:
             return
