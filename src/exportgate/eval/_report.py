@@ -25,9 +25,10 @@ def text_report(bundle: dict[str, Any]) -> str:
     for cell in stats["cells"]:
         low, high = cell["ci95"]
         median = cell["turns_to_success"]["median"]
+        turns = f"{median:g}" if median is not None else "-"
         lines.append(
             f"{cell['objective']:<24} {cell['strategy']:<14} {cell['successes']:>3}/{cell['trials']:<4} "
-            f"{_pct(cell['asr']):>7} [{_pct(low):>6}, {_pct(high):>6}] {median if median is not None else '-':>6}  "
+            f"{_pct(cell['asr']):>7} [{_pct(low):>6}, {_pct(high):>6}] {turns:>6}  "
             f"{'YES' if cell['repeatable'] else 'no'}"
         )
     lines += ["", "per strategy:"]
