@@ -14,6 +14,11 @@ PACKAGES = [
     "exportgate.policy",
     "exportgate.geo",
     "exportgate.identity",
+    "exportgate.audit",
+    "exportgate.eval",
+    "exportgate.classify",
+    "exportgate.sim",
+    "exportgate._yaml",
 ]
 
 

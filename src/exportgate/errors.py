@@ -9,6 +9,8 @@ render it in one place. Errors that map to an HTTP answer carry the status.
     ExportgateError
     ├── ConfigError                 bad setting, unreadable file, bad reference
     ├── DirectiveError              invalid directive (file, line, message)
+    │   └── FrameworkError          invalid risk framework (file, line, message)
+    ├── ClassificationRefused       evidence that cannot support the classification asked for
     ├── InvalidAddressError         a malformed IP address
     ├── GeoDataError                a geo database cannot be read
     ├── StoreError                  a store is unreachable or broken (503)
@@ -27,10 +29,12 @@ from __future__ import annotations
 __all__ = [
     "AuthenticationError",
     "BadRequestError",
+    "ClassificationRefused",
     "ConfigError",
     "ConflictError",
     "DirectiveError",
     "ExportgateError",
+    "FrameworkError",
     "GeoDataError",
     "InvalidAddressError",
     "InvalidApiKeyError",
@@ -66,6 +70,7 @@ class DirectiveError(ExportgateError):
     """A directive that does not validate; rendered as ``file:line: message``."""
 
     code = "directive_invalid"
+    default_file = "<directive>"
 
     def __init__(self, message: str, *, file: str | None = None, line: int | None = None) -> None:
         self.file = file
@@ -74,10 +79,23 @@ class DirectiveError(ExportgateError):
         super().__init__(self._render())
 
     def _render(self) -> str:
-        where = self.file or "<directive>"
+        where = self.file or self.default_file
         if self.line is not None:
             where = f"{where}:{self.line}"
         return f"{where}: {self.reason}"
+
+
+class FrameworkError(DirectiveError):
+    """A risk framework file that does not validate; rendered as ``file:line: message``."""
+
+    code = "framework_invalid"
+    default_file = "<framework>"
+
+
+class ClassificationRefused(ExportgateError):
+    """Evidence that cannot support the classification asked for: tampered, unsigned, or too weak to relax."""
+
+    code = "classification_refused"
 
 
 class InvalidAddressError(ExportgateError, ValueError):

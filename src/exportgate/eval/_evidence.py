@@ -76,7 +76,7 @@ def build_bundle(
     return {
         "schema": SCHEMA,
         "tool": {"name": "exportgate", "version": version},
-        "created": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "created": datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z"),
         "config": config,
         "target": target,
         "objectives": [

@@ -13,10 +13,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from ruamel.yaml import YAML
-from ruamel.yaml.error import MarkedYAMLError, YAMLError
-
 from exportgate._types import ANONYMIZER_KINDS, KycLevel
+from exportgate._yaml import line_of, load_yaml
 from exportgate.errors import DirectiveError
 
 from ._countries import builtin_groups, is_country_code
@@ -55,37 +53,8 @@ def load_directive(path: str | Path) -> Directive:
 def parse_directive(text: str | bytes, *, source: str = "<directive>") -> Directive:
     """Validate and compile directive YAML given as text."""
     raw = text.encode("utf-8") if isinstance(text, str) else text
-    doc = _parse_yaml(raw, source)
+    doc = load_yaml(raw, source)
     return _Validator(source).run(doc, hashlib.sha256(raw).hexdigest())
-
-
-def _parse_yaml(raw: bytes, source: str) -> Any:
-    try:
-        return YAML(typ="rt").load(raw.decode("utf-8"))
-    except UnicodeDecodeError:
-        raise DirectiveError("not UTF-8 text", file=source) from None
-    except MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark is not None else None
-        problem = " ".join(filter(None, (exc.context, exc.problem))) or "invalid YAML"
-        raise DirectiveError(f"invalid YAML: {problem}", file=source, line=line) from None
-    except YAMLError as exc:
-        raise DirectiveError(f"invalid YAML: {exc}", file=source) from None
-
-
-def _line_of(node: Any, key: Any = None, default: int | None = None) -> int | None:
-    """1-based line of a mapping key / sequence item, or of the node itself."""
-    lc = getattr(node, "lc", None)
-    if lc is None:
-        return default
-    try:
-        if key is None:
-            return int(lc.line) + 1
-        if isinstance(node, list):
-            return int(lc.item(key)[0]) + 1
-        return int(lc.key(key)[0]) + 1
-    except (KeyError, IndexError, TypeError, AttributeError):
-        return default
 
 
 class _Validator:
@@ -100,10 +69,10 @@ class _Validator:
 
     def run(self, doc: Any, sha256: str) -> Directive:
         if not isinstance(doc, dict):
-            raise DirectiveError("a directive is a YAML mapping", file=self.source, line=_line_of(doc))
+            raise DirectiveError("a directive is a YAML mapping", file=self.source, line=line_of(doc))
         self._check_keys(doc, TOP_KEYS, "directive")
         header = self._header(doc)
-        self._load_groups(doc.get("groups"), _line_of(doc, "groups"))
+        self._load_groups(doc.get("groups"), line_of(doc, "groups"))
         tiers = self._tiers(doc)
         models = self._models(doc, tiers)
         if self.problems:
@@ -120,7 +89,7 @@ class _Validator:
         for key in mapping:
             if key not in allowed:
                 self.fail(
-                    _line_of(mapping, key), f"unknown key {key!r} in {where} (expected one of: {', '.join(allowed)})"
+                    line_of(mapping, key), f"unknown key {key!r} in {where} (expected one of: {', '.join(allowed)})"
                 )
 
     def _header(self, doc: dict[Any, Any]) -> dict[str, Any]:
@@ -129,7 +98,7 @@ class _Validator:
             value = doc.get(key)
             if not isinstance(value, str) or not value.strip():
                 hint = " (quote it)" if value is not None else ""
-                self.fail(_line_of(doc, key, 1), f"'{key}' must be a non-empty string{hint}")
+                self.fail(line_of(doc, key, 1), f"'{key}' must be a non-empty string{hint}")
             else:
                 header[attr] = value.strip()
         header["effective"] = self._effective(doc)
@@ -138,7 +107,7 @@ class _Validator:
         header["references"] = tuple(self._string_list(doc, "references"))
         unknown = doc.get("unknown_models", "deny")
         if unknown not in ("deny", "allow"):
-            self.fail(_line_of(doc, "unknown_models"), f"'unknown_models' must be deny or allow, not {unknown!r}")
+            self.fail(line_of(doc, "unknown_models"), f"'unknown_models' must be deny or allow, not {unknown!r}")
         else:
             header["unknown_models"] = unknown
         return header
@@ -146,14 +115,14 @@ class _Validator:
     def _string(self, mapping: dict[Any, Any], key: str) -> str | None:
         value = mapping.get(key)
         if not isinstance(value, str):
-            self.fail(_line_of(mapping, key), f"'{key}' must be a string")
+            self.fail(line_of(mapping, key), f"'{key}' must be a string")
             return None
         return value
 
     def _string_list(self, mapping: dict[Any, Any], key: str) -> list[str]:
         value = mapping.get(key, [])
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            self.fail(_line_of(mapping, key), f"'{key}' must be a list of strings")
+            self.fail(line_of(mapping, key), f"'{key}' must be a list of strings")
             return []
         return list(value)
 
@@ -173,7 +142,7 @@ class _Validator:
                 return value
             except ValueError:
                 pass
-        self.fail(_line_of(doc, "effective"), f"'effective' must be an ISO 8601 date or time, not {value!r}")
+        self.fail(line_of(doc, "effective"), f"'effective' must be an ISO 8601 date or time, not {value!r}")
         return None
 
     # -- groups ------------------------------------------------------------
@@ -185,7 +154,7 @@ class _Validator:
             self.fail(line, "'groups' must map group names to lists of countries")
             return
         for name, members in groups.items():
-            name_line = _line_of(groups, name, line)
+            name_line = line_of(groups, name, line)
             if not isinstance(name, str) or is_country_code(str(name)):
                 self.fail(name_line, f"group name {name!r} must be a string that is not a country code")
             elif not isinstance(members, list):
@@ -215,7 +184,7 @@ class _Validator:
             self.fail(line, f"{where} must be a list of country codes or group names")
             return
         for index, entry in enumerate(entries):
-            entry_line = _line_of(entries, index, line)
+            entry_line = line_of(entries, index, line)
             yield from self._country_entry(entry, entry_line, where, stack)
 
     def _country_entry(self, entry: Any, line: int | None, where: str, stack: tuple[str, ...]) -> Iterator[str]:
@@ -239,11 +208,11 @@ class _Validator:
     def _tiers(self, doc: dict[Any, Any]) -> dict[str, Tier]:
         tiers_node = doc.get("tiers")
         if not isinstance(tiers_node, dict) or not tiers_node:
-            self.fail(_line_of(doc, "tiers", 1), "'tiers' must map tier names to rules (at least one tier)")
+            self.fail(line_of(doc, "tiers", 1), "'tiers' must map tier names to rules (at least one tier)")
             return {}
         tiers: dict[str, Tier] = {}
         for name, rules in tiers_node.items():
-            line = _line_of(tiers_node, name)
+            line = line_of(tiers_node, name)
             if not isinstance(name, str) or not name.strip():
                 self.fail(line, f"tier name {name!r} must be a string")
                 continue
@@ -260,7 +229,7 @@ class _Validator:
         for key, value in rules.items():
             if key not in RULE_ORDER:
                 continue
-            line = _line_of(rules, key, tier_line)
+            line = line_of(rules, key, tier_line)
             where = f"tier {tier!r}: {key}"
             if key in COUNTRY_SET_RULES:
                 compiled[key] = MemberSet(frozenset(self._countries(value, line, where)))
@@ -304,18 +273,18 @@ class _Validator:
     def _models(self, doc: dict[Any, Any], tiers: dict[str, Tier]) -> dict[str, ModelEntry]:
         node = doc.get("models")
         if not isinstance(node, dict):
-            self.fail(_line_of(doc, "models", 1), "'models' must map model names to {tier: ...}")
+            self.fail(line_of(doc, "models", 1), "'models' must map model names to {tier: ...}")
             return {}
         seen: dict[str, tuple[str, int | None]] = {}
         models: dict[str, ModelEntry] = {}
         for name, spec in node.items():
-            line = _line_of(node, name)
+            line = line_of(node, name)
             entry = self._model(name, spec, line, tiers)
             if entry is None:
                 continue
             aliases_node = spec.get("aliases") if isinstance(spec, dict) else None
             for index, spelling in enumerate((entry.name, *entry.aliases)):
-                spelling_line = line if index == 0 else _line_of(aliases_node, index - 1, line)
+                spelling_line = line if index == 0 else line_of(aliases_node, index - 1, line)
                 self._claim_name(spelling, entry.name, spelling_line, seen)
             models[entry.name] = entry
         return models
@@ -335,11 +304,11 @@ class _Validator:
             self.fail(line, f"model {name!r} needs a 'tier'")
             return None
         if tier not in tiers:
-            self.fail(_line_of(spec, "tier", line), f"model {name!r}: unknown tier {tier!r}")
+            self.fail(line_of(spec, "tier", line), f"model {name!r}: unknown tier {tier!r}")
             return None
         aliases = spec.get("aliases", [])
         if not isinstance(aliases, list) or not all(isinstance(a, str) and a.strip() for a in aliases):
-            self.fail(_line_of(spec, "aliases", line), f"model {name!r}: 'aliases' must be a list of names")
+            self.fail(line_of(spec, "aliases", line), f"model {name!r}: 'aliases' must be a list of names")
             aliases = []
         return ModelEntry(name=name.strip(), tier=tier, aliases=tuple(a.strip() for a in aliases))
 

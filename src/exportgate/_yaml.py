@@ -1,0 +1,42 @@
+"""YAML read with line numbers (ruamel round-trip), shared by the directive and framework loaders."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ruamel.yaml import YAML
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
+
+from exportgate.errors import DirectiveError
+
+__all__ = ["line_of", "load_yaml"]
+
+
+def load_yaml(raw: bytes, source: str, error: type[DirectiveError] = DirectiveError) -> Any:
+    """Parse YAML, keeping line information; any problem is one ``error`` naming the file and line."""
+    try:
+        return YAML(typ="rt").load(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise error("not UTF-8 text", file=source) from None
+    except MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark is not None else None
+        problem = " ".join(filter(None, (exc.context, exc.problem))) or "invalid YAML"
+        raise error(f"invalid YAML: {problem}", file=source, line=line) from None
+    except YAMLError as exc:
+        raise error(f"invalid YAML: {exc}", file=source) from None
+
+
+def line_of(node: Any, key: Any = None, default: int | None = None) -> int | None:
+    """1-based line of a mapping key / sequence item, or of the node itself."""
+    lc = getattr(node, "lc", None)
+    if lc is None:
+        return default
+    try:
+        if key is None:
+            return int(lc.line) + 1
+        if isinstance(node, list):
+            return int(lc.item(key)[0]) + 1
+        return int(lc.key(key)[0]) + 1
+    except (KeyError, IndexError, TypeError, AttributeError):
+        return default

@@ -1,0 +1,41 @@
+"""Evidence and directives for classification tests: real campaigns against the in-process simulator."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from exportgate.cli import main
+from tests.conftest import EXAMPLE
+
+MakeEvidence = Callable[..., Path]
+
+
+@pytest.fixture
+def make_evidence(tmp_path: Path) -> MakeEvidence:
+    """``make_evidence(profile, trials=10, model="sonnet-4", strategies="direct,crescendo")`` -> a signed bundle."""
+    count = iter(range(1000))
+
+    def make(profile: str, trials: int = 10, model: str = "sonnet-4", strategies: str = "direct,crescendo") -> Path:
+        out = tmp_path / f"evidence-{profile}-{next(count)}.json"
+        args = ["eval", "run", "--target", f"sim:{profile}", "--model", model, "--trials", str(trials),
+                "--strategies", strategies, "--out", str(out), "--home", str(tmp_path / "eval-home")]  # fmt: skip
+        assert main(args) == 0
+        return out
+
+    return make
+
+
+@pytest.fixture
+def directive_file(tmp_path: Path) -> Path:
+    path = tmp_path / "directive.yaml"
+    shutil.copy(EXAMPLE, path)
+    return path
+
+
+def classify_args(evidence: list[Path], directive: Path, home: Path, *extra: str, model: str = "sonnet-4") -> list[str]:
+    return ["classify", *map(str, evidence), "--framework", "default", "--directive", str(directive),
+            "--model", model, "--out", str(directive), "--home", str(home), *extra]  # fmt: skip
