@@ -269,3 +269,28 @@ def test_evidence_outside_the_framework_domains_is_refused(
     capsys.readouterr()
     assert main(classify_args([out], directive_file, tmp_path / "home")) == 1
     _one_error_line(capsys, "no trials in any domain the framework covers")
+
+
+def test_history_table_and_framework_commands(raised: Path, capsys: pytest.CaptureFixture[str]):
+    assert main(["classify", "history", "sonnet-4", "--home", str(raised)]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].split()[:4] == ["created", "id", "change", "tier"]
+    assert "raise" in table[1] and "open -> domestic" in table[1] and "cyber-2" in table[1]
+    assert main(["classify", "framework", "preparedness-structure"]) == 0
+    out = capsys.readouterr().out
+    assert "STRUCTURE ONLY" in out and "critical -> domestic (halt)" in out
+    assert main(["classify", "frameworks"]) == 0
+    out = capsys.readouterr().out
+    assert "frontier-safety-structure" in out and "max_repeatable_severity" in out
+
+
+def test_an_unwritable_output_loses_nothing_and_records_nothing(
+    make_evidence: MakeEvidence, directive_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+):
+    home = tmp_path / "home"
+    args = classify_args([make_evidence("vulnerable")], directive_file, home)
+    args[args.index("--out") + 1] = str(tmp_path / "missing-dir" / "new.yaml")
+    assert main(args) == 1
+    _one_error_line(capsys, "cannot write")
+    assert main(["classify", "history", "sonnet-4", "--home", str(home)]) == 0
+    assert "no classifications" in capsys.readouterr().out
