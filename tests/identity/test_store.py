@@ -132,14 +132,35 @@ def test_authenticator_caches_by_hash_and_expires(store: AccountStore):
     assert auth.authenticate(key.secret).name == "ada"
     assert all(isinstance(k, bytes) and len(k) == 32 for k in auth._cache)
     assert key.secret not in repr(auth._cache)
-    store.set_suspended("ada", True)
-    assert not auth.authenticate(key.secret).suspended  # still cached
+    calls = []
+    lookup = store.subject_for_key
+    store.subject_for_key = lambda token: calls.append(token) or lookup(token)  # type: ignore[method-assign]
+    auth.authenticate(key.secret)
+    assert calls == []  # served from the cache
     clock.now += 5.1
-    assert auth.authenticate(key.secret).suspended  # cache expired: suspension visible
-    store.revoke_key(key.key_id)
-    auth.invalidate()
+    auth.authenticate(key.secret)
+    assert len(calls) == 1  # expired: looked up again
+
+
+def test_a_change_by_another_process_takes_effect_on_the_next_request(tmp_path):
+    gateway_side = AccountStore(tmp_path / "accounts.db")
+    cli_side = AccountStore(tmp_path / "accounts.db")  # another connection, as another process has
+    _, key = cli_side.add_account("ada", citizenships=["US"], kyc=KycLevel.VERIFIED)
+    auth = Authenticator(gateway_side, key_ttl=3600.0)
+    assert not auth.authenticate(key.secret).suspended
+    cli_side.set_suspended("ada", True)
+    assert auth.authenticate(key.secret).suspended  # no waiting for the cache to expire
+    cli_side.hold_for_reverification("ada")
+    assert auth.authenticate(key.secret).kyc is KycLevel.NONE
+    assert cli_side.kyc_held("ada") is KycLevel.VERIFIED
+    cli_side.hold_for_reverification("ada")  # a second hold keeps the level from before the first
+    cli_side.restore_kyc("ada")
+    assert auth.authenticate(key.secret).kyc is KycLevel.VERIFIED and cli_side.kyc_held("ada") is None
+    cli_side.revoke_key(key.key_id)
     with pytest.raises(InvalidApiKeyError):
         auth.authenticate(key.secret)
+    gateway_side.close()
+    cli_side.close()
 
 
 def test_authenticator_does_not_cache_failures(store: AccountStore):

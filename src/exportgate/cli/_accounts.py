@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Annotated
 
 import typer
@@ -147,3 +148,55 @@ def keys_revoke(key_id: Annotated[str, typer.Argument(help="Key id (as listed)."
     """Revoke an API key."""
     info = account_store(settings_for(home)).revoke_key(key_id)
     typer.echo(f"revoked {info.key_id} of {info.account} at {info.revoked_at}")
+
+
+@app.command("reverify")
+def reverify(name: NameArg, home: HomeOption = None) -> None:
+    """Hold an account for re-verification: its KYC is 'none' until restore-kyc (what monitor actions do)."""
+    account = account_store(settings_for(home)).hold_for_reverification(name)
+    typer.echo(f"{account.name}: KYC held at none for re-verification")
+
+
+@app.command("restore-kyc")
+def restore_kyc(name: NameArg, home: HomeOption = None) -> None:
+    """End a re-verification hold: the account's KYC level from before it comes back."""
+    account = account_store(settings_for(home)).restore_kyc(name)
+    typer.echo(f"{account.name}: KYC {account.kyc.label}")
+
+
+trips_app = typer.Typer(help="Declared stays abroad (the monitor does not flag them).", no_args_is_help=True)
+app.add_typer(trips_app, name="trips")
+
+
+def _date(value: str, option: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter(f"{value!r} is not a date (YYYY-MM-DD)", param_hint=option) from None
+
+
+@trips_app.command("add")
+def trips_add(
+    name: NameArg,
+    country: Annotated[str, typer.Option(help="Where the account will be (ISO 3166-1 alpha-2).")],
+    starts: Annotated[str, typer.Option("--from", help="First day (YYYY-MM-DD, UTC).")],
+    ends: Annotated[str, typer.Option("--until", help="Last day (YYYY-MM-DD, UTC), inclusive.")],
+    note: Annotated[str | None, typer.Option(help="Why (kept with the trip).")] = None,
+    home: HomeOption = None,
+) -> None:
+    """Declare a trip or a stay abroad."""
+    trip = account_store(settings_for(home)).add_trip(
+        name, parse_country(country, "--country"), _date(starts, "--from"), _date(ends, "--until"), note
+    )
+    typer.echo(f"trip {trip.id}: {trip.account} in {trip.country} from {trip.starts} until {trip.ends}")
+
+
+@trips_app.command("list")
+def trips_list(
+    name: Annotated[str | None, typer.Argument(help="Only this account's trips.", show_default=False)] = None,
+    home: HomeOption = None,
+) -> None:
+    """List declared trips."""
+    trips = account_store(settings_for(home)).trips(name)
+    table(["id", "account", "country", "from", "until", "note"],
+          [[t.id, t.account, t.country, t.starts, t.ends, t.note] for t in trips])  # fmt: skip

@@ -6,7 +6,7 @@
 True
 """
 
-from ._account import Account, ApiKeyInfo
+from ._account import Account, ApiKeyInfo, Trip
 from ._auth import Authenticator
 from ._jwt import ALLOWED_ALGORITHMS, DEFAULT_CLAIMS, JwksSource, JwtVerifier
 from ._keys import KEY_PREFIX, NewKey, generate_key, hash_key, key_id_of
@@ -24,6 +24,7 @@ __all__ = [
     "JwksSource",
     "JwtVerifier",
     "NewKey",
+    "Trip",
     "account_store",
     "authenticator_from_settings",
     "generate_key",

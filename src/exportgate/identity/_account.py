@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 
 from exportgate._types import KycLevel, ScreeningStatus, Subject
 
-__all__ = ["Account", "ApiKeyInfo"]
+__all__ = ["Account", "ApiKeyInfo", "Trip"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,3 +55,19 @@ class ApiKeyInfo:
     @property
     def active(self) -> bool:
         return self.revoked_at is None
+
+
+@dataclass(frozen=True, slots=True)
+class Trip:
+    """A declared stay abroad: the account uses the service from ``country`` from ``starts`` to ``ends``
+    (inclusive, UTC dates). The monitor does not count such requests as residency mismatches or hops."""
+
+    id: int
+    account: str
+    country: str
+    starts: dt.date
+    ends: dt.date
+    note: str | None = None
+
+    def covers(self, country: str | None, day: dt.date) -> bool:
+        return country == self.country and self.starts <= day <= self.ends

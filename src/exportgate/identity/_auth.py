@@ -1,10 +1,11 @@
 """Bearer credentials (API key or JWT) -> Subject, with a warm cache.
 
 A verified credential is cached under the SHA-256 of the token (never the
-token itself): API keys for ``key_ttl`` seconds, so a revocation or
-suspension made by another process takes effect within that bound (and at
-once in this process via :meth:`Authenticator.invalidate`); JWTs until the
-earlier of their expiry and ``jwt_ttl``. Failures are not cached.
+token itself): API keys for ``key_ttl`` seconds, JWTs until the earlier of
+their expiry and ``jwt_ttl``. Failures are not cached. The whole cache is
+dropped whenever the account store's revision counter moves (any committed
+write, by any process: a suspension, a revocation, a KYC hold), so such a
+change takes effect on the next request.
 """
 
 from __future__ import annotations
@@ -41,10 +42,15 @@ class Authenticator:
         self.max_entries = max_entries
         self._clock = clock
         self._cache: dict[bytes, tuple[Subject, float]] = {}
+        self._revision = store.revision.current()
 
     def authenticate(self, token: str) -> Subject:
         """The subject for a bearer token; AuthenticationError (401) otherwise."""
         digest = hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()
+        revision = self.store.revision.current()
+        if revision != self._revision:
+            self._cache.clear()
+            self._revision = revision
         cached = self._cache.get(digest)
         now = self._clock()
         if cached is not None and cached[1] > now:

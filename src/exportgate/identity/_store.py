@@ -18,8 +18,9 @@ from pathlib import Path
 from exportgate._types import KycLevel, ScreeningStatus, Subject
 from exportgate.errors import ConflictError, InvalidApiKeyError, NotFoundError, StoreError
 
-from ._account import Account, ApiKeyInfo
+from ._account import Account, ApiKeyInfo, Trip
 from ._keys import NewKey, generate_key, key_id_of, matches
+from ._revision import Revision
 
 __all__ = ["AccountStore"]
 
@@ -46,6 +47,19 @@ MIGRATIONS: tuple[str, ...] = (
         revoked_at TEXT
     );
     CREATE INDEX api_keys_account ON api_keys(account_id);
+    """,
+    """
+    CREATE TABLE trips (
+        id INTEGER PRIMARY KEY,
+        account_id INTEGER NOT NULL REFERENCES accounts(id),
+        country TEXT NOT NULL,
+        starts TEXT NOT NULL,
+        ends TEXT NOT NULL,
+        note TEXT,
+        created_at TEXT NOT NULL
+    );
+    CREATE INDEX trips_account ON trips(account_id);
+    ALTER TABLE accounts ADD COLUMN kyc_held TEXT;
     """,
 )
 
@@ -78,6 +92,7 @@ class AccountStore:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA busy_timeout=5000")
             self._db.execute("PRAGMA foreign_keys=ON")
+            self.revision = Revision(None if str(path) == ":memory:" else self.path.with_name(self.path.name + ".rev"))
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"cannot open account store {self.path}: {exc}") from None
         self._lock = threading.Lock()
@@ -98,6 +113,7 @@ class AccountStore:
                 self._db.execute("COMMIT")
             except sqlite3.Error as exc:
                 raise StoreError(f"account store {self.path}: {exc}") from None
+            self.revision.bump()
 
     def _query(self, sql: str, params: Sequence[object] = ()) -> list[tuple[object, ...]]:
         with self._lock:
@@ -125,6 +141,7 @@ class AccountStore:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+            self.revision.close()
 
     # -- accounts ----------------------------------------------------------
 
@@ -190,6 +207,52 @@ class AccountStore:
     def set_screening(self, name: str, screening: ScreeningStatus | None) -> Account:
         self._update(name, "screening = ?", (screening.value if screening else None,))
         return self.get_account(name)
+
+    def hold_for_reverification(self, name: str) -> Account:
+        """KYC drops to ``none`` until :meth:`restore_kyc`; the level it had is kept (a second hold keeps it)."""
+        self._update(name, "kyc_held = COALESCE(kyc_held, kyc), kyc = 'none'", ())
+        return self.get_account(name)
+
+    def restore_kyc(self, name: str) -> Account:
+        """End a reverification hold: the KYC level from before it comes back."""
+        self._update(name, "kyc = COALESCE(kyc_held, kyc), kyc_held = NULL", ())
+        return self.get_account(name)
+
+    def kyc_held(self, name: str) -> KycLevel | None:
+        """The KYC level an account had before a reverification hold, or None when it is not held."""
+        rows = self._query("SELECT kyc_held FROM accounts WHERE name = ?", (name,))
+        if not rows:
+            raise NotFoundError(f"no account named {name!r}")
+        return None if rows[0][0] is None else KycLevel.parse(str(rows[0][0]))
+
+    # -- trips -------------------------------------------------------------
+
+    def add_trip(self, name: str, country: str, starts: dt.date, ends: dt.date, note: str | None = None) -> Trip:
+        """Declare that the account will use the service from ``country`` between the two dates (inclusive)."""
+        if ends < starts:
+            raise ConflictError("a trip must end on or after the day it starts")
+        account = self.get_account(name)
+        with self._tx() as db:
+            cursor = db.execute(
+                "INSERT INTO trips (account_id, country, starts, ends, note, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                (account.id, country, starts.isoformat(), ends.isoformat(), note, _now()),
+            )
+        return Trip(int(cursor.lastrowid or 0), name, country, starts, ends, note)
+
+    def trips(self, name: str | None = None) -> list[Trip]:
+        sql = (
+            "SELECT t.id, a.name, t.country, t.starts, t.ends, t.note"
+            " FROM trips t JOIN accounts a ON a.id = t.account_id"
+        )
+        params: tuple[object, ...] = ()
+        if name is not None:
+            sql, params = sql + " WHERE a.name = ?", (name,)
+        rows = self._query(sql + " ORDER BY t.starts, t.id", params)
+        return [
+            Trip(int(str(r[0])), str(r[1]), str(r[2]), dt.date.fromisoformat(str(r[3])),
+                 dt.date.fromisoformat(str(r[4])), None if r[5] is None else str(r[5]))
+            for r in rows
+        ]  # fmt: skip
 
     def _update(self, name: str, assignment: str, params: tuple[object, ...]) -> None:
         with self._tx() as db:
