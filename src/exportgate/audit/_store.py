@@ -34,6 +34,7 @@ class RecordFilter:
     model: str | None = None
     decision: str | None = None
     include_checkpoints: bool = False
+    decisions_only: bool = False  # decision records only (no outcomes rows, no checkpoints)
 
 
 class AuditStore(ABC):
@@ -141,4 +142,6 @@ def where_clause(where: RecordFilter, placeholder: str = "?") -> tuple[list[str]
             params.append(value)
     if not where.include_checkpoints:
         clauses.append("kind <> 'checkpoint'")
+    if where.decisions_only:
+        clauses.append("decision IS NOT NULL")
     return clauses, params

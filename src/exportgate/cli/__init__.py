@@ -15,7 +15,7 @@ from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageErro
 from exportgate import __version__
 from exportgate.errors import ExportgateError
 
-from . import _accounts, _audit, _classify, _directive, _eval, _geo, _serve
+from . import _accounts, _audit, _classify, _directive, _eval, _geo, _monitor, _serve
 
 __all__ = ["app", "main"]
 
@@ -35,6 +35,7 @@ app.add_typer(_serve.sim_app, name="sim")
 app.add_typer(_eval.app, name="eval")
 app.add_typer(_eval.evidence_app, name="evidence")
 app.add_typer(_classify.app, name="classify")
+app.add_typer(_monitor.app, name="monitor")
 app.command("serve")(_serve.serve)
 
 

@@ -3,33 +3,23 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
-from typer.core import TyperGroup
 
 from exportgate import __version__
 from exportgate.audit import load_public_key
 from exportgate.classify import HISTORY, METRICS, ClassificationHistory, bundled_frameworks, load_framework
 from exportgate.classify import run_classification as classify_evidence
 
-from ._common import HomeOption, settings_for
+from ._common import DefaultCommandGroup, HomeOption, settings_for
 from ._output import Format, emit_json, table
 
 __all__ = ["app"]
 
 
-class _RunByDefault(TyperGroup):
-    """``classify EVIDENCE...`` runs a classification; ``classify history|framework|frameworks`` the rest."""
-
-    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
-        if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):
-            args = ["run", *args]
-        return list(super().parse_args(ctx, args))
-
-
 app = typer.Typer(
-    cls=_RunByDefault,
+    cls=DefaultCommandGroup,
     no_args_is_help=True,
     help="Turn evaluation evidence into a control tier and a new directive (exportgate classify EVIDENCE... "
     "--framework F --directive CURRENT --model M --out NEW).",

@@ -8,12 +8,14 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from typer.core import TyperGroup
 
 from exportgate._types import KycLevel, ScreeningStatus
 from exportgate.config import Settings
 from exportgate.policy import is_country_code
 
 __all__ = [
+    "DefaultCommandGroup",
     "HomeOption",
     "parse_country",
     "parse_countries",
@@ -97,3 +99,18 @@ def parse_yes_no(value: str | None, option: str) -> bool | None:
     if lowered in ("no", "n", "false"):
         return False
     raise typer.BadParameter(f"expected yes or no, not {value!r}", param_hint=option)
+
+
+class DefaultCommandGroup(TyperGroup):
+    """A command group whose ``default`` command runs when the first argument names no subcommand
+    (``exportgate classify EVIDENCE...`` is ``classify run EVIDENCE...``)."""
+
+    default = "run"
+    default_without_args = False  # True: no arguments at all also run the default command
+
+    def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:
+        if (args and args[0] not in self.commands and args[0] not in ("--help", "-h")) or (
+            not args and self.default_without_args
+        ):
+            args = [self.default, *args]
+        return list(super().parse_args(ctx, args))

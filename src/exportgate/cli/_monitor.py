@@ -1,0 +1,144 @@
+"""``exportgate monitor``: run the evasion detectors over the audit record (batch or ``--follow``), and
+manage the alerts they raise."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from exportgate.identity import account_store
+from exportgate.monitor import STATES, AlertStore, Monitor, Webhook, load_config
+
+from ._audit import UrlOption, _store
+from ._common import DefaultCommandGroup, HomeOption, parse_time, settings_for
+from ._output import Format, emit_json, table
+
+__all__ = ["app"]
+
+ALERTS = "alerts.db"
+TIME_SCALE_HELP = "Read time stretched by this factor (synthetic runs compressed into seconds; 1 in real use)."
+
+
+class _ScanByDefault(DefaultCommandGroup):
+    default = "scan"
+    default_without_args = True
+
+
+app = typer.Typer(
+    cls=_ScanByDefault,
+    help="Find users routing around the directive: country hopping, impossible travel, anonymizers on "
+    "restricted tiers, key sharing, residency mismatches, deny-then-allow. (exportgate monitor --since 24h)",
+)
+
+
+def _alerts(home: Path) -> AlertStore:
+    return AlertStore(home / ALERTS)
+
+
+def _show(alerts: list[dict[str, Any]], output: Format) -> None:
+    if output is Format.json:
+        emit_json(alerts)
+        return
+    if not alerts:
+        typer.echo("no alerts")
+        return
+    rows = [(a["id"], a["detector"], a["account"], a["severity"], a["state"], a["action"], a["window"]["start"][:19],
+             len(a["evidence"]), a["summary"]) for a in alerts]  # fmt: skip
+    table(("id", "detector", "account", "severity", "state", "action", "from", "records", "summary"), rows)
+
+
+@app.command("scan")
+def scan(
+    since: Annotated[str, typer.Option(help="Start of the window: an age (24h, 7d) or an ISO time.")] = "24h",
+    until: Annotated[str | None, typer.Option(help="End of the window [default: now].")] = None,
+    follow: Annotated[bool, typer.Option(help="Keep watching for new records (Ctrl-C to stop).")] = False,
+    interval: Annotated[float, typer.Option(min=0.05, help="Seconds between --follow polls.")] = 1.0,
+    config: Annotated[Path | None, typer.Option(help="Monitor config (detector parameters, actions, webhook).")] = None,
+    time_scale: Annotated[float, typer.Option(min=1.0, help=TIME_SCALE_HELP)] = 1.0,
+    output: Annotated[Format, typer.Option("--format", help="text (a table) or json.")] = Format.text,
+    audit_url: UrlOption = None,
+    home: HomeOption = None,
+) -> None:
+    """Run every enabled detector over the audit records in the window; print the alerts raised."""
+    settings = settings_for(home)
+    the_config = load_config(config)
+    store, home_path = _store(home, audit_url, read_only=True)
+    accounts = account_store(settings)
+    webhook = Webhook(the_config.webhook_url, the_config.webhook_secret) if the_config.webhook_url else None
+    monitor = Monitor(the_config, _alerts(home_path), accounts, webhook)
+    try:
+        alerts = monitor.scan_store(store, parse_time(since, "--since"), parse_time(until, "--until"), time_scale)
+        _show(alerts, output)
+        while follow:
+            time.sleep(interval)
+            fresh = monitor.follow_once(store)
+            if fresh:
+                _show(fresh, output)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if webhook is not None:
+            webhook.close()
+        monitor.alerts.close()
+        store.close()
+        accounts.close()
+
+
+@app.command("alerts")
+def alerts(
+    state: Annotated[str | None, typer.Option(help=f"Only alerts in this state ({', '.join(STATES)}).")] = None,
+    since: Annotated[str | None, typer.Option(help="Only alerts active since (an age or ISO time).")] = None,
+    output: Annotated[Format, typer.Option("--format", help="text or json.")] = Format.text,
+    home: HomeOption = None,
+) -> None:
+    """List stored alerts."""
+    store = _alerts(settings_for(home).home_path)
+    try:
+        _show(store.list(state, parse_time(since, "--since")), output)
+    finally:
+        store.close()
+
+
+def _transition(alert: str, state: str, note: str | None, home: Path | None) -> dict[str, Any]:
+    store = _alerts(settings_for(home).home_path)
+    try:
+        return store.set_state(alert, state, note)
+    finally:
+        store.close()
+
+
+@app.command("ack")
+def ack(
+    alert: Annotated[str, typer.Argument(help="Alert id.")],
+    note: Annotated[str | None, typer.Option(help="Why (kept with the alert).")] = None,
+    home: HomeOption = None,
+) -> None:
+    """Acknowledge an alert (someone is on it)."""
+    record = _transition(alert, "acknowledged", note, home)
+    typer.echo(f"{record['id']}: acknowledged")
+
+
+@app.command("resolve")
+def resolve(
+    alert: Annotated[str, typer.Argument(help="Alert id.")],
+    note: Annotated[str | None, typer.Option(help="Why (kept with the alert).")] = None,
+    restore: Annotated[bool, typer.Option(help="Also undo the alert's action (unsuspend / restore KYC).")] = False,
+    home: HomeOption = None,
+) -> None:
+    """Resolve an alert, optionally undoing what its action did to the account."""
+    record = _transition(alert, "resolved", note, home)
+    if restore and record["action"] != "alert":
+        accounts = account_store(settings_for(home))
+        try:
+            if record["action"] == "suspend":
+                accounts.set_suspended(record["account"], False)
+            else:
+                accounts.restore_kyc(record["account"])
+        finally:
+            accounts.close()
+        typer.echo(f"{record['id']}: resolved; {record['action']} of {record['account']} undone")
+        return
+    typer.echo(f"{record['id']}: resolved")

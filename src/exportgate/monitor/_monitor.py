@@ -1,0 +1,87 @@
+"""The monitor: decision events through every enabled detector, findings into deduplicated alerts,
+configured actions on new alerts (re-verification hold or suspension, effective on the account's next
+request), and webhook delivery. The same object serves a batch run and ``--follow``."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from exportgate.audit import AuditStore
+from exportgate.errors import NotFoundError
+from exportgate.identity import AccountStore
+
+from ._alerts import AlertStore
+from ._config import MonitorConfig
+from ._detectors import Detector, Trips, detector_named
+from ._events import Event, read_events
+from ._webhook import Webhook
+
+__all__ = ["Monitor"]
+
+log = logging.getLogger("exportgate.monitor")
+
+
+@dataclass
+class Monitor:
+    config: MonitorConfig
+    alerts: AlertStore
+    accounts: AccountStore | None = None
+    webhook: Webhook | None = None
+    detectors: list[Detector] = field(init=False)
+    last: tuple[int, str] | None = field(init=False, default=None)  # (time_ns, record) of the last event seen
+    events: int = field(init=False, default=0)
+
+    def __post_init__(self) -> None:
+        trips = Trips(self.accounts.trips() if self.accounts is not None else ())
+        self.detectors = [detector_named(name, trips, params) for name, params in self.config.params.items()]
+
+    def scan(self, events: Iterable[Event]) -> list[dict[str, Any]]:
+        """Feed events (in time order); returns the alerts created or extended."""
+        touched: dict[str, dict[str, Any]] = {}
+        for event in events:
+            self.events += 1
+            self.last = (event.time_ns, event.record)
+            for detector in self.detectors:
+                for finding in detector.feed(event):
+                    action = self.config.actions.get(finding.detector, "alert")
+                    upserted = self.alerts.upsert(finding, self.config.dedup_s, action)
+                    touched[upserted.alert["id"]] = upserted.alert
+                    if upserted.new:
+                        self._act(upserted.alert)
+        return list(touched.values())
+
+    def scan_store(
+        self, store: AuditStore, since_ns: int | None, until_ns: int | None = None, time_scale: float = 1.0
+    ) -> list[dict[str, Any]]:
+        return self.scan(read_events(store, since_ns, until_ns, time_scale=time_scale))
+
+    def follow_once(self, store: AuditStore) -> list[dict[str, Any]]:
+        """The records written since the last call (the first call reads from ``last`` or everything)."""
+        since = self.last[0] if self.last is not None else None
+        seen = self.last[1] if self.last is not None else None
+        fresh = read_events(store, since)
+        return self.scan(e for e in fresh if not (since is not None and e.time_ns == since and e.record <= str(seen)))
+
+    def _act(self, alert: dict[str, Any]) -> None:
+        action = alert["action"]
+        if action != "alert" and self.accounts is not None:
+            try:
+                if action == "suspend":
+                    self.accounts.set_suspended(alert["account"], True)
+                elif action == "reverify":
+                    self.accounts.hold_for_reverification(alert["account"])
+                log.warning(
+                    "alert %s (%s): %s applied to account %s", alert["id"], alert["detector"], action, alert["account"]
+                )
+            except NotFoundError:
+                log.warning(
+                    "alert %s: account %s is not in this account store; %s not applied",
+                    alert["id"],
+                    alert["account"],
+                    action,
+                )
+        if self.webhook is not None:
+            self.webhook.send(alert)
