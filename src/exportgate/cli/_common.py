@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from typer._click.core import Context  # typer vendors click
 from typer.core import TyperGroup
 
 from exportgate._types import KycLevel, ScreeningStatus
@@ -108,7 +109,7 @@ class DefaultCommandGroup(TyperGroup):
     default = "run"
     default_without_args = False  # True: no arguments at all also run the default command
 
-    def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:
+    def parse_args(self, ctx: Context, args: list[str]) -> list[str]:
         if (args and args[0] not in self.commands and args[0] not in ("--help", "-h")) or (
             not args and self.default_without_args
         ):
