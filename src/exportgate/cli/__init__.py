@@ -15,7 +15,7 @@ from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageErro
 from exportgate import __version__
 from exportgate.errors import ExportgateError
 
-from . import _accounts, _audit, _classify, _directive, _eval, _geo, _monitor, _serve
+from . import _accounts, _audit, _classify, _directive, _eval, _geo, _monitor, _serve, _traffic
 
 __all__ = ["app", "main"]
 
@@ -32,6 +32,7 @@ app.add_typer(_accounts.app, name="accounts")
 app.add_typer(_geo.app, name="geo")
 app.add_typer(_audit.app, name="audit")
 app.add_typer(_serve.sim_app, name="sim")
+_serve.sim_app.command("traffic")(_traffic.traffic)
 app.add_typer(_eval.app, name="eval")
 app.add_typer(_eval.evidence_app, name="evidence")
 app.add_typer(_classify.app, name="classify")

@@ -7,10 +7,12 @@ import time
 from pathlib import Path
 from typing import Annotated, Any
 
+import orjson
 import typer
 
+from exportgate.errors import ConfigError
 from exportgate.identity import account_store
-from exportgate.monitor import STATES, AlertStore, Monitor, Webhook, load_config
+from exportgate.monitor import STATES, AlertStore, Monitor, Webhook, load_config, scorecard
 
 from ._audit import UrlOption, _store
 from ._common import DefaultCommandGroup, HomeOption, parse_time, settings_for
@@ -59,6 +61,7 @@ def scan(
     config: Annotated[Path | None, typer.Option(help="Monitor config (detector parameters, actions, webhook).")] = None,
     time_scale: Annotated[float, typer.Option(min=1.0, help=TIME_SCALE_HELP)] = 1.0,
     output: Annotated[Format, typer.Option("--format", help="text (a table) or json.")] = Format.text,
+    labels: Annotated[Path | None, typer.Option(help="Labels from sim traffic: also print a scorecard.")] = None,
     audit_url: UrlOption = None,
     home: HomeOption = None,
 ) -> None:
@@ -72,6 +75,8 @@ def scan(
     try:
         alerts = monitor.scan_store(store, parse_time(since, "--since"), parse_time(until, "--until"), time_scale)
         _show(alerts, output)
+        if labels is not None:
+            _scorecard(monitor.alerts.list(), labels, output)
         while follow:
             time.sleep(interval)
             fresh = monitor.follow_once(store)
@@ -85,6 +90,21 @@ def scan(
         monitor.alerts.close()
         store.close()
         accounts.close()
+
+
+def _scorecard(alerts: list[dict[str, Any]], labels: Path, output: Format) -> None:
+    try:
+        card = scorecard(alerts, orjson.loads(labels.read_bytes()))
+    except (OSError, orjson.JSONDecodeError, KeyError, TypeError) as exc:
+        raise ConfigError(f"cannot read labels {labels}: {exc}") from None
+    if output is Format.json:
+        emit_json({"scorecard": card})
+        return
+    rows = [
+        (d, c["true_positives"], c["false_positives"], c["missed"], c["precision"], c["recall"])
+        for d, c in card.items()
+    ]
+    table(("detector", "true+", "false+", "missed", "precision", "recall"), rows)
 
 
 @app.command("alerts")

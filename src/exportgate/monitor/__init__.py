@@ -11,10 +11,17 @@ from ._config import ACTIONS, MonitorConfig, load_config
 from ._detectors import DETECTORS, Detector, Finding, Trips, detector_named
 from ._events import Event, network_of, read_events
 from ._monitor import Monitor
+from ._traffic import POPULATIONS, AddressBook, Plan, build_plan, scorecard, send_plan
 from ._webhook import Webhook, signature
 
 __all__ = [
     "ACTIONS",
+    "POPULATIONS",
+    "AddressBook",
+    "Plan",
+    "build_plan",
+    "scorecard",
+    "send_plan",
     "DETECTORS",
     "SCHEMA",
     "STATES",

@@ -203,7 +203,9 @@ class KeySharing(Detector):
 
 
 class ResidencyMismatch(Detector):
-    """Requests mostly from a country the account neither holds citizenship or residence of nor declared."""
+    """Requests mostly from a country other than where the account declared it lives (its residencies, or its
+    citizenships when it declared none) and not covered by a declared trip: e.g. a US permanent resident,
+    a US person by residence, who in fact lives abroad."""
 
     name, severity = "residency_mismatch", "medium"
     defaults: ClassVar[dict[str, Any]] = {"window_s": 7 * 86400, "min_requests": 10, "min_share": 0.5}

@@ -32,7 +32,7 @@ class Event(NamedTuple):
     tier: str | None
     allowed: bool
     location_denied: bool  # denied by a location or anonymizer rule (what routing elsewhere would get around)
-    homes: frozenset[str]  # the subject's citizenships and residencies
+    homes: frozenset[str]  # where the subject declared it lives: its residencies, else its citizenships
 
 
 def network_of(ip: str | None) -> str | None:
@@ -48,7 +48,7 @@ def network_of(ip: str | None) -> str | None:
 
 def _event(record: str, time_ns: int, body: dict[str, Any]) -> Event:
     subject = body.get("subject") or {}
-    homes = frozenset((subject.get("citizenships") or []) + (subject.get("residencies") or []))
+    homes = frozenset(subject.get("residencies") or subject.get("citizenships") or ())
     codes = {r.get("code") for r in body.get("reasons") or ()}
     return Event(
         record,
