@@ -1,0 +1,5 @@
+"""Monitor fixtures: the PostgreSQL server the audit tests use."""
+
+from tests.audit.conftest import pg_server
+
+__all__ = ["pg_server"]
