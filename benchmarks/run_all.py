@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-BENCHMARKS = ["decision.py", "geo.py", "identity.py", "audit.py", "gateway.py", "eval.py", "classify.py"]
+BENCHMARKS = ["decision.py", "geo.py", "identity.py", "audit.py", "gateway.py", "eval.py", "classify.py", "monitor.py"]
 
 
 def main() -> int:

@@ -108,6 +108,11 @@ SETTINGS: tuple[Setting, ...] = (
         lambda v: _choice(v, ("debug", "info", "warning", "error")),
     ),
     Setting("watch_interval", 1.0, "Seconds between directive file checks (hot reload).", float),
+    Setting("monitor", False, "Run the evasion detectors in the background of the gateway.", _bool),
+    Setting(
+        "monitor_config", None, "Monitor config file (detector parameters, actions, webhook); defaults when unset."
+    ),
+    Setting("monitor_interval", 5.0, "Seconds between background monitor passes over new audit records.", float),
 )
 _BY_NAME = {s.name: s for s in SETTINGS}
 

@@ -3,16 +3,21 @@
 
 from __future__ import annotations
 
+import random
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import orjson
 import pytest
 
 from exportgate.cli import main
+from exportgate.geo import GeoLookup
 from exportgate.identity import AccountStore
+from exportgate.monitor import AddressBook
 from tests.gateway.conftest import Server, serve
 
 CONFIG = "detectors:\n  key_sharing: {action: suspend}\n  impossible_travel: {action: reverify}\n"
@@ -69,3 +74,27 @@ def test_actions_take_effect_on_the_next_request(run: tuple[Server, dict]):
                         headers={"Authorization": f"Bearer {key}", "X-Forwarded-For": "3.3.3.3"})  # fmt: skip
     assert answer.status_code == 200  # unsuspended: the very next request is served again
     store.close()
+
+
+def test_the_gateway_runs_the_monitor_in_the_background(tmp_path: Path):
+    config = tmp_path / "monitor.yaml"
+    config.write_text("detectors:\n  key_sharing: {action: suspend}\n")
+    server = serve(tmp_path / "home", "--trusted-proxy", "127.0.0.1/32", "--monitor", "--monitor-config", str(config),
+                   env={"EXPORTGATE_MONITOR_INTERVAL": "0.2"})  # fmt: skip
+    try:
+        places = AddressBook(GeoLookup(), random.Random(1), ["US"], per_country=3).residential["US"]
+        body = {"model": "sonnet-4", "messages": [{"role": "user", "content": "hi"}]}
+
+        def ask(ip: str) -> httpx.Response:
+            headers = {"Authorization": f"Bearer {server.keys['ada']}", "X-Forwarded-For": ip}
+            return httpx.post(server.url + "/v1/chat/completions", json=body, timeout=10, headers=headers)
+
+        # one key, three places at once: the fourth request makes the third switch, and the pattern
+        assert [ask(places[i % 3]).status_code for i in range(4)] == [200] * 4
+        deadline = time.monotonic() + 15
+        while ask(places[1]).status_code != 451:
+            assert time.monotonic() < deadline, "the background monitor did not suspend the shared key's account"
+            time.sleep(0.2)
+        assert ask(places[0]).json()["error"]["code"] == "account_suspended"
+    finally:
+        server.stop()

@@ -34,6 +34,10 @@ def serve(
     audit_url: Annotated[str | None, typer.Option("--audit-url", help="sqlite:///PATH or postgresql://...")] = None,
     audit_mode: Annotated[str | None, typer.Option("--audit-mode", help="strict (default) or async.")] = None,
     workers: Annotated[int | None, typer.Option(help="Worker processes [default: 1].")] = None,
+    monitor: Annotated[
+        bool | None, typer.Option("--monitor", help="Run the evasion detectors in the background.")
+    ] = None,
+    monitor_config: Annotated[Path | None, typer.Option(help="Monitor config (detectors, actions, webhook).")] = None,
     home: HomeOption = None,
 ) -> None:
     """Run the gateway: every call authenticated, located, decided, audited, then forwarded or refused."""
@@ -47,6 +51,8 @@ def serve(
         "audit_url": audit_url,
         "audit_mode": audit_mode,
         "workers": workers,
+        "monitor": monitor,
+        "monitor_config": str(monitor_config) if monitor_config else None,
     }
     settings = settings_for(home, **overrides)
     _check(settings)
@@ -76,7 +82,7 @@ def _export(overrides: dict[str, object], home: Path | None) -> None:
         if value is None:
             continue
         text = " ".join(value) if isinstance(value, list) else str(value)
-        if name in ("directive", "upstreams_file"):
+        if name in ("directive", "upstreams_file", "monitor_config"):
             text = str(Path(text).expanduser().resolve())
         os.environ[ENV_PREFIX + name.upper()] = text
 

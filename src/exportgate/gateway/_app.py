@@ -44,6 +44,7 @@ from ._directives import DirectiveHolder
 from ._errors import ErrorAnswer, denial, error_answer
 from ._logging import AccessLog
 from ._metrics import Metrics
+from ._monitoring import BackgroundMonitor
 from ._upstream import FORWARD_REQUEST, Routing, Transport, Upstream, UpstreamResponse
 from ._usage import UsageSniffer, usage_of
 
@@ -77,6 +78,7 @@ class GatewayParts:
     access_log: AccessLog | None = None
     metrics: Metrics = field(default_factory=Metrics)
     watch_interval: float = 1.0
+    monitor: BackgroundMonitor | None = None
 
 
 @dataclass
@@ -140,6 +142,8 @@ class Gateway:
     def start(self) -> None:
         if self._watcher is None:
             self._watcher = asyncio.ensure_future(self._watch())
+            if self.parts.monitor is not None:
+                self.parts.monitor.start()
 
     async def close(self) -> None:
         """Stop watching, close upstream connections, drain the audit queue (final checkpoint)."""
@@ -148,6 +152,8 @@ class Gateway:
         self._closed = True
         if self._watcher is not None:
             self._watcher.cancel()
+        if self.parts.monitor is not None:
+            self.parts.monitor.close()
         await self._flush_outcomes()
         for transport in self.parts.transports.values():
             await transport.close()

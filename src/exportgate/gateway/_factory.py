@@ -8,6 +8,7 @@ from exportgate.audit import audit_from_settings, audit_store_from_settings
 from exportgate.config import Settings, resolve_secret
 from exportgate.geo import geo_from_settings
 from exportgate.identity import authenticator_from_settings
+from exportgate.monitor import load_config
 from exportgate.policy import example_directive_path
 from exportgate.sim import SimApp
 
@@ -16,6 +17,7 @@ from ._clientip import ClientIpResolver
 from ._directives import DirectiveHolder
 from ._logging import AccessLog, configure_logging
 from ._metrics import Metrics
+from ._monitoring import BackgroundMonitor
 from ._upstream import HttpTransport, LocalTransport, Routing, load_routing
 
 __all__ = ["check_settings", "create_app", "parts_from_settings", "routing_from_settings"]
@@ -51,7 +53,9 @@ def parts_from_settings(settings: Settings) -> GatewayParts:
         access_log=AccessLog() if settings.access_log else None,
         metrics=Metrics(settings.home_path / "metrics" if settings.workers > 1 else None),
         watch_interval=settings.watch_interval,
-    )
+        monitor=BackgroundMonitor(settings.home_path, settings.audit_url, settings.monitor_config,
+                                  settings.monitor_interval) if settings.monitor else None,
+    )  # fmt: skip
 
 
 def check_settings(settings: Settings) -> None:
@@ -59,6 +63,8 @@ def check_settings(settings: Settings) -> None:
     written to (no writer registers a chain for a check)."""
     parts = _checked_parts(settings)
     parts["authenticator"].store.close()
+    if settings.monitor:
+        load_config(settings.monitor_config)
     audit_store_from_settings(settings).close()
 
 

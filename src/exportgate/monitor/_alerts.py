@@ -57,6 +57,7 @@ class AlertStore:
             self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA busy_timeout=5000")
+            self._db.execute("PRAGMA synchronous=NORMAL")  # WAL: durable at checkpoints, never corrupt
             self._db.execute(
                 "CREATE TABLE IF NOT EXISTS alerts (id TEXT PRIMARY KEY, detector TEXT NOT NULL, account TEXT NOT NULL,"
                 " severity TEXT NOT NULL, state TEXT NOT NULL, start_ns INTEGER NOT NULL, end_ns INTEGER NOT NULL,"
@@ -68,33 +69,36 @@ class AlertStore:
 
     def upsert(self, finding: Finding, dedup_s: int, action: str) -> Upserted:
         """A new alert for the finding, or the finding merged into the alert it continues."""
-        key = alert_id(finding, dedup_s)
+        return self.upsert_many([(finding, action)], dedup_s)[0]
+
+    def upsert_many(self, findings: list[tuple[Finding, str]], dedup_s: int) -> list[Upserted]:
+        """Upsert findings (with their actions) in one transaction; one result per alert touched."""
         now = _iso(_now_ns())
+        merged: dict[str, dict[str, Any]] = {}
+        new: set[str] = set()
         try:
             self._db.execute("BEGIN IMMEDIATE")
-            row = self._db.execute("SELECT record FROM alerts WHERE id = ?", (key,)).fetchone()
-            if row is None:
-                alert = _new_alert(key, finding, action, now)
-            else:
-                alert = _merged(orjson.loads(row[0]), finding, now)
-            self._db.execute(
+            for finding, action in findings:
+                key = alert_id(finding, dedup_s)
+                alert = merged.get(key)
+                if alert is None:
+                    row = self._db.execute("SELECT record FROM alerts WHERE id = ?", (key,)).fetchone()
+                    if row is None:
+                        new.add(key)
+                        merged[key] = _new_alert(key, finding, action, now)
+                        continue
+                    alert = orjson.loads(row[0])
+                merged[key] = _merged(alert, finding, now)
+            self._db.executemany(
                 "INSERT OR REPLACE INTO alerts VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    key,
-                    finding.detector,
-                    finding.account,
-                    alert["severity"],
-                    alert["state"],
-                    alert["_start_ns"],
-                    alert["_end_ns"],
-                    orjson.dumps(alert).decode(),
-                ),
-            )
+                [(k, a["detector"], a["account"], a["severity"], a["state"], a["_start_ns"], a["_end_ns"],
+                  orjson.dumps(a).decode()) for k, a in merged.items()],
+            )  # fmt: skip
             self._db.execute("COMMIT")
         except sqlite3.Error as exc:
             self._rollback()
-            raise StoreError(f"cannot record an alert in {self.path}: {exc}") from None
-        return Upserted(_public(alert), row is None)
+            raise StoreError(f"cannot record alerts in {self.path}: {exc}") from None
+        return [Upserted(_public(a), k in new) for k, a in merged.items()]
 
     def set_state(self, alert: str, state: str, note: str | None = None) -> dict[str, Any]:
         if state not in STATES:

@@ -15,7 +15,7 @@ from exportgate.identity import AccountStore
 
 from ._alerts import AlertStore
 from ._config import MonitorConfig
-from ._detectors import Detector, Trips, detector_named
+from ._detectors import Detector, Finding, Trips, detector_named
 from ._events import Event, read_events
 from ._webhook import Webhook
 
@@ -38,20 +38,30 @@ class Monitor:
         trips = Trips(self.accounts.trips() if self.accounts is not None else ())
         self.detectors = [detector_named(name, trips, params) for name, params in self.config.params.items()]
 
-    def scan(self, events: Iterable[Event]) -> list[dict[str, Any]]:
-        """Feed events (in time order); returns the alerts created or extended."""
+    def scan(self, events: Iterable[Event], batch: int = 50_000) -> list[dict[str, Any]]:
+        """Feed events (in time order); returns the alerts created or extended. Findings are stored every
+        ``batch`` events in one transaction, and actions run for alerts that are new."""
         touched: dict[str, dict[str, Any]] = {}
+        pending: list[tuple[Finding, str]] = []
         for event in events:
             self.events += 1
             self.last = (event.time_ns, event.record)
             for detector in self.detectors:
                 for finding in detector.feed(event):
-                    action = self.config.actions.get(finding.detector, "alert")
-                    upserted = self.alerts.upsert(finding, self.config.dedup_s, action)
-                    touched[upserted.alert["id"]] = upserted.alert
-                    if upserted.new:
-                        self._act(upserted.alert)
+                    pending.append((finding, self.config.actions.get(finding.detector, "alert")))
+            if len(pending) >= batch:
+                self._store(pending, touched)
+        self._store(pending, touched)
         return list(touched.values())
+
+    def _store(self, pending: list[tuple[Finding, str]], touched: dict[str, dict[str, Any]]) -> None:
+        if not pending:
+            return
+        for upserted in self.alerts.upsert_many(pending, self.config.dedup_s):
+            touched[upserted.alert["id"]] = upserted.alert
+            if upserted.new:
+                self._act(upserted.alert)
+        pending.clear()
 
     def scan_store(
         self, store: AuditStore, since_ns: int | None, until_ns: int | None = None, time_scale: float = 1.0

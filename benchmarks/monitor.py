@@ -1,0 +1,135 @@
+"""Benchmark: evasion monitoring (issue targets: precision >= 0.95 and recall >= 0.9 per detector on the
+default population; 1M audit records scanned in <= 10 s).
+
+1. Detection quality: ``exportgate serve`` (SQLite audit, trusted loopback proxy) receives the labelled
+   synthetic populations of ``exportgate sim traffic`` (10 accounts per population, 12 simulated hours
+   compressed 7,200x); the monitor scans the gateway's audit record; per detector, precision and recall
+   at the account level, and time to detect: simulated minutes from an evader's first evidence record to
+   the record that completed the pattern.
+2. Scan speed: 1,000,000 decision records (10,000 accounts of mixed behaviour, written by the audit writer
+   to a SQLite store) read and run through all six detectors.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from _harness import conclude  # noqa: E402
+from exportgate.audit import AuditEntry, AuditWriter, Signer, open_store  # noqa: E402
+from exportgate.geo import GeoLookup  # noqa: E402
+from exportgate.identity import AccountStore  # noqa: E402
+from exportgate.monitor import (  # noqa: E402
+    AlertStore,
+    Monitor,
+    MonitorConfig,
+    build_plan,
+    read_events,
+    scorecard,
+    send_plan,
+)
+from gateway import free_port, launch, stop  # noqa: E402
+
+TARGETS = {"precision": 0.95, "recall": 0.9, "scan_1m_s": 10.0}
+SCALE = 7200.0
+
+
+def quality(work: Path) -> tuple[dict[str, dict], dict[str, float], int]:
+    home = work / "gateway"
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    gateway = launch([sys.executable, "-m", "exportgate.cli", "serve", "--home", str(home), "--port", str(port),
+                      "--trusted-proxy", "127.0.0.1/32"], "0", url + "/healthz", log=work / "gateway.log")  # fmt: skip
+    try:
+        accounts = AccountStore(home / "accounts.db")
+        plan = build_plan(accounts, GeoLookup(), per_population=10, hours=12, time_scale=SCALE, seed=11)
+        asyncio.run(send_plan(plan, url))
+        time.sleep(0.5)  # the last outcomes batch
+    finally:
+        stop(gateway)
+    store = open_store(None, home)
+    monitor = Monitor(MonitorConfig(), AlertStore(work / "alerts.db"), accounts)
+    alerts = monitor.scan_store(store, None, time_scale=SCALE)
+    card = scorecard(alerts, plan.labels())
+    delays: dict[str, list[float]] = {}
+    first: set[tuple[str, str]] = set()
+    fresh = Monitor(MonitorConfig(), AlertStore(work / "timing.db"), accounts)  # first finding per account
+    for event in read_events(store, None, time_scale=SCALE):
+        for detector in fresh.detectors:
+            for finding in detector.feed(event):
+                if (finding.detector, finding.account) not in first:
+                    first.add((finding.detector, finding.account))
+                    delays.setdefault(finding.detector, []).append((finding.end_ns - finding.start_ns) / 60e9)
+    store.close()
+    accounts.close()
+    return card, {d: round(statistics.median(v), 1) for d, v in delays.items()}, len(plan.steps)
+
+
+def million(work: Path, count: int = 1_000_000) -> tuple[float, int, int]:
+    home = work / "big"
+    store = open_store(None, home, durable=False)
+    writer = AuditWriter(store, Signer.load_or_create(home / "audit"), mode="async", home=home,
+                         checkpoint_every=100_000, async_queue=200_000).start()  # fmt: skip
+    rng = random.Random(5)  # synthetic records
+    homes = ["US"] * 12 + ["DE", "GB", "CA", "FR", "JP", "CN", "IN", "BR"]
+    people = [(rng.choice(homes), f"{rng.randrange(1, 223)}.{rng.randrange(256)}.{rng.randrange(256)}.9")
+              for _ in range(10_000)]  # fmt: skip
+    start_ns = time.time_ns() - count * 50_000_000
+    for i in range(count):
+        person = rng.randrange(10_000)
+        country, ip = people[person]
+        if rng.random() < 0.005:  # now and then somewhere else, or through a VPN
+            country, ip = rng.choice(homes), f"{rng.randrange(1, 223)}.{rng.randrange(256)}.{rng.randrange(256)}.9"
+        allowed = country == "US"
+        writer.append(AuditEntry(
+            request_id=f"r{i}", decision="allow" if allowed else "deny", time_ns=start_ns + i * 50_000_000,
+            account=f"user-{person}", key_id=f"k{person}", client_ip=ip, country=country,
+            subject={"citizenships": [people[person][0]], "residencies": [], "kyc": "verified"},
+            anonymizers=("vpn",) if rng.random() < 0.001 else (), requested_model="fable-5", model="fable-5",
+            tier="domestic", directive_id="d", directive_version="1",
+            reasons=() if allowed else ({"code": "location_not_allowed", "rule": "allow_location", "value": country},),
+            http_status=200 if allowed else 451,
+        ))  # fmt: skip
+    writer.close()
+    monitor = Monitor(MonitorConfig(), AlertStore(work / "big-alerts.db"))
+    started = time.perf_counter()
+    alerts = monitor.scan_store(store, None)
+    seconds = time.perf_counter() - started
+    store.close()
+    return seconds, monitor.events, len(alerts)
+
+
+def main() -> int:
+    work = Path(tempfile.mkdtemp(prefix="eg-monitor-bench-"))
+    try:
+        card, delays, requests = quality(work)
+        print(f"detection on labelled synthetic traffic through a real gateway ({requests:,} requests, 80 accounts):")
+        for detector, c in card.items():
+            print(f"  {detector:<22} precision {c['precision']:.3f}  recall {c['recall']:.3f}  "
+                  f"(true+ {c['true_positives']}, false+ {c['false_positives']}, missed {c['missed']}); "
+                  f"detected {delays.get(detector, '-')} min after the first evidence (simulated, median)")  # fmt: skip
+        seconds, events, alerts = million(work)
+        print(f"scan: {events:,} decision records through 6 detectors in {seconds:.2f} s "
+              f"({events / seconds:,.0f} records/s; {alerts:,} alerts)")  # fmt: skip
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    worst_p = min(c["precision"] for c in card.values())
+    worst_r = min(c["recall"] for c in card.values())
+    figures = {"min_precision": worst_p, "min_recall": worst_r, "scan_1m_s": round(seconds, 2),
+               "records_per_s": round(events / seconds)}  # fmt: skip
+    ok = worst_p >= TARGETS["precision"] and worst_r >= TARGETS["recall"] and seconds <= TARGETS["scan_1m_s"]
+    conclude("monitor", {"scorecard": card, "time_to_detect_min": delays, "scan": {"records": events}}, TARGETS,
+             figures, ok, "precision >= 0.95, recall >= 0.9 per detector; 1M records in <= 10 s")  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
