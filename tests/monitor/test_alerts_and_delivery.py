@@ -141,3 +141,24 @@ def test_webhook_gives_up_on_a_refusal(tmp_path: Path):
     hook.send({"id": "x"})
     hook.close()
     assert hook.delivered == 0 and hook.failed == 1
+
+
+def test_follow_sees_each_record_once_even_when_committed_late(tmp_path: Path):
+    url, home = f"sqlite:///{tmp_path / 'audit.db'}", tmp_path / "home"
+    now = time.time_ns()
+    writer = write_records(url, home, 0, close=False)
+    for i in range(3):
+        writer.append(entry(i, time_ns=now + i * 10**9))
+    writer.flush()
+    store = open_store(url, home)
+    monitor = Monitor(MonitorConfig(), AlertStore(tmp_path / "alerts.db"))
+    monitor.follow_once(store)
+    assert monitor.events == 3
+    monitor.follow_once(store)
+    assert monitor.events == 3  # nothing new: nothing read twice
+    writer.append(entry(3, time_ns=now + 3 * 10**9))
+    writer.append(entry(4, time_ns=now + 1_500_000_000))  # another worker's record, older, committed later
+    writer.close()
+    monitor.follow_once(store)
+    assert monitor.events == 5
+    store.close()

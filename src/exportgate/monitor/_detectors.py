@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from abc import ABC, abstractmethod
-from collections import defaultdict, deque
+from collections import Counter, defaultdict, deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -81,30 +81,29 @@ class CountryHopping(Detector):
     def __init__(self, trips: Trips, **params: Any) -> None:
         super().__init__(trips, **params)
         self._seen: dict[str, deque[Event]] = defaultdict(deque)
+        self._countries: dict[str, Counter[str]] = defaultdict(Counter)
 
     def feed(self, event: Event) -> list[Finding]:
         if not event.account or not event.country or event.anonymizers or self.trips.declared(event):
             return []
-        recent = self._seen[event.account]
+        recent, countries = self._seen[event.account], self._countries[event.account]
         recent.append(event)
-        while recent and recent[0].time_ns < event.time_ns - self._seconds("window_s"):
-            recent.popleft()
-        firsts = {str(e.country): e for e in reversed(recent)}
-        if len(firsts) < self.params["min_countries"]:
+        countries[event.country] += 1
+        while recent[0].time_ns < event.time_ns - self._seconds("window_s"):
+            gone = str(recent.popleft().country)
+            countries[gone] -= 1
+            if not countries[gone]:
+                del countries[gone]
+        if len(countries) < self.params["min_countries"]:
             return []
-        countries = sorted(firsts)
+        firsts = {str(e.country): e for e in reversed(recent)}
+        names = sorted(firsts)
         return [
-            Finding(
-                self.name,
-                event.account,
-                self.severity,
-                recent[0].time_ns,
-                event.time_ns,
-                tuple(e.record for e in firsts.values()),
-                f"{len(countries)} countries within {self.params['window_s']} s: {', '.join(countries)}",
-                {"countries": countries},
-            )
-        ]
+            Finding(self.name, event.account, self.severity, recent[0].time_ns, event.time_ns,
+                    tuple(e.record for e in firsts.values()),
+                    f"{len(names)} countries within {self.params['window_s']} s: {', '.join(names)}",
+                    {"countries": names})
+        ]  # fmt: skip
 
 
 class ImpossibleTravel(Detector):
@@ -175,31 +174,34 @@ class KeySharing(Detector):
     def __init__(self, trips: Trips, **params: Any) -> None:
         super().__init__(trips, **params)
         self._seen: dict[str, deque[Event]] = defaultdict(deque)
+        self._networks: dict[str, Counter[str]] = defaultdict(Counter)
+        self._switches: Counter[str] = Counter()
 
     def feed(self, event: Event) -> list[Finding]:
         if not event.key_id or not event.network or not event.account:
             return []
-        recent = self._seen[event.key_id]
+        key = event.key_id
+        recent, networks = self._seen[key], self._networks[key]
+        if recent and recent[-1].network != event.network:
+            self._switches[key] += 1
         recent.append(event)
-        while recent and recent[0].time_ns < event.time_ns - self._seconds("window_s"):
-            recent.popleft()
-        networks = {e.network for e in recent}
-        switches = sum(a.network != b.network for a, b in zip(recent, list(recent)[1:], strict=False))
+        networks[event.network] += 1
+        while recent[0].time_ns < event.time_ns - self._seconds("window_s"):
+            gone = recent.popleft()
+            if recent[0].network != gone.network:
+                self._switches[key] -= 1
+            networks[str(gone.network)] -= 1
+            if not networks[str(gone.network)]:
+                del networks[str(gone.network)]
+        switches = self._switches[key]
         if len(networks) < self.params["min_networks"] or switches < self.params["min_switches"]:
             return []
         return [
-            Finding(
-                self.name,
-                event.account,
-                self.severity,
-                recent[0].time_ns,
-                event.time_ns,
-                tuple(e.record for e in recent),
-                f"key {event.key_id} switched networks {switches} times within "
-                f"{self.params['window_s']} s ({len(networks)} networks)",
-                {"key_id": event.key_id, "networks": sorted(n for n in networks if n)},
-            )
-        ]
+            Finding(self.name, event.account, self.severity, recent[0].time_ns, event.time_ns,
+                    tuple(e.record for e in recent),
+                    f"key {key} switched networks {switches} times within {self.params['window_s']} s "
+                    f"({len(networks)} networks)", {"key_id": key, "networks": sorted(networks)})
+        ]  # fmt: skip
 
 
 class ResidencyMismatch(Detector):
@@ -212,33 +214,30 @@ class ResidencyMismatch(Detector):
 
     def __init__(self, trips: Trips, **params: Any) -> None:
         super().__init__(trips, **params)
-        self._seen: dict[str, deque[tuple[int, Event | None]]] = defaultdict(deque)
+        self._all: dict[str, deque[int]] = defaultdict(deque)  # request times
+        self._away: dict[str, deque[Event]] = defaultdict(deque)  # requests from elsewhere
 
     def feed(self, event: Event) -> list[Finding]:
         if not event.account or not event.country or event.anonymizers or not event.homes:
             return []
-        foreign = event.country not in event.homes and not self.trips.declared(event)
-        recent = self._seen[event.account]
-        recent.append((event.time_ns, event if foreign else None))
-        while recent and recent[0][0] < event.time_ns - self._seconds("window_s"):
-            recent.popleft()
-        away = [e for _, e in recent if e is not None]
-        if len(away) < self.params["min_requests"] or len(away) / len(recent) < self.params["min_share"]:
+        every, away = self._all[event.account], self._away[event.account]
+        every.append(event.time_ns)
+        if event.country not in event.homes and not self.trips.declared(event):
+            away.append(event)
+        horizon = event.time_ns - self._seconds("window_s")
+        while every[0] < horizon:
+            every.popleft()
+        while away and away[0].time_ns < horizon:
+            away.popleft()
+        if len(away) < self.params["min_requests"] or len(away) / len(every) < self.params["min_share"]:
             return []
         countries = sorted({str(e.country) for e in away})
         return [
-            Finding(
-                self.name,
-                event.account,
-                self.severity,
-                recent[0][0],
-                event.time_ns,
-                tuple(e.record for e in away[-20:]),
-                f"{len(away)} of {len(recent)} requests from {', '.join(countries)}; declared: "
-                f"{', '.join(sorted(event.homes))}",
-                {"countries": countries, "homes": sorted(event.homes)},
-            )
-        ]
+            Finding(self.name, event.account, self.severity, every[0], event.time_ns,
+                    tuple(e.record for e in list(away)[-20:]),
+                    f"{len(away)} of {len(every)} requests from {', '.join(countries)}; declared: "
+                    f"{', '.join(sorted(event.homes))}", {"countries": countries, "homes": sorted(event.homes)})
+        ]  # fmt: skip
 
 
 class DenyThenAllow(Detector):

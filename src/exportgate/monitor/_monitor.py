@@ -22,6 +22,7 @@ from ._webhook import Webhook
 __all__ = ["Monitor"]
 
 log = logging.getLogger("exportgate.monitor")
+OVERLAP_NS = 10 * 1_000_000_000
 
 
 @dataclass
@@ -31,7 +32,8 @@ class Monitor:
     accounts: AccountStore | None = None
     webhook: Webhook | None = None
     detectors: list[Detector] = field(init=False)
-    last: tuple[int, str] | None = field(init=False, default=None)  # (time_ns, record) of the last event seen
+    last_ns: int | None = field(init=False, default=None)  # time of the newest event seen
+    recent: dict[str, int] = field(init=False, default_factory=dict)  # records seen within OVERLAP_NS of it
     events: int = field(init=False, default=0)
 
     def __post_init__(self) -> None:
@@ -45,7 +47,11 @@ class Monitor:
         pending: list[tuple[Finding, str]] = []
         for event in events:
             self.events += 1
-            self.last = (event.time_ns, event.record)
+            self.last_ns = max(self.last_ns or 0, event.time_ns)
+            self.recent[event.record] = event.time_ns
+            if self.events % 65536 == 0:
+                horizon = self.last_ns - OVERLAP_NS
+                self.recent = {r: t for r, t in self.recent.items() if t >= horizon}
             for detector in self.detectors:
                 for finding in detector.feed(event):
                     pending.append((finding, self.config.actions.get(finding.detector, "alert")))
@@ -69,11 +75,14 @@ class Monitor:
         return self.scan(read_events(store, since_ns, until_ns, time_scale=time_scale))
 
     def follow_once(self, store: AuditStore) -> list[dict[str, Any]]:
-        """The records written since the last call (the first call reads from ``last`` or everything)."""
-        since = self.last[0] if self.last is not None else None
-        seen = self.last[1] if self.last is not None else None
-        fresh = read_events(store, since)
-        return self.scan(e for e in fresh if not (since is not None and e.time_ns == since and e.record <= str(seen)))
+        """The records committed since the last pass (everything on a first call). Passes overlap by
+        ``OVERLAP_NS``, so a record committed late with an earlier time (another worker, a queued write)
+        is still seen, and records already seen are skipped."""
+        since = None if self.last_ns is None else self.last_ns - OVERLAP_NS
+        if since is not None:
+            self.recent = {r: t for r, t in self.recent.items() if t >= since}
+        seen = set(self.recent)
+        return self.scan(e for e in read_events(store, since) if e.record not in seen)
 
     def _act(self, alert: dict[str, Any]) -> None:
         action = alert["action"]
