@@ -75,6 +75,18 @@ def quality(work: Path) -> tuple[dict[str, dict], dict[str, float], int]:
 
 def million(work: Path, count: int = 1_000_000) -> tuple[float, int, int]:
     home = work / "big"
+    write_records(home, count)
+    store = open_store(None, home)
+    monitor = Monitor(MonitorConfig(), AlertStore(work / "big-alerts.db"))
+    started = time.perf_counter()
+    alerts = monitor.scan_store(store, None)
+    seconds = time.perf_counter() - started
+    store.close()
+    return seconds, monitor.events, len(alerts)
+
+
+def write_records(home: Path, count: int) -> None:
+    """``count`` decision records of 10,000 accounts, each mostly at home, now and then elsewhere."""
     store = open_store(None, home, durable=False)
     writer = AuditWriter(store, Signer.load_or_create(home / "audit"), mode="async", home=home,
                          checkpoint_every=100_000, async_queue=200_000).start()  # fmt: skip
@@ -99,12 +111,7 @@ def million(work: Path, count: int = 1_000_000) -> tuple[float, int, int]:
             http_status=200 if allowed else 451,
         ))  # fmt: skip
     writer.close()
-    monitor = Monitor(MonitorConfig(), AlertStore(work / "big-alerts.db"))
-    started = time.perf_counter()
-    alerts = monitor.scan_store(store, None)
-    seconds = time.perf_counter() - started
     store.close()
-    return seconds, monitor.events, len(alerts)
 
 
 def main() -> int:

@@ -191,6 +191,13 @@ class SqliteStore(AuditStore):
             for row in db.execute(sql, params):
                 yield ChainRow(*row)
 
+    def bodies(self, where: RecordFilter) -> Iterator[tuple[str, int, int, str]]:
+        clauses, params = where_clause(where)
+        sql = "SELECT writer, seq, time_ns, body FROM audit_records"
+        sql += (" WHERE " + " AND ".join(clauses) if clauses else "") + " ORDER BY time_ns, writer, seq"
+        with self._reader() as db:
+            yield from db.execute(sql, params)
+
     def prune(self, writer: str, below_seq: int, note: str) -> int:
         return (
             self._write(

@@ -74,6 +74,12 @@ class AuditStore(ABC):
     @abstractmethod
     def get_row(self, writer: str, seq: int) -> ChainRow | None: ...
 
+    def bodies(self, where: RecordFilter) -> Iterator[tuple[str, int, int, str]]:
+        """(writer, seq, time_ns, body) of the matching rows in time order: what readers of record contents
+        need, without the chain columns (a store may fetch them faster)."""
+        for row in self.query(where):
+            yield row.writer, row.seq, row.time_ns, row.body
+
     @abstractmethod
     def query(
         self, where: RecordFilter, *, limit: int | None = None, newest_first: bool = False

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from abc import ABC, abstractmethod
-from collections import Counter, defaultdict, deque
+from collections import defaultdict, deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -63,13 +63,11 @@ class Detector(ABC):
             raise ValueError(f"{self.name}: unknown parameter(s) {', '.join(sorted(unknown))}")
         self.params = {**self.defaults, **params}
         self.trips = trips
+        self.window_ns = int(float(self.params.get("window_s", 0)) * NS_PER_S)
 
     @abstractmethod
     def feed(self, event: Event) -> list[Finding]:
         """Findings this event completes (usually none)."""
-
-    def _seconds(self, key: str) -> int:
-        return int(float(self.params[key]) * NS_PER_S)
 
 
 class CountryHopping(Detector):
@@ -80,27 +78,25 @@ class CountryHopping(Detector):
 
     def __init__(self, trips: Trips, **params: Any) -> None:
         super().__init__(trips, **params)
-        self._seen: dict[str, deque[Event]] = defaultdict(deque)
-        self._countries: dict[str, Counter[str]] = defaultdict(Counter)
+        self._seen: dict[str, dict[str, Event]] = defaultdict(dict)  # account -> country -> its last event
 
     def feed(self, event: Event) -> list[Finding]:
         if not event.account or not event.country or event.anonymizers or self.trips.declared(event):
             return []
-        recent, countries = self._seen[event.account], self._countries[event.account]
-        recent.append(event)
-        countries[event.country] += 1
-        while recent[0].time_ns < event.time_ns - self._seconds("window_s"):
-            gone = str(recent.popleft().country)
-            countries[gone] -= 1
-            if not countries[gone]:
-                del countries[gone]
+        countries = self._seen[event.account]
+        countries[event.country] = event
         if len(countries) < self.params["min_countries"]:
             return []
-        firsts = {str(e.country): e for e in reversed(recent)}
-        names = sorted(firsts)
+        horizon = event.time_ns - self.window_ns
+        for country in [c for c, e in countries.items() if e.time_ns < horizon]:
+            del countries[country]
+        if len(countries) < self.params["min_countries"]:
+            return []
+        names = sorted(countries)
+        events = sorted(countries.values(), key=lambda e: e.time_ns)
         return [
-            Finding(self.name, event.account, self.severity, recent[0].time_ns, event.time_ns,
-                    tuple(e.record for e in firsts.values()),
+            Finding(self.name, event.account, self.severity, events[0].time_ns, event.time_ns,
+                    tuple(e.record for e in events),
                     f"{len(names)} countries within {self.params['window_s']} s: {', '.join(names)}",
                     {"countries": names})
         ]  # fmt: skip
@@ -173,33 +169,41 @@ class KeySharing(Detector):
 
     def __init__(self, trips: Trips, **params: Any) -> None:
         super().__init__(trips, **params)
-        self._seen: dict[str, deque[Event]] = defaultdict(deque)
-        self._networks: dict[str, Counter[str]] = defaultdict(Counter)
-        self._switches: Counter[str] = Counter()
+        self._last: dict[str, Event] = {}  # key -> its last request
+        self._networks: dict[str, dict[str, int]] = defaultdict(dict)  # key -> network -> last seen
+        self._switches: dict[str, deque[int]] = defaultdict(deque)  # key -> times a switch started
+        self._recent: dict[str, deque[Event]] = {}  # key -> its last requests, once it has switched
 
     def feed(self, event: Event) -> list[Finding]:
-        if not event.key_id or not event.network or not event.account:
+        key, network = event.key_id, event.network
+        if not key or not network or not event.account:
             return []
-        key = event.key_id
-        recent, networks = self._seen[key], self._networks[key]
-        if recent and recent[-1].network != event.network:
-            self._switches[key] += 1
+        last = self._last.get(key)
+        self._last[key] = event
+        if (last is None or last.network == network) and key not in self._recent:
+            return []  # the common case: the same place as before, never switched
+        recent = self._recent.setdefault(key, deque([last] if last is not None else [], maxlen=50))
         recent.append(event)
-        networks[event.network] += 1
-        while recent[0].time_ns < event.time_ns - self._seconds("window_s"):
-            gone = recent.popleft()
-            if recent[0].network != gone.network:
-                self._switches[key] -= 1
-            networks[str(gone.network)] -= 1
-            if not networks[str(gone.network)]:
-                del networks[str(gone.network)]
-        switches = self._switches[key]
-        if len(networks) < self.params["min_networks"] or switches < self.params["min_switches"]:
+        networks, switches = self._networks[key], self._switches[key]
+        networks[network] = event.time_ns
+        if last is not None and last.network != network:
+            networks[str(last.network)] = max(networks.get(str(last.network), 0), last.time_ns)
+            switches.append(last.time_ns)  # a switch counts while the request before it is in the window
+        horizon = event.time_ns - self.window_ns
+        while switches and switches[0] < horizon:
+            switches.popleft()
+        for stale in [n for n, t in networks.items() if t < horizon]:
+            del networks[stale]
+        if not switches:  # settled again: back to the cheap path
+            del self._recent[key]
             return []
+        if len(networks) < self.params["min_networks"] or len(switches) < self.params["min_switches"]:
+            return []
+        window = [e for e in recent if e.time_ns >= horizon]
         return [
-            Finding(self.name, event.account, self.severity, recent[0].time_ns, event.time_ns,
-                    tuple(e.record for e in recent),
-                    f"key {key} switched networks {switches} times within {self.params['window_s']} s "
+            Finding(self.name, event.account, self.severity, window[0].time_ns, event.time_ns,
+                    tuple(e.record for e in window),
+                    f"key {key} switched networks {len(switches)} times within {self.params['window_s']} s "
                     f"({len(networks)} networks)", {"key_id": key, "networks": sorted(networks)})
         ]  # fmt: skip
 
@@ -224,7 +228,7 @@ class ResidencyMismatch(Detector):
         every.append(event.time_ns)
         if event.country not in event.homes and not self.trips.declared(event):
             away.append(event)
-        horizon = event.time_ns - self._seconds("window_s")
+        horizon = event.time_ns - self.window_ns
         while every[0] < horizon:
             every.popleft()
         while away and away[0].time_ns < horizon:
@@ -260,7 +264,7 @@ class DenyThenAllow(Detector):
                 self._denied[key] = event
             return []
         denied = self._denied.get(key)
-        if denied is None or event.time_ns - denied.time_ns > self._seconds("window_s"):
+        if denied is None or event.time_ns - denied.time_ns > self.window_ns:
             return []
         if denied.country == event.country and denied.network == event.network:
             return []

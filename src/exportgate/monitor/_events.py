@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterator
+from functools import lru_cache
 from typing import Any, NamedTuple
 
 import orjson
@@ -36,8 +37,16 @@ class Event(NamedTuple):
 
 
 def network_of(ip: str | None) -> str | None:
+    """The /24 (IPv4) or /48 (IPv6) network of an address as the gateway recorded it (already normalized)."""
     if not ip:
         return None
+    if ip.count(".") == 3 and ":" not in ip:  # the common case, without ipaddress's cost
+        return ip[: ip.rindex(".")] + ".0/24"
+    return _network_slow(ip)
+
+
+@lru_cache(maxsize=65536)
+def _network_slow(ip: str) -> str | None:
     try:
         address = ipaddress.ip_address(ip)
     except ValueError:
@@ -46,24 +55,27 @@ def network_of(ip: str | None) -> str | None:
     return str(ipaddress.ip_network(f"{address}/{prefix}", strict=False))
 
 
+_NO_HOMES: frozenset[str] = frozenset()
+
+
+@lru_cache(maxsize=4096)
+def _homes(places: tuple[str, ...]) -> frozenset[str]:
+    return frozenset(places)
+
+
 def _event(record: str, time_ns: int, body: dict[str, Any]) -> Event:
-    subject = body.get("subject") or {}
-    homes = frozenset(subject.get("residencies") or subject.get("citizenships") or ())
-    codes = {r.get("code") for r in body.get("reasons") or ()}
+    subject = body.get("subject")
+    homes = _NO_HOMES
+    if subject:
+        homes = _homes(tuple(subject.get("residencies") or subject.get("citizenships") or ()))
+    reasons = body.get("reasons")
+    located = any(r.get("code") in LEGAL_DENIALS for r in reasons or ())
+    anonymizers = body.get("anonymizers")
     return Event(
-        record,
-        time_ns,
-        body.get("account"),
-        body.get("key_id"),
-        network_of(body.get("client_ip")),
-        body.get("country"),
-        tuple(body.get("anonymizers") or ()),
-        body.get("model"),
-        body.get("tier"),
-        body.get("decision") == "allow",
-        bool(codes & LEGAL_DENIALS),
-        homes,
-    )
+        record, time_ns, body.get("account"), body.get("key_id"), network_of(body.get("client_ip")),
+        body.get("country"), tuple(anonymizers) if anonymizers else (), body.get("model"), body.get("tier"),
+        body.get("decision") == "allow", located, homes,
+    )  # fmt: skip
 
 
 def read_events(
@@ -72,9 +84,10 @@ def read_events(
     """Decision records in time order. ``time_scale`` stretches time from the first record on (a synthetic
     run compressed into seconds is read as the hours it stands for); 1.0 in real use."""
     base: int | None = None
-    for row in store.query(RecordFilter(since_ns=since_ns, until_ns=until_ns, decisions_only=True)):
-        time_ns = row.time_ns
+    loads = orjson.loads
+    for writer, seq, written_ns, body in store.bodies(RecordFilter(since_ns, until_ns, decisions_only=True)):
+        time_ns = written_ns
         if time_scale != 1.0:
-            base = time_ns if base is None else base
-            time_ns = base + int((time_ns - base) * time_scale)
-        yield _event(f"{row.writer}:{row.seq}", time_ns, orjson.loads(row.body))
+            base = written_ns if base is None else base
+            time_ns = base + int((written_ns - base) * time_scale)
+        yield _event(f"{writer}:{seq}", time_ns, loads(body))
