@@ -162,3 +162,21 @@ def test_follow_sees_each_record_once_even_when_committed_late(tmp_path: Path):
     monitor.follow_once(store)
     assert monitor.events == 5
     store.close()
+
+
+def test_follow_after_an_empty_window_does_not_read_older_records(tmp_path: Path):
+    url, home = f"sqlite:///{tmp_path / 'audit.db'}", tmp_path / "home"
+    now = time.time_ns()
+    writer = write_records(url, home, 0, close=False)
+    writer.append(entry(0, time_ns=now - 3600 * 10**9))  # an hour old: outside the window asked for
+    writer.flush()
+    store = open_store(url, home)
+    monitor = Monitor(MonitorConfig(), AlertStore(tmp_path / "alerts.db"))
+    assert monitor.scan_store(store, now - 60 * 10**9) == [] and monitor.events == 0
+    monitor.follow_once(store)
+    assert monitor.events == 0
+    writer.append(entry(1, time_ns=time.time_ns()))
+    writer.close()
+    monitor.follow_once(store)
+    assert monitor.events == 1
+    store.close()

@@ -79,11 +79,17 @@ def _event(record: str, time_ns: int, body: dict[str, Any]) -> Event:
 
 
 def read_events(
-    store: AuditStore, since_ns: int | None = None, until_ns: int | None = None, *, time_scale: float = 1.0
+    store: AuditStore,
+    since_ns: int | None = None,
+    until_ns: int | None = None,
+    *,
+    time_scale: float = 1.0,
+    base_ns: int | None = None,
 ) -> Iterator[Event]:
-    """Decision records in time order. ``time_scale`` stretches time from the first record on (a synthetic
-    run compressed into seconds is read as the hours it stands for); 1.0 in real use."""
-    base: int | None = None
+    """Decision records in time order. ``time_scale`` stretches time from ``base_ns`` (default: the first
+    record read) on, so a synthetic run compressed into seconds is read as the hours it stands for; 1.0
+    in real use."""
+    base = base_ns
     loads = orjson.loads
     for writer, seq, written_ns, body in store.bodies(RecordFilter(since_ns, until_ns, decisions_only=True)):
         time_ns = written_ns

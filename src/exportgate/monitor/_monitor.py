@@ -34,6 +34,9 @@ class Monitor:
     detectors: list[Detector] = field(init=False)
     last_ns: int | None = field(init=False, default=None)  # time of the newest event seen
     recent: dict[str, int] = field(init=False, default_factory=dict)  # records seen within OVERLAP_NS of it
+    floor_ns: int | None = field(init=False, default=None)  # where the first scan started: follow never reads before
+    time_scale: float = field(init=False, default=1.0)
+    scale_base_ns: int | None = field(init=False, default=None)
     events: int = field(init=False, default=0)
 
     def __post_init__(self) -> None:
@@ -69,20 +72,30 @@ class Monitor:
                 self._act(upserted.alert)
         pending.clear()
 
-    def scan_store(
-        self, store: AuditStore, since_ns: int | None, until_ns: int | None = None, time_scale: float = 1.0
-    ) -> list[dict[str, Any]]:
-        return self.scan(read_events(store, since_ns, until_ns, time_scale=time_scale))
+    def scan_store(self, store: AuditStore, since_ns: int | None, until_ns: int | None = None,
+                   time_scale: float = 1.0) -> list[dict[str, Any]]:  # fmt: skip
+        """The records in a window. A later :meth:`follow_once` continues from here (same time scale)."""
+        self.floor_ns, self.time_scale = since_ns, time_scale
+        self.scale_base_ns = since_ns if time_scale != 1.0 else None
+        return self.scan(read_events(store, since_ns, until_ns, time_scale=time_scale, base_ns=self.scale_base_ns))
 
     def follow_once(self, store: AuditStore) -> list[dict[str, Any]]:
         """The records committed since the last pass (everything on a first call). Passes overlap by
         ``OVERLAP_NS``, so a record committed late with an earlier time (another worker, a queued write)
         is still seen, and records already seen are skipped."""
-        since = None if self.last_ns is None else self.last_ns - OVERLAP_NS
-        if since is not None:
-            self.recent = {r: t for r, t in self.recent.items() if t >= since}
+        since = self.floor_ns
+        if self.last_ns is not None:
+            horizon = self.last_ns - OVERLAP_NS  # in the events' (possibly stretched) time
+            self.recent = {r: t for r, t in self.recent.items() if t >= horizon}
+            since = self._real(horizon) if since is None else max(since, self._real(horizon))
         seen = set(self.recent)
-        return self.scan(e for e in read_events(store, since) if e.record not in seen)
+        fresh = read_events(store, since, time_scale=self.time_scale, base_ns=self.scale_base_ns)
+        return self.scan(e for e in fresh if e.record not in seen)
+
+    def _real(self, ns: int) -> int:
+        """A time as events carry it, back in the record's own clock (undoing ``time_scale``)."""
+        base = self.scale_base_ns
+        return ns if base is None else base + int((ns - base) / self.time_scale)
 
     def _act(self, alert: dict[str, Any]) -> None:
         action = alert["action"]
