@@ -67,13 +67,14 @@ def scan(
 ) -> None:
     """Run every enabled detector over the audit records in the window; print the alerts raised."""
     settings = settings_for(home)
+    since_ns, until_ns = parse_time(since, "--since"), parse_time(until, "--until")  # bad input before any I/O
     the_config = load_config(config)
     store, home_path = _store(home, audit_url, read_only=True)
     accounts = account_store(settings)
     webhook = Webhook(the_config.webhook_url, the_config.webhook_secret) if the_config.webhook_url else None
     monitor = Monitor(the_config, _alerts(home_path), accounts, webhook)
     try:
-        alerts = monitor.scan_store(store, parse_time(since, "--since"), parse_time(until, "--until"), time_scale)
+        alerts = monitor.scan_store(store, since_ns, until_ns, time_scale)
         _show(alerts, output)
         if labels is not None:
             _scorecard(monitor.alerts.list(), labels, output)
