@@ -64,7 +64,7 @@ def quality(work: Path) -> tuple[dict[str, dict], dict[str, float], int]:
     fresh = Monitor(MonitorConfig(), AlertStore(work / "timing.db"), accounts)  # first finding per account
     for event in read_events(store, None, time_scale=SCALE):
         for detector in fresh.detectors:
-            for finding in detector.feed(event):
+            for finding in detector.feed(event.account or "", [event]) if event.account else ():
                 if (finding.detector, finding.account) not in first:
                     first.add((finding.detector, finding.account))
                     delays.setdefault(finding.detector, []).append((finding.end_ns - finding.start_ns) / 60e9)

@@ -93,7 +93,7 @@ class Raw:
 
     def row(self, writer: str, seq: int) -> tuple[Any, ...]:
         return self.execute(
-            "SELECT writer, seq, kind, time_ns, request_id, account, model, decision, prev, hash, body"
+            "SELECT writer, seq, kind, time_ns, request_id, account, model, decision, prev, hash, body, signals"
             " FROM audit_records WHERE writer = ? AND seq = ?",
             (writer, seq),
         )[0]

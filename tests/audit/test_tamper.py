@@ -34,8 +34,8 @@ def rehash_from(raw: Raw, writer: str, seq: int) -> None:
     prev = raw.row(writer, seq - 1)[9] if seq > 1 else "0" * 64
     last = raw.execute("SELECT MAX(seq) FROM audit_records WHERE writer = ?", (writer,))[0][0]
     for n in range(seq, last + 1):
-        w, s, kind, t, req, acct, model, dec, _, _, body = raw.row(writer, n)
-        digest = chain_hash(prev, w, kind, t, req, acct, model, dec, body)
+        w, s, kind, t, req, acct, model, dec, _, _, body, signals = raw.row(writer, n)
+        digest = chain_hash(prev, w, kind, t, req, acct, model, dec, body, signals)
         raw.execute("UPDATE audit_records SET prev = ?, hash = ? WHERE writer = ? AND seq = ?", (prev, digest, w, s))
         prev = digest
 
@@ -77,6 +77,29 @@ def test_changed_index_column(chain, store_url, audit_home):
     assert first_bad(verify(store_url, audit_home), "changed") == 4
 
 
+@pytest.mark.parametrize(
+    "edit",
+    [
+        "replace(signals, 'US', 'CN')",  # where the request came from, as monitoring reads it
+        "replace(signals, 'location_not_allowed', '')",  # the denial's reason dropped
+        "NULL",  # the column removed, so readers would fall back to the (unchanged) body
+    ],
+)
+def test_changed_signals_column(chain, store_url, audit_home, edit):
+    raw, w = chain
+    before = raw.row(w, 1)[11]
+    assert before is not None and "US" in before and "location_not_allowed" in before  # the fixture's denial
+    raw.execute(f"UPDATE audit_records SET signals = {edit} WHERE writer = ? AND seq = 1", (w,))
+    assert first_bad(verify(store_url, audit_home), "changed") == 1
+
+
+def test_signals_added_to_a_row_without_them(chain, store_url, audit_home):
+    raw, w = chain
+    assert raw.row(w, 6)[11] is None  # a checkpoint has none
+    raw.execute("UPDATE audit_records SET signals = 's1' WHERE writer = ? AND seq = 6", (w,))
+    assert first_bad(verify(store_url, audit_home), "changed") == 6
+
+
 def test_deleted_record_leaves_a_gap(chain, store_url, audit_home):
     raw, w = chain
     raw.execute("DELETE FROM audit_records WHERE writer = ? AND seq = 8", (w,))
@@ -101,13 +124,13 @@ def test_deleted_chain_start(chain, store_url, audit_home):
 def test_inserted_record(chain, store_url, audit_home):
     raw, w = chain
     renumber(raw, w, 9, +1)
-    _, _, kind, t, _, acct, model, dec, _, _, body = raw.row(w, 8)
+    _, _, kind, t, _, acct, model, dec, _, _, body, signals = raw.row(w, 8)
     forged_body = body.replace("req-", "forged-")
     prev = raw.row(w, 8)[9]
-    digest = chain_hash(prev, w, kind, t, "forged", acct, model, dec, forged_body)
+    digest = chain_hash(prev, w, kind, t, "forged", acct, model, dec, forged_body, signals)
     raw.execute(
-        "INSERT INTO audit_records VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (w, 9, kind, t, "forged", acct, model, dec, prev, digest, forged_body),
+        "INSERT INTO audit_records VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (w, 9, kind, t, "forged", acct, model, dec, prev, digest, forged_body, signals),
     )
     report = verify(store_url, audit_home)
     assert first_bad(report, "inserted") == 9

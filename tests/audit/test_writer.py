@@ -77,8 +77,10 @@ def test_strict_chain_is_contiguous_with_checkpoints(store_url, audit_home):
         assert after.prev == before.hash
     for row in rows:
         assert row.hash == chain_hash(
-            row.prev, row.writer, row.kind, row.time_ns, row.request_id, row.account, row.model, row.decision, row.body
-        )
+            row.prev, row.writer, row.kind, row.time_ns, row.request_id, row.account, row.model, row.decision, row.body,
+            row.signals,
+        )  # fmt: skip
+        assert (row.signals is None) == (row.kind == "checkpoint")  # every decision row carries its signals
     assert json.loads(rows[-1].body)["final"] is True
 
 

@@ -29,12 +29,23 @@ def ev(
     homes: tuple[str, ...] = ("US",),
 ) -> Event:
     return Event(f"w:{next(counter)}", T0 + int(minute * MIN), account, key, network, country, anonymizers, model,
-                 tier, allowed, location_denied, frozenset(homes))  # fmt: skip
+                 tier, allowed, location_denied, tuple(sorted(homes)))  # fmt: skip
 
 
 def run(name: str, events: list[Event], trips: tuple[Trip, ...] = (), **params: object) -> list:
-    detector = detector_named(name, Trips(trips), params)
-    return [f for e in events for f in detector.feed(e)]
+    """The findings fed one event at a time; fed all at once, and in uneven runs, they must be the same."""
+    one = detector_named(name, Trips(trips), params)
+    findings = [f for e in events for f in one.feed(e.account, [e])]
+    whole = detector_named(name, Trips(trips), params)
+    assert whole.feed("a", events) == findings
+    runs, rest, size = detector_named(name, Trips(trips), params), list(events), 0
+    pieces: list = []
+    while rest:
+        size = size % 3 + 1  # runs of 1, 2, 3, 1, ...
+        pieces.extend(runs.feed("a", rest[:size]))
+        rest = rest[size:]
+    assert pieces == findings
+    return findings
 
 
 def test_country_hopping():

@@ -18,8 +18,9 @@ from ._record import (
     entry_for,
 )
 from ._settings import audit_from_settings, audit_store_from_settings, trusted_keys
+from ._signals import SIGNAL_FIELDS, network_of, parse_signals, signals_text
 from ._signing import Signer, TrustedKeys, key_id_of, load_public_key
-from ._store import AuditStore, RecordFilter, open_store, store_label, store_url
+from ._store import AuditStore, RecordFilter, SignalRow, open_store, store_label, store_url
 from ._verify import KINDS, ChainSummary, Head, Problem, VerifyReport, load_heads, verify_store
 from ._writer import AuditWriter, Mode
 
@@ -28,6 +29,7 @@ __all__ = [
     "GENESIS",
     "KINDS",
     "SCHEMA",
+    "SIGNAL_FIELDS",
     "AuditEntry",
     "AuditStore",
     "AuditWriter",
@@ -39,6 +41,7 @@ __all__ = [
     "Mode",
     "Problem",
     "RecordFilter",
+    "SignalRow",
     "Signer",
     "TrustedKeys",
     "VerifyReport",
@@ -50,7 +53,10 @@ __all__ = [
     "load_heads",
     "key_id_of",
     "load_public_key",
+    "network_of",
     "open_store",
+    "parse_signals",
+    "signals_text",
     "store_label",
     "store_url",
     "trusted_keys",

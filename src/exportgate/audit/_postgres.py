@@ -17,7 +17,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from exportgate.errors import StoreError
 
 from ._record import ChainRow
-from ._store import COLUMNS, AuditStore, RecordFilter, store_label, where_clause
+from ._store import COLUMNS, SIGNAL_SELECT, AuditStore, RecordFilter, SignalRow, store_label, where_clause
 
 __all__ = ["PostgresStore"]
 
@@ -53,6 +53,7 @@ MIGRATIONS: tuple[str, ...] = (
         note TEXT NOT NULL
     );
     """,
+    "ALTER TABLE audit_records ADD COLUMN signals TEXT",
 )
 
 _SELECT = f"SELECT {', '.join(COLUMNS)} FROM audit_records"  # noqa: S608 - constant column list
@@ -126,14 +127,22 @@ class PostgresStore(AuditStore):
         self._run(append)
 
     def _stream(self, sql: str, params: Sequence[object] = ()) -> Iterator[ChainRow]:
+        for row in self._stream_raw(sql, params):
+            yield ChainRow(*row)
+
+    def _stream_raw(self, sql: str, params: Sequence[object] = ()) -> Iterator[tuple[Any, ...]]:
         try:
             with self._pool.connection() as conn, conn.transaction(), conn.cursor(name="audit_stream") as cursor:
                 cursor.itersize = 5000
                 cursor.execute(sql, params)
-                for row in cursor:
-                    yield ChainRow(*row)
+                yield from cursor
         except (psycopg.Error, PoolTimeout) as exc:
             raise StoreError(f"audit store {self._label}: {exc}") from None
+
+    def signal_rows(self, where: RecordFilter) -> Iterator[SignalRow]:
+        clauses, params = where_clause(where, "%s")
+        sql = SIGNAL_SELECT + (" WHERE " + " AND ".join(clauses) if clauses else "")
+        return self._stream_raw(sql + " ORDER BY time_ns, writer, seq", params)
 
     def chain_rows(self) -> Iterator[ChainRow]:
         return self._stream(_SELECT + " ORDER BY writer, seq")

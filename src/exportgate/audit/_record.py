@@ -10,10 +10,13 @@ form. For these value types this is RFC 8785 (JCS) output.
 Chain hash of a stored row (see docs/audit.md)::
 
     sha256( prev "\\n" writer "\\n" kind "\\n" time_ns "\\n" request_id "\\n"
-            account "\\n" model "\\n" decision "\\n" body )
+            account "\\n" model "\\n" decision "\\n" body [ "\\n" signals ] )
 
 where ``prev`` is the hex hash of the writer's previous row (64 zeros for the
 first), absent values are empty strings, and ``body`` is the canonical JSON.
+``signals`` (see ``_signals``) is appended only when the row has one: decision
+rows written since schema 2; older rows and checkpoints hash as before. Canonical
+JSON holds no raw newline, so the two forms cannot be confused.
 The index columns are inside the hash, so editing a column is as visible as
 editing the body; the sequence number is not (it orders rows; the ``prev``
 links fix the order, so swapping sequence numbers shows as reordering).
@@ -29,6 +32,8 @@ from typing import Any, ClassVar, NamedTuple
 import orjson
 
 from exportgate._types import Decision, RequestContext, Subject
+
+from ._signals import signals_text
 
 __all__ = [
     "CHECKPOINT_SCHEMA",
@@ -105,6 +110,13 @@ class AuditEntry:
             }
         )
 
+    def signals(self) -> str | None:
+        """The row's ``signals`` column: the facts monitoring reads without parsing the body."""
+        return signals_text(
+            key_id=self.key_id, country=self.country, client_ip=self.client_ip, anonymizers=self.anonymizers,
+            tier=self.tier, reasons=self.reasons, subject=self.subject,
+        )  # fmt: skip
+
 
 def _head(event: str, writer: str, seq: int, time_ns: int) -> dict[str, Any]:
     """The fields every chained record starts with."""
@@ -162,6 +174,9 @@ class OutcomeBatch:
             }
         )
 
+    def signals(self) -> None:
+        return None
+
 
 def entry_for(
     decision: Decision,
@@ -216,6 +231,7 @@ class ChainRow(NamedTuple):
     prev: str
     hash: str
     body: str
+    signals: str | None = None  # decision rows since schema 2 (see ``_signals``)
 
 
 def chain_hash(  # noqa: PLR0917 - the hashed columns, in their fixed order
@@ -228,17 +244,29 @@ def chain_hash(  # noqa: PLR0917 - the hashed columns, in their fixed order
     model: str | None,
     decision: str | None,
     body: str,
+    signals: str | None = None,
 ) -> str:
     message = "\n".join(
         (prev, writer, kind, str(time_ns), request_id or "", account or "", model or "", decision or "", body)
     )
+    if signals is not None:
+        message += "\n" + signals
     return hashlib.sha256(message.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def row_hash(row: ChainRow) -> str:
     """Recompute a stored row's hash from its columns and body."""
     return chain_hash(
-        row.prev, row.writer, row.kind, row.time_ns, row.request_id, row.account, row.model, row.decision, row.body
+        row.prev,
+        row.writer,
+        row.kind,
+        row.time_ns,
+        row.request_id,
+        row.account,
+        row.model,
+        row.decision,
+        row.body,
+        row.signals,
     )
 
 

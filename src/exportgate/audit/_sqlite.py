@@ -19,7 +19,7 @@ from urllib.parse import parse_qs, urlsplit
 from exportgate.errors import ConfigError, StoreError
 
 from ._record import ChainRow
-from ._store import COLUMNS, AuditStore, RawRow, RecordFilter, where_clause
+from ._store import COLUMNS, SIGNAL_SELECT, AuditStore, RawRow, RecordFilter, SignalRow, where_clause
 
 __all__ = ["SqliteStore"]
 
@@ -55,6 +55,7 @@ MIGRATIONS: tuple[str, ...] = (
         note TEXT NOT NULL
     );
     """,
+    "ALTER TABLE audit_records ADD COLUMN signals TEXT",
 )
 
 _INSERT = f"INSERT INTO audit_records ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"  # noqa: S608
@@ -191,10 +192,10 @@ class SqliteStore(AuditStore):
             for row in db.execute(sql, params):
                 yield ChainRow(*row)
 
-    def bodies(self, where: RecordFilter) -> Iterator[tuple[str, int, int, str]]:
+    def signal_rows(self, where: RecordFilter) -> Iterator[SignalRow]:
         clauses, params = where_clause(where)
-        sql = "SELECT writer, seq, time_ns, body FROM audit_records"
-        sql += (" WHERE " + " AND ".join(clauses) if clauses else "") + " ORDER BY time_ns, writer, seq"
+        # rowid breaks time ties in insertion order and lets SQLite walk the time index without sorting
+        sql = SIGNAL_SELECT + (" WHERE " + " AND ".join(clauses) if clauses else "") + " ORDER BY time_ns, rowid"
         with self._reader() as db:
             yield from db.execute(sql, params)
 

@@ -11,17 +11,38 @@ from exportgate.errors import ConfigError
 
 from ._record import ChainRow
 
-__all__ = ["AuditStore", "RawRow", "RecordFilter", "open_store", "store_label", "store_url", "where_clause"]
+__all__ = [
+    "AuditStore",
+    "RawRow",
+    "RecordFilter",
+    "SignalRow",
+    "open_store",
+    "store_label",
+    "store_url",
+    "where_clause",
+]
 
 #: A row as verify reads it: the ChainRow columns, text as bytes (None stays None).
-RawRow = tuple[bytes, int, bytes, int, bytes | None, bytes | None, bytes | None, bytes | None, bytes, bytes, bytes]
+RawRow = tuple[
+    bytes, int, bytes, int, bytes | None, bytes | None, bytes | None, bytes | None, bytes, bytes, bytes, bytes | None
+]
+#: What monitoring reads of a decision row: its id ``writer:seq``, time_ns, account, model, decision, signals,
+#: and the body only when the row has no signals (written before schema 2).
+SignalRow = tuple[str, int, str | None, str | None, str | None, str | None, str | None]
 
 
 def _b(value: str | None) -> bytes | None:
     return None if value is None else value.encode("utf-8", "surrogatepass")
 
 
-COLUMNS = ("writer", "seq", "kind", "time_ns", "request_id", "account", "model", "decision", "prev", "hash", "body")
+COLUMNS = (
+    "writer", "seq", "kind", "time_ns", "request_id", "account", "model", "decision", "prev", "hash", "body", "signals",
+)  # fmt: skip
+#: The narrow read behind :meth:`AuditStore.signal_rows` (the body only where there are no signals).
+SIGNAL_SELECT = (
+    "SELECT writer || ':' || seq, time_ns, account, model, decision, signals, CASE WHEN signals IS NULL THEN body END "
+    "FROM audit_records"
+)
 
 
 @dataclass(frozen=True)
@@ -69,16 +90,18 @@ class AuditStore(ABC):
                 row.prev.encode(),
                 row.hash.encode(),
                 row.body.encode(),
+                _b(row.signals),
             )
 
     @abstractmethod
     def get_row(self, writer: str, seq: int) -> ChainRow | None: ...
 
-    def bodies(self, where: RecordFilter) -> Iterator[tuple[str, int, int, str]]:
-        """(writer, seq, time_ns, body) of the matching rows in time order: what readers of record contents
-        need, without the chain columns (a store may fetch them faster)."""
+    def signal_rows(self, where: RecordFilter) -> Iterator[SignalRow]:
+        """The matching rows as monitoring reads them (see :data:`SignalRow`), in time order (a store may
+        fetch them faster)."""
         for row in self.query(where):
-            yield row.writer, row.seq, row.time_ns, row.body
+            yield (f"{row.writer}:{row.seq}", row.time_ns, row.account, row.model, row.decision, row.signals,
+                   row.body if row.signals is None else None)  # fmt: skip
 
     @abstractmethod
     def query(

@@ -134,7 +134,7 @@ class _Verifier:
         before_last: RawRow | None = None
         count = 0
         for row in rows:
-            writer, seq, kind, time_ns, request_id, account, model, decision, prev, stored, body = row
+            writer, seq, kind, time_ns, request_id, account, model, decision, prev, stored, body, signals = row
             if writer != writer_b:
                 writer_b, last, before_last = writer, None, None
                 chain = ChainSummary(writer.decode(), first_seq=seq)
@@ -156,6 +156,8 @@ class _Verifier:
                     body,
                 )
             )
+            if signals is not None:
+                message += newline + signals
             if sha256(message).hexdigest().encode() != stored:
                 self.add("changed", chain.writer, seq, "content does not match its hash (a field was edited)")
             self._link(chain.writer, row, last, before_last)

@@ -222,8 +222,9 @@ class AuditWriter:
             seq += 1
             body = entry.body(self.writer_id, seq)
             columns = (self.writer_id, entry.event, entry.time_ns, entry.request_id, entry.account, entry.model)
-            digest = chain_hash(prev, *columns, entry.decision, body)
-            rows.append(ChainRow(self.writer_id, seq, *columns[1:], entry.decision, prev, digest, body))
+            signals = entry.signals()
+            digest = chain_hash(prev, *columns, entry.decision, body, signals)
+            rows.append(ChainRow(self.writer_id, seq, *columns[1:], entry.decision, prev, digest, body, signals))
             prev = digest
         unsigned = self._unsigned + len(batch)
         now = self._clock()

@@ -1,8 +1,11 @@
 """Evasion detectors: streaming state machines fed decision events in time order.
 
-Each detector keeps only per-account (or per-key) state, so a batch run over a window and ``--follow``
-(feeding new records as they arrive) give the same findings. Parameters, defaults and what each one
-catches are in docs/monitoring.md; every finding names the audit records that are its evidence.
+Each detector keeps only per-account (or per-key) state and is fed one account's events at a time
+(``feed(account, events)``, in time order): the monitor groups what it reads by account, so the
+per-event work is a tight loop over local state. Feeding one event at a time or a whole window at once
+gives the same findings, so a batch run over a window and ``--follow`` find the same things. Parameters,
+defaults and what each one catches are in docs/monitoring.md; every finding names the audit records
+that are its evidence.
 """
 
 from __future__ import annotations
@@ -44,10 +47,12 @@ class Trips:
         for trip in trips:
             self._by_account[trip.account].append(trip)
 
-    def declared(self, event: Event) -> bool:
-        trips = self._by_account.get(event.account or "")
-        if not trips:
-            return False
+    def of(self, account: str) -> list[Trip]:
+        """The account's trips (usually none: callers skip :meth:`declared` then)."""
+        return self._by_account.get(account) or []
+
+    @staticmethod
+    def declared(trips: Sequence[Trip], event: Event) -> bool:
         day = dt.datetime.fromtimestamp(event.time_ns / NS_PER_S, dt.UTC).date()
         return any(t.covers(event.country, day) for t in trips)
 
@@ -66,8 +71,16 @@ class Detector(ABC):
         self.window_ns = int(float(self.params.get("window_s", 0)) * NS_PER_S)
 
     @abstractmethod
-    def feed(self, event: Event) -> list[Finding]:
-        """Findings this event completes (usually none)."""
+    def feed(self, account: str, events: Sequence[Event]) -> list[Finding]:
+        """Findings completed by these events of one account (in time order, after any fed before)."""
+
+    def finding(  # noqa: PLR0917 - a finding's parts, in the order they read
+        self, account: str, first: Event | int, last: Event, evidence: Sequence[Event], summary: str,
+        details: dict[str, Any],
+    ) -> Finding:  # fmt: skip
+        start = first if isinstance(first, int) else first.time_ns
+        return Finding(self.name, account, self.severity, start, last.time_ns, tuple(e.record for e in evidence),
+                       summary, details)  # fmt: skip
 
 
 class CountryHopping(Detector):
@@ -80,26 +93,27 @@ class CountryHopping(Detector):
         super().__init__(trips, **params)
         self._seen: dict[str, dict[str, Event]] = defaultdict(dict)  # account -> country -> its last event
 
-    def feed(self, event: Event) -> list[Finding]:
-        if not event.account or not event.country or event.anonymizers or self.trips.declared(event):
-            return []
-        countries = self._seen[event.account]
-        countries[event.country] = event
-        if len(countries) < self.params["min_countries"]:
-            return []
-        horizon = event.time_ns - self.window_ns
-        for country in [c for c, e in countries.items() if e.time_ns < horizon]:
-            del countries[country]
-        if len(countries) < self.params["min_countries"]:
-            return []
-        names = sorted(countries)
-        events = sorted(countries.values(), key=lambda e: e.time_ns)
-        return [
-            Finding(self.name, event.account, self.severity, events[0].time_ns, event.time_ns,
-                    tuple(e.record for e in events),
-                    f"{len(names)} countries within {self.params['window_s']} s: {', '.join(names)}",
-                    {"countries": names})
-        ]  # fmt: skip
+    def feed(self, account: str, events: Sequence[Event]) -> list[Finding]:
+        found: list[Finding] = []
+        countries, trips, need = self._seen[account], self.trips.of(account), self.params["min_countries"]
+        for event in events:
+            country = event.country
+            if not country or event.anonymizers or (trips and Trips.declared(trips, event)):
+                continue
+            countries[country] = event
+            if len(countries) < need:
+                continue
+            horizon = event.time_ns - self.window_ns
+            for stale in [c for c, e in countries.items() if e.time_ns < horizon]:
+                del countries[stale]
+            if len(countries) < need:
+                continue
+            names = sorted(countries)
+            window = sorted(countries.values(), key=lambda e: e.time_ns)
+            found.append(self.finding(account, window[0], event, window,
+                                      f"{len(names)} countries within {self.params['window_s']} s: {', '.join(names)}",
+                                      {"countries": names}))  # fmt: skip
+        return found
 
 
 class ImpossibleTravel(Detector):
@@ -112,29 +126,27 @@ class ImpossibleTravel(Detector):
         super().__init__(trips, **params)
         self._last: dict[str, Event] = {}
 
-    def feed(self, event: Event) -> list[Finding]:
-        if not event.account or not event.country or event.anonymizers:
-            return []
-        last = self._last.get(event.account)
-        self._last[event.account] = event
-        if last is None or last.country == event.country:
-            return []
-        km = min_distance_km(str(last.country), event.country)
-        hours = max(event.time_ns - last.time_ns, 1) / NS_PER_S / 3600
-        if km is None or km < self.params["min_km"] or km / hours <= self.params["max_kmh"]:
-            return []
-        return [
-            Finding(
-                self.name,
-                event.account,
-                self.severity,
-                last.time_ns,
-                event.time_ns,
-                (last.record, event.record),
-                f"{last.country} to {event.country}: at least {km:,.0f} km in {hours * 60:,.1f} min",
-                {"from": last.country, "to": event.country, "km": round(km), "hours": round(hours, 3)},
-            )
-        ]
+    def feed(self, account: str, events: Sequence[Event]) -> list[Finding]:
+        found: list[Finding] = []
+        last = self._last.get(account)
+        for event in events:
+            if not event.country or event.anonymizers:
+                continue
+            before, last = last, event
+            if before is None or before.country == event.country:
+                continue
+            km = min_distance_km(str(before.country), event.country)
+            hours = max(event.time_ns - before.time_ns, 1) / NS_PER_S / 3600
+            if km is None or km < self.params["min_km"] or km / hours <= self.params["max_kmh"]:
+                continue
+            found.append(self.finding(account, before, event, (before, event),
+                                      f"{before.country} to {event.country}: at least {km:,.0f} km in "
+                                      f"{hours * 60:,.1f} min",
+                                      {"from": before.country, "to": event.country, "km": round(km),
+                                       "hours": round(hours, 3)}))  # fmt: skip
+        if last is not None:
+            self._last[account] = last
+        return found
 
 
 class AnonymizerOnRestricted(Detector):
@@ -143,22 +155,15 @@ class AnonymizerOnRestricted(Detector):
     name, severity = "anonymizer_restricted", "medium"
     defaults: ClassVar[dict[str, Any]] = {"open_tiers": ["open"]}
 
-    def feed(self, event: Event) -> list[Finding]:
-        if not event.account or not event.anonymizers or event.tier in self.params["open_tiers"]:
-            return []
-        flags = ", ".join(event.anonymizers)
+    def feed(self, account: str, events: Sequence[Event]) -> list[Finding]:
+        open_tiers = self.params["open_tiers"]
         return [
-            Finding(
-                self.name,
-                event.account,
-                self.severity,
-                event.time_ns,
-                event.time_ns,
-                (event.record,),
-                f"{flags} address for {event.model} (tier {event.tier}), {'allowed' if event.allowed else 'denied'}",
-                {"anonymizers": list(event.anonymizers)},
-            )
-        ]
+            self.finding(account, event, event, (event,),
+                         f"{', '.join(event.anonymizers)} address for {event.model} (tier {event.tier}), "
+                         f"{'allowed' if event.allowed else 'denied'}", {"anonymizers": list(event.anonymizers)})
+            for event in events
+            if event.anonymizers and event.tier not in open_tiers
+        ]  # fmt: skip
 
 
 class KeySharing(Detector):
@@ -174,14 +179,29 @@ class KeySharing(Detector):
         self._switches: dict[str, deque[int]] = defaultdict(deque)  # key -> times a switch started
         self._recent: dict[str, deque[Event]] = {}  # key -> its last requests, once it has switched
 
-    def feed(self, event: Event) -> list[Finding]:
-        key, network = event.key_id, event.network
-        if not key or not network or not event.account:
-            return []
-        last = self._last.get(key)
-        self._last[key] = event
-        if (last is None or last.network == network) and key not in self._recent:
-            return []  # the common case: the same place as before, never switched
+    def feed(self, account: str, events: Sequence[Event]) -> list[Finding]:
+        found: list[Finding] = []
+        lasts, switching = self._last, self._recent
+        key_now, last = None, None  # an account's requests mostly use one key: keep its last request at hand
+        for event in events:
+            key, network = event.key_id, event.network
+            if not key or not network:
+                continue
+            if key != key_now:
+                if key_now is not None:
+                    lasts[key_now] = last  # type: ignore[assignment]
+                key_now, last = key, lasts.get(key)
+            before, last = last, event
+            if (before is None or before.network == network) and key not in switching:
+                continue  # the common case: the same place as before, never switched
+            finding = self._moved(account, key, network, before, event)
+            if finding is not None:
+                found.append(finding)
+        if key_now is not None:
+            lasts[key_now] = last  # type: ignore[assignment]
+        return found
+
+    def _moved(self, account: str, key: str, network: str, last: Event | None, event: Event) -> Finding | None:
         recent = self._recent.setdefault(key, deque([last] if last is not None else [], maxlen=50))
         recent.append(event)
         networks, switches = self._networks[key], self._switches[key]
@@ -196,16 +216,13 @@ class KeySharing(Detector):
             del networks[stale]
         if not switches:  # settled again: back to the cheap path
             del self._recent[key]
-            return []
+            return None
         if len(networks) < self.params["min_networks"] or len(switches) < self.params["min_switches"]:
-            return []
+            return None
         window = [e for e in recent if e.time_ns >= horizon]
-        return [
-            Finding(self.name, event.account, self.severity, window[0].time_ns, event.time_ns,
-                    tuple(e.record for e in window),
-                    f"key {key} switched networks {len(switches)} times within {self.params['window_s']} s "
-                    f"({len(networks)} networks)", {"key_id": key, "networks": sorted(networks)})
-        ]  # fmt: skip
+        return self.finding(account, window[0], event, window,
+                            f"key {key} switched networks {len(switches)} times within {self.params['window_s']} s "
+                            f"({len(networks)} networks)", {"key_id": key, "networks": sorted(networks)})  # fmt: skip
 
 
 class ResidencyMismatch(Detector):
@@ -221,27 +238,32 @@ class ResidencyMismatch(Detector):
         self._all: dict[str, deque[int]] = defaultdict(deque)  # request times
         self._away: dict[str, deque[Event]] = defaultdict(deque)  # requests from elsewhere
 
-    def feed(self, event: Event) -> list[Finding]:
-        if not event.account or not event.country or event.anonymizers or not event.homes:
-            return []
-        every, away = self._all[event.account], self._away[event.account]
-        every.append(event.time_ns)
-        if event.country not in event.homes and not self.trips.declared(event):
-            away.append(event)
-        horizon = event.time_ns - self.window_ns
-        while every[0] < horizon:
-            every.popleft()
-        while away and away[0].time_ns < horizon:
-            away.popleft()
-        if len(away) < self.params["min_requests"] or len(away) / len(every) < self.params["min_share"]:
-            return []
-        countries = sorted({str(e.country) for e in away})
-        return [
-            Finding(self.name, event.account, self.severity, every[0], event.time_ns,
-                    tuple(e.record for e in list(away)[-20:]),
-                    f"{len(away)} of {len(every)} requests from {', '.join(countries)}; declared: "
-                    f"{', '.join(sorted(event.homes))}", {"countries": countries, "homes": sorted(event.homes)})
-        ]  # fmt: skip
+    def feed(self, account: str, events: Sequence[Event]) -> list[Finding]:
+        found: list[Finding] = []
+        every, away, trips = self._all[account], self._away[account], self.trips.of(account)
+        window, need, share = self.window_ns, self.params["min_requests"], self.params["min_share"]
+        for event in events:
+            country, homes = event.country, event.homes
+            if not country or event.anonymizers or not homes:
+                continue
+            every.append(event.time_ns)
+            if country not in homes and not (trips and Trips.declared(trips, event)):
+                away.append(event)
+            horizon = event.time_ns - window
+            while every[0] < horizon:
+                every.popleft()
+            if not away:
+                continue
+            while away and away[0].time_ns < horizon:
+                away.popleft()
+            if len(away) < need or len(away) / len(every) < share:
+                continue
+            countries = sorted({str(e.country) for e in away})
+            found.append(self.finding(account, every[0], event, list(away)[-20:],
+                                      f"{len(away)} of {len(every)} requests from {', '.join(countries)}; declared: "
+                                      f"{', '.join(homes)}",
+                                      {"countries": countries, "homes": list(homes)}))  # fmt: skip
+        return found
 
 
 class DenyThenAllow(Detector):
@@ -253,37 +275,33 @@ class DenyThenAllow(Detector):
 
     def __init__(self, trips: Trips, **params: Any) -> None:
         super().__init__(trips, **params)
-        self._denied: dict[tuple[str, str], Event] = {}
+        self._denied: dict[str, dict[str, Event]] = defaultdict(dict)  # account -> model -> its last denial
 
-    def feed(self, event: Event) -> list[Finding]:
-        if not event.account or not event.model:
-            return []
-        key = (event.account, event.model)
-        if not event.allowed:
-            if event.location_denied:
-                self._denied[key] = event
-            return []
-        denied = self._denied.get(key)
-        if denied is None or event.time_ns - denied.time_ns > self.window_ns:
-            return []
-        if denied.country == event.country and denied.network == event.network:
-            return []
-        del self._denied[key]
-        minutes = (event.time_ns - denied.time_ns) / NS_PER_S / 60
-        return [
-            Finding(
-                self.name,
-                event.account,
-                self.severity,
-                denied.time_ns,
-                event.time_ns,
-                (denied.record, event.record),
-                f"{event.model} denied from {denied.country or 'unknown'}"
-                f"{' via ' + ','.join(denied.anonymizers) if denied.anonymizers else ''}, allowed "
-                f"{minutes:.1f} min later from {event.country or 'unknown'}",
-                {"model": event.model, "denied_country": denied.country, "allowed_country": event.country},
-            )
-        ]
+    def feed(self, account: str, events: Sequence[Event]) -> list[Finding]:
+        found: list[Finding] = []
+        pending = self._denied[account]
+        for event in events:
+            model = event.model
+            if not model:
+                continue
+            if not event.allowed:
+                if event.location_denied:
+                    pending[model] = event
+                continue
+            denied = pending.get(model) if pending else None
+            if denied is None or event.time_ns - denied.time_ns > self.window_ns:
+                continue
+            if denied.country == event.country and denied.network == event.network:
+                continue
+            del pending[model]
+            minutes = (event.time_ns - denied.time_ns) / NS_PER_S / 60
+            via = " via " + ",".join(denied.anonymizers) if denied.anonymizers else ""
+            found.append(self.finding(account, denied, event, (denied, event),
+                                      f"{model} denied from {denied.country or 'unknown'}{via}, allowed "
+                                      f"{minutes:.1f} min later from {event.country or 'unknown'}",
+                                      {"model": model, "denied_country": denied.country,
+                                       "allowed_country": event.country}))  # fmt: skip
+        return found
 
 
 DETECTORS: dict[str, type[Detector]] = {

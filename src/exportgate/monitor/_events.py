@@ -1,20 +1,20 @@
 """Decision records as the detectors read them: one small tuple per audit record.
 
-The rows come from the audit store's ordinary query (the same SQL on SQLite and PostgreSQL: a time range
-on the indexed ``time_ns`` column, decision rows only, in time order); the few fields detectors need are
-read from each record's canonical JSON body.
+The rows come from the audit store's narrow monitoring read (the same SQL on SQLite and PostgreSQL: a
+time range on the indexed ``time_ns`` column, decision rows only, in time order). The few fields
+detectors need are in each row's ``signals`` column; rows written before it existed are read from
+their canonical JSON body instead, with the same result.
 """
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Iterator
 from functools import lru_cache
 from typing import Any, NamedTuple
 
 import orjson
 
-from exportgate.audit import AuditStore, RecordFilter
+from exportgate.audit import AuditStore, RecordFilter, network_of, parse_signals
 
 __all__ = ["Event", "network_of", "read_events"]
 
@@ -33,34 +33,15 @@ class Event(NamedTuple):
     tier: str | None
     allowed: bool
     location_denied: bool  # denied by a location or anonymizer rule (what routing elsewhere would get around)
-    homes: frozenset[str]  # where the subject declared it lives: its residencies, else its citizenships
+    homes: tuple[str, ...]  # where the subject declared it lives: its residencies, else its citizenships (sorted)
 
 
-def network_of(ip: str | None) -> str | None:
-    """The /24 (IPv4) or /48 (IPv6) network of an address as the gateway recorded it (already normalized)."""
-    if not ip:
-        return None
-    if ip.count(".") == 3 and ":" not in ip:  # the common case, without ipaddress's cost
-        return ip[: ip.rindex(".")] + ".0/24"
-    return _network_slow(ip)
-
-
-@lru_cache(maxsize=65536)
-def _network_slow(ip: str) -> str | None:
-    try:
-        address = ipaddress.ip_address(ip)
-    except ValueError:
-        return None
-    prefix = 24 if address.version == 4 else 48
-    return str(ipaddress.ip_network(f"{address}/{prefix}", strict=False))
-
-
-_NO_HOMES: frozenset[str] = frozenset()
+_NO_HOMES: tuple[str, ...] = ()
 
 
 @lru_cache(maxsize=4096)
-def _homes(places: tuple[str, ...]) -> frozenset[str]:
-    return frozenset(places)
+def _homes(places: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(sorted(set(places)))
 
 
 def _event(record: str, time_ns: int, body: dict[str, Any]) -> Event:
@@ -78,6 +59,28 @@ def _event(record: str, time_ns: int, body: dict[str, Any]) -> Event:
     )  # fmt: skip
 
 
+@lru_cache(maxsize=4096)
+def _split(text: str) -> tuple[str, ...]:
+    return tuple(text.split(",")) if text else ()
+
+
+@lru_cache(maxsize=1024)
+def _located(codes: str) -> bool:
+    return any(code in LEGAL_DENIALS for code in codes.split(","))
+
+
+@lru_cache(maxsize=65536)
+def _facts(signals: str) -> tuple[Any, ...] | None:
+    """key_id, network, country, anonymizers, tier, location_denied, homes from a ``signals`` value (an
+    account sends most requests from one place, so most rows repeat one of few values)."""
+    fields = parse_signals(signals)
+    if fields is None:
+        return None
+    key_id, country, network, anonymizers, tier, reasons, residencies, citizenships = fields
+    return (key_id or None, network or None, country or None, _split(anonymizers), tier or None,
+            bool(reasons) and _located(reasons), _homes(_split(residencies) or _split(citizenships)))  # fmt: skip
+
+
 def read_events(
     store: AuditStore,
     since_ns: int | None = None,
@@ -90,10 +93,18 @@ def read_events(
     record read) on, so a synthetic run compressed into seconds is read as the hours it stands for; 1.0
     in real use."""
     base = base_ns
-    loads = orjson.loads
-    for writer, seq, written_ns, body in store.bodies(RecordFilter(since_ns, until_ns, decisions_only=True)):
+    loads, make = orjson.loads, tuple.__new__  # Event's own __new__ is a Python-level wrapper around this
+    for record, written_ns, account, model, decision, signals, body in store.signal_rows(
+        RecordFilter(since_ns, until_ns, decisions_only=True)
+    ):
         time_ns = written_ns
         if time_scale != 1.0:
             base = written_ns if base is None else base
             time_ns = base + int((written_ns - base) * time_scale)
-        yield _event(f"{writer}:{seq}", time_ns, loads(body))
+        facts = _facts(signals) if signals is not None else None
+        if facts is not None:
+            key_id, network, country, anonymizers, tier, located, homes = facts
+            yield make(Event, (record, time_ns, account, key_id, network, country, anonymizers, model,
+                               tier, decision == "allow", located, homes))  # fmt: skip
+        elif body is not None:
+            yield _event(record, time_ns, loads(body))

@@ -1,0 +1,106 @@
+"""The ``signals`` column: a decision record's facts that monitoring reads, as one short string.
+
+A decision row stores its full record as canonical JSON (``body``); reading a field back means parsing
+it, which costs more than everything a detector does with it. So the writer also stores, next to the
+body, the few facts monitoring needs, joined with the ASCII unit separator::
+
+    "s1" US key_id US country US network US anonymizers US tier US reason codes US residencies US citizenships
+
+(``US`` = ``\\x1f``; list fields are comma-joined; an absent value is empty; a record with a value that
+holds a separator gets no signals rather than an altered value). ``network`` is the client
+address's /24 (IPv4) or /48 (IPv6). The column is inside the row's chain hash (see ``_record``), so it
+is as tamper-evident as the body it is derived from; rows written before it existed have ``NULL`` there
+and readers fall back to the body.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable, Mapping
+from functools import lru_cache
+from typing import Any
+
+__all__ = ["SIGNALS_VERSION", "SIGNAL_FIELDS", "network_of", "parse_signals", "signals_text"]
+
+SIGNALS_VERSION = "s1"
+SIGNAL_FIELDS = (
+    "key_id", "country", "network", "anonymizers", "tier", "reasons", "residencies", "citizenships",
+)  # fmt: skip
+_SEP = "\x1f"
+
+
+def network_of(ip: str | None) -> str | None:
+    """The /24 (IPv4) or /48 (IPv6) network of an address as the gateway recorded it (already normalized)."""
+    if not ip:
+        return None
+    if ip.count(".") == 3 and ":" not in ip:  # the common case, without ipaddress's cost
+        return ip[: ip.rindex(".")] + ".0/24"
+    return _network_slow(ip)
+
+
+@lru_cache(maxsize=65536)
+def _network_slow(ip: str) -> str | None:
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return None
+    prefix = 24 if address.version == 4 else 48
+    return str(ipaddress.ip_network(f"{address}/{prefix}", strict=False))
+
+
+class _Unplain(Exception):
+    """A value holding a separator: the row gets no signals (readers use its body), never an altered value."""
+
+
+def _one(value: object) -> str:
+    text = "" if value is None else str(value)
+    if _SEP in text:
+        raise _Unplain
+    return text
+
+
+def _many(values: Iterable[object] | None) -> str:
+    items = [_one(v) for v in values or ()]
+    if any("," in item for item in items):
+        raise _Unplain
+    return ",".join(items)
+
+
+def signals_text(
+    *,
+    key_id: str | None,
+    country: str | None,
+    client_ip: str | None,
+    anonymizers: Iterable[str] | None,
+    tier: str | None,
+    reasons: Iterable[Mapping[str, Any]],
+    subject: Mapping[str, Any] | None,
+) -> str | None:
+    """The column's value for a decision record with these fields; ``None`` when a value contains a
+    separator (nothing the gateway writes does), so no two different records can read alike."""
+    subject = subject or {}
+    try:
+        return _SEP.join(
+            (
+                SIGNALS_VERSION,
+                _one(key_id),
+                _one(country),
+                _one(network_of(client_ip)),
+                _many(anonymizers),
+                _one(tier),
+                _many(r.get("code") for r in reasons),
+                _many(subject.get("residencies")),
+                _many(subject.get("citizenships")),
+            )
+        )
+    except _Unplain:
+        return None
+
+
+def parse_signals(text: str) -> list[str] | None:
+    """The fields in :data:`SIGNAL_FIELDS` order (lists still comma-joined, absent values empty), or
+    ``None`` for a value this version does not know (readers then use the body)."""
+    fields = text.split(_SEP)
+    if fields[0] != SIGNALS_VERSION or len(fields) != len(SIGNAL_FIELDS) + 1:
+        return None
+    return fields[1:]
