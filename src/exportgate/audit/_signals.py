@@ -48,22 +48,13 @@ def _network_slow(ip: str) -> str | None:
     return str(ipaddress.ip_network(f"{address}/{prefix}", strict=False))
 
 
-class _Unplain(Exception):
-    """A value holding a separator: the row gets no signals (readers use its body), never an altered value."""
-
-
-def _one(value: object) -> str:
-    text = "" if value is None else str(value)
-    if _SEP in text:
-        raise _Unplain
-    return text
-
-
-def _many(values: Iterable[object] | None) -> str:
-    items = [_one(v) for v in values or ()]
-    if any("," in item for item in items):
-        raise _Unplain
-    return ",".join(items)
+def _many(values: Iterable[Any] | None) -> str:
+    """Comma-joined; a ``_SEP`` in an item is caught by the caller's separator count."""
+    if not values:
+        return ""
+    items = [str(v) for v in values]
+    text = ",".join(items)
+    return text if text.count(",") == len(items) - 1 else _SEP  # an item with a comma: unrepresentable
 
 
 def signals_text(
@@ -79,22 +70,20 @@ def signals_text(
     """The column's value for a decision record with these fields; ``None`` when a value contains a
     separator (nothing the gateway writes does), so no two different records can read alike."""
     subject = subject or {}
-    try:
-        return _SEP.join(
-            (
-                SIGNALS_VERSION,
-                _one(key_id),
-                _one(country),
-                _one(network_of(client_ip)),
-                _many(anonymizers),
-                _one(tier),
-                _many(r.get("code") for r in reasons),
-                _many(subject.get("residencies")),
-                _many(subject.get("citizenships")),
-            )
+    text = _SEP.join(
+        (
+            SIGNALS_VERSION,
+            key_id or "",
+            country or "",
+            network_of(client_ip) or "",
+            _many(anonymizers),
+            tier or "",
+            _many([r.get("code") or "" for r in reasons]),
+            _many(subject.get("residencies")),
+            _many(subject.get("citizenships")),
         )
-    except _Unplain:
-        return None
+    )
+    return text if text.count(_SEP) == len(SIGNAL_FIELDS) else None
 
 
 def parse_signals(text: str) -> list[str] | None:

@@ -156,9 +156,10 @@ class _Verifier:
                     body,
                 )
             )
+            digest = sha256(message)
             if signals is not None:
-                message += newline + signals
-            if sha256(message).hexdigest().encode() != stored:
+                digest.update(newline + signals)  # short: cheaper than copying the message
+            if digest.hexdigest().encode() != stored:
                 self.add("changed", chain.writer, seq, "content does not match its hash (a field was edited)")
             self._link(chain.writer, row, last, before_last)
             chain.closed = False
