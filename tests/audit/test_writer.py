@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -229,3 +230,47 @@ def test_backpressure_blocks_instead_of_dropping(tmp_path: Path):
     writer.close()
     writer.store.close()
     assert sum(1 for r in rows_of(url, tmp_path) if r.kind == "decision") == 300
+
+
+def _finishes(work, seconds: float = 20.0) -> bool:
+    """Run ``work`` on a thread; whether it returned within ``seconds`` (it is left running if not)."""
+    thread = threading.Thread(target=work, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    return not thread.is_alive()
+
+
+def test_group_commit_waits_for_the_callers_it_expects_not_the_whole_window(tmp_path: Path):
+    """The window is an upper bound: once as many callers as last time are queued, the batch commits.
+    (A fixed sleep of the window per batch capped strict throughput at one batch per window.)"""
+    url = f"sqlite:///{tmp_path / 'a.db'}"
+    writer = write_records(url, tmp_path, 0, close=False, commit_window=60.0, window_after=4)
+    callers, rounds = 8, 12
+
+    async def produce() -> None:
+        async def caller(n: int) -> None:
+            for r in range(rounds):
+                await writer.append_async(entry(n * rounds + r))
+
+        await asyncio.gather(*(caller(n) for n in range(callers)))
+
+    assert _finishes(lambda: asyncio.run(produce())), "a batch waited out the 60 s window with every caller queued"
+    assert writer.committed == callers * rounds
+    writer.close()
+    writer.store.close()
+
+
+@pytest.mark.parametrize("end", ["flush", "close"])
+def test_a_flush_or_close_ends_the_group_commit_wait(tmp_path: Path, end: str):
+    url = f"sqlite:///{tmp_path / 'a.db'}"
+    writer = write_records(url, tmp_path, 0, close=False, mode="async", commit_window=60.0, window_after=4)
+    for i in range(50):  # a large batch: the next one waits for company
+        writer.append(entry(i))
+    writer.flush()
+    writer.append(entry(50))  # alone: it would wait the window for 49 more
+    assert _finishes(writer.flush if end == "flush" else writer.close)
+    assert writer.committed == 51
+    if end == "flush":
+        writer.close()
+    writer.store.close()
+    assert sum(1 for r in rows_of(url, tmp_path) if r.kind == "decision") == 51

@@ -62,6 +62,11 @@ _Item: TypeAlias = tuple[_Record, _Waiter]
 _STOP = object()
 
 
+def _ends_wait(item: object) -> bool:
+    """A close or a flush marker: commit what is there without waiting for more callers."""
+    return item is _STOP or isinstance(item, Future)
+
+
 class AuditWriter:
     def __init__(
         self,
@@ -96,8 +101,9 @@ class AuditWriter:
         self._unsigned, self._last_checkpoint_ns = 0, clock()
         self._retry: list[_Item] = []
         #: Group commit window: when the previous batch had at least ``window_after`` records (callers are
-        #: arriving concurrently), wait ``commit_window`` seconds before committing so more share the commit.
-        #: Fewer, larger commits cost far less CPU (each commit rewrites its pages to the WAL).
+        #: arriving concurrently), wait up to ``commit_window`` seconds for about as many to share the next
+        #: commit, and no longer once they are there. Fewer, larger commits cost far less CPU (each commit
+        #: rewrites its pages to the WAL); a fixed sleep instead capped throughput at one batch per window.
         self.commit_window = commit_window if commit_window is not None else (0.002 if mode == "strict" else 0.02)
         self.window_after = window_after
         self._last_batch = 0
@@ -191,14 +197,23 @@ class AuditWriter:
             first = self._queue.get(timeout=timeout)
         except queue.Empty:
             return batch, markers, False
-        if self._last_batch >= self.window_after and self.commit_window > 0:
-            time.sleep(self.commit_window)  # others are arriving: let them share this commit
+        # Group commit: when the previous batch shows callers arriving concurrently, wait for about as many
+        # as last time (never longer than the window) so they share this commit; a flush or close ends the wait.
+        grouping = self._last_batch >= self.window_after and self.commit_window > 0
+        want = self._last_batch if grouping and not _ends_wait(first) else 0
+        deadline = time.monotonic() + self.commit_window
         pending = [first]
         while len(pending) + len(batch) < self.max_batch:
             try:
-                pending.append(self._queue.get_nowait())
+                if len(pending) + len(batch) < want:
+                    item = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
+                else:
+                    item = self._queue.get_nowait()
             except queue.Empty:
                 break
+            pending.append(item)
+            if _ends_wait(item):
+                want = 0
         stopping = False
         for item in pending:
             if item is _STOP:
