@@ -274,3 +274,25 @@ def test_a_flush_or_close_ends_the_group_commit_wait(tmp_path: Path, end: str):
         writer.close()
     writer.store.close()
     assert sum(1 for r in rows_of(url, tmp_path) if r.kind == "decision") == 51
+
+
+def test_event_loop_callers_wait_for_room_without_polling_and_lose_nothing(tmp_path: Path):
+    """A full async queue parks event-loop callers until the writer takes a batch. The guard timeout is
+    set to a minute, so a lost wake-up would stall the test instead of being covered by polling."""
+    url = f"sqlite:///{tmp_path / 'a.db'}"
+    writer = write_records(url, tmp_path, 0, close=False, mode="async", async_queue=4, max_batch=3)
+    writer.space_guard = 60.0
+    callers, each = 16, 40
+
+    async def produce() -> None:
+        async def caller(n: int) -> None:
+            for i in range(each):
+                await writer.append_async(entry(n * each + i))
+
+        await asyncio.gather(*(caller(n) for n in range(callers)))
+
+    assert _finishes(lambda: asyncio.run(produce())), "a caller waiting for room was never woken"
+    writer.close()
+    writer.store.close()
+    ids = [json.loads(r.body)["request_id"] for r in rows_of(url, tmp_path) if r.kind == "decision"]
+    assert sorted(ids) == sorted(entry(i).request_id for i in range(callers * each))

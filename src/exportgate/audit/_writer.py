@@ -107,6 +107,11 @@ class AuditWriter:
         self.commit_window = commit_window if commit_window is not None else (0.002 if mode == "strict" else 0.02)
         self.window_after = window_after
         self._last_batch = 0
+        #: Event-loop callers waiting for room in a full queue; woken once per batch taken.
+        self._space_lock = threading.Lock()
+        self._space_waiters: list[asyncio.Future[None]] = []
+        #: Seconds a caller waiting for room looks again on its own (only matters if the writer has died).
+        self.space_guard = 0.5
         self._error: StoreError | None = None
         self._closed = False
         self._thread = threading.Thread(target=self._run, name=f"audit-{self.writer_id}", daemon=True)
@@ -147,13 +152,26 @@ class AuditWriter:
         waiter: asyncio.Future[int] | None = None
         if self.mode == "strict" if wait is None else wait:
             waiter = asyncio.get_running_loop().create_future()
-        while True:
-            try:
-                self._queue.put_nowait((entry, waiter))
+        item = (entry, waiter)
+        while not self._offer(item):
+            # Backpressure: sleep until the writer takes a batch (no polling: 64 callers polling a full queue
+            # every millisecond took the GIL from the writer they were waiting for). Register, then offer once
+            # more, so a batch taken in between cannot leave us asleep; the timeout only guards a dead writer.
+            space = asyncio.get_running_loop().create_future()
+            with self._space_lock:
+                self._space_waiters.append(space)
+            if self._offer(item):
                 break
-            except queue.Full:
-                await asyncio.sleep(0.001)  # backpressure
+            await asyncio.wait((space,), timeout=self.space_guard)
+            self._check_open()
         return await waiter if waiter is not None else None
+
+    def _offer(self, item: _Item) -> bool:
+        try:
+            self._queue.put_nowait(item)
+        except queue.Full:
+            return False
+        return True
 
     def flush(self) -> None:
         """Wait until everything queued so far is committed (or has failed)."""
@@ -214,6 +232,10 @@ class AuditWriter:
             pending.append(item)
             if _ends_wait(item):
                 want = 0
+        if self._space_waiters:  # after draining: a caller registering later finds room when it offers again
+            with self._space_lock:
+                waiting, self._space_waiters = self._space_waiters, []
+            _wake(waiting)
         stopping = False
         for item in pending:
             if item is _STOP:
@@ -337,6 +359,22 @@ def _settle(batch: list[_Item], seqs: list[int] | None, error: StoreError | None
     for loop, waiters in by_loop.items():
         with contextlib.suppress(RuntimeError):  # a closed loop: nobody is waiting any more
             loop.call_soon_threadsafe(_settle_in_loop, waiters, error)
+
+
+def _wake(futures: list[asyncio.Future[None]]) -> None:
+    """Resolve futures from the writer thread, with one wake-up per event loop."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}
+    for future in futures:
+        by_loop.setdefault(future.get_loop(), []).append(future)
+    for loop, group in by_loop.items():
+        with contextlib.suppress(RuntimeError):  # a closed loop: nobody is waiting any more
+            loop.call_soon_threadsafe(_wake_in_loop, group)
+
+
+def _wake_in_loop(futures: list[asyncio.Future[None]]) -> None:
+    for future in futures:
+        if not future.done():
+            future.set_result(None)
 
 
 def _settle_in_loop(waiters: list[tuple[asyncio.Future[int], int | None]], error: StoreError | None) -> None:
