@@ -76,11 +76,12 @@ def test_actions_take_effect_on_the_next_request(run: tuple[Server, dict]):
     store.close()
 
 
-def test_the_gateway_runs_the_monitor_in_the_background(tmp_path: Path):
+@pytest.mark.parametrize("workers", [1, 2])
+def test_the_gateway_runs_the_monitor_in_the_background(tmp_path: Path, workers: int):
     config = tmp_path / "monitor.yaml"
     config.write_text("detectors:\n  key_sharing: {action: suspend}\n")
     server = serve(tmp_path / "home", "--trusted-proxy", "127.0.0.1/32", "--monitor", "--monitor-config", str(config),
-                   env={"EXPORTGATE_MONITOR_INTERVAL": "0.2"})  # fmt: skip
+                   "--workers", str(workers), env={"EXPORTGATE_MONITOR_INTERVAL": "0.2"})  # fmt: skip
     try:
         places = AddressBook(GeoLookup(), random.Random(1), ["US"], per_country=3).residential["US"]
         body = {"model": "sonnet-4", "messages": [{"role": "user", "content": "hi"}]}
@@ -96,5 +97,7 @@ def test_the_gateway_runs_the_monitor_in_the_background(tmp_path: Path):
             assert time.monotonic() < deadline, "the background monitor did not suspend the shared key's account"
             time.sleep(0.2)
         assert ask(places[0]).json()["error"]["code"] == "account_suspended"
+        # however many workers serve, one of them runs the detectors (the holder of HOME/monitor.lock)
+        assert server.log.read_text().count("runs the evasion detectors") == 1
     finally:
         server.stop()

@@ -1,14 +1,21 @@
 """The evasion monitor in the background of a gateway (``serve --monitor``): a daemon thread that reads
 the audit records written since its last pass, every ``interval`` seconds, with its own connections, so
 the request path never waits on it. Errors are logged and the next pass tries again; actions (a
-suspension, a re-verification hold) reach the request path through the account store's revision counter."""
+suspension, a re-verification hold) reach the request path through the account store's revision counter.
+
+With ``--workers N`` every worker has one, but only the holder of ``HOME/monitor.lock`` (an exclusive
+``flock``) runs the detectors; the others look for the lock each interval and one takes over when the
+holder's process ends (the kernel releases the lock), starting again from the last 24 hours (alerts are
+deduplicated, so nothing is raised twice)."""
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import threading
 import time
 from pathlib import Path
+from typing import BinaryIO
 
 from exportgate.audit import open_store
 from exportgate.identity import AccountStore
@@ -25,6 +32,7 @@ class BackgroundMonitor:
         self.home, self.audit_url, self.interval = home, audit_url, interval
         self.config = load_config(config)  # a bad config stops the gateway at start, not later
         self.passes = 0
+        self._lock: BinaryIO | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="exportgate-monitor", daemon=True)
 
@@ -35,6 +43,29 @@ class BackgroundMonitor:
         self._stop.set()
         self._thread.join(timeout=10)
 
+    @property
+    def leading(self) -> bool:
+        """Whether this process holds the monitor lock and runs the detectors."""
+        return self._lock is not None
+
+    def _lead(self) -> bool:
+        """Take ``HOME/monitor.lock`` if no other process (or monitor) holds it; keep it once taken."""
+        if self._lock is None:
+            handle = (self.home / "monitor.lock").open("ab")
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                handle.close()
+                return False
+            self._lock = handle
+            log.info("monitor: this process runs the evasion detectors (holds %s)", self.home / "monitor.lock")
+        return True
+
+    def _release(self) -> None:
+        if self._lock is not None:
+            self._lock.close()  # closing the only descriptor releases the flock
+            self._lock = None
+
     def _run(self) -> None:
         webhook = Webhook(self.config.webhook_url, self.config.webhook_secret) if self.config.webhook_url else None
         accounts = AccountStore(self.home / "accounts.db")
@@ -43,6 +74,9 @@ class BackgroundMonitor:
         since: int | None = time.time_ns() - FIRST_LOOK_BACK_NS
         try:
             while not self._stop.is_set():
+                if not self._lead():  # another worker runs the detectors
+                    self._stop.wait(self.interval)
+                    continue
                 try:
                     alerts = monitor.scan_store(store, since) if since is not None else monitor.follow_once(store)
                     since = None
@@ -54,6 +88,7 @@ class BackgroundMonitor:
                     log.exception("background monitor pass failed; retrying in %.1f s", self.interval)
                 self._stop.wait(self.interval)
         finally:
+            self._release()
             store.close()
             monitor.alerts.close()
             accounts.close()
