@@ -240,21 +240,27 @@ def _finishes(work, seconds: float = 20.0) -> bool:
     return not thread.is_alive()
 
 
+def _callers_finish(writer: AuditWriter, callers: int, each: int) -> bool:
+    """``callers`` coroutines on one event loop each append ``each`` entries (ids 0..callers*each-1);
+    whether they all returned within :func:`_finishes`'s time."""
+
+    async def produce() -> None:
+        async def caller(n: int) -> None:
+            for i in range(each):
+                await writer.append_async(entry(n * each + i))
+
+        await asyncio.gather(*(caller(n) for n in range(callers)))
+
+    return _finishes(lambda: asyncio.run(produce()))
+
+
 def test_group_commit_waits_for_the_callers_it_expects_not_the_whole_window(tmp_path: Path):
     """The window is an upper bound: once as many callers as last time are queued, the batch commits.
     (A fixed sleep of the window per batch capped strict throughput at one batch per window.)"""
     url = f"sqlite:///{tmp_path / 'a.db'}"
     writer = write_records(url, tmp_path, 0, close=False, commit_window=60.0, window_after=4)
     callers, rounds = 8, 12
-
-    async def produce() -> None:
-        async def caller(n: int) -> None:
-            for r in range(rounds):
-                await writer.append_async(entry(n * rounds + r))
-
-        await asyncio.gather(*(caller(n) for n in range(callers)))
-
-    assert _finishes(lambda: asyncio.run(produce())), "a batch waited out the 60 s window with every caller queued"
+    assert _callers_finish(writer, callers, rounds), "a batch waited out the 60 s window with every caller queued"
     assert writer.committed == callers * rounds
     writer.close()
     writer.store.close()
@@ -283,15 +289,7 @@ def test_event_loop_callers_wait_for_room_without_polling_and_lose_nothing(tmp_p
     writer = write_records(url, tmp_path, 0, close=False, mode="async", async_queue=4, max_batch=3)
     writer.space_guard = 60.0
     callers, each = 16, 40
-
-    async def produce() -> None:
-        async def caller(n: int) -> None:
-            for i in range(each):
-                await writer.append_async(entry(n * each + i))
-
-        await asyncio.gather(*(caller(n) for n in range(callers)))
-
-    assert _finishes(lambda: asyncio.run(produce())), "a caller waiting for room was never woken"
+    assert _callers_finish(writer, callers, each), "a caller waiting for room was never woken"
     writer.close()
     writer.store.close()
     ids = [json.loads(r.body)["request_id"] for r in rows_of(url, tmp_path) if r.kind == "decision"]

@@ -109,7 +109,7 @@ class AuditWriter:
         self._last_batch = 0
         #: Event-loop callers waiting for room in a full queue; woken once per batch taken.
         self._space_lock = threading.Lock()
-        self._space_waiters: list[asyncio.Future[None]] = []
+        self._space_waiters: list[asyncio.Future[int]] = []
         #: Seconds a caller waiting for room looks again on its own (only matters if the writer has died).
         self.space_guard = 0.5
         self._error: StoreError | None = None
@@ -235,7 +235,7 @@ class AuditWriter:
         if self._space_waiters:  # after draining: a caller registering later finds room when it offers again
             with self._space_lock:
                 waiting, self._space_waiters = self._space_waiters, []
-            _wake(waiting)
+            _settle_in_loops([(space, None) for space in waiting], None)
         stopping = False
         for item in pending:
             if item is _STOP:
@@ -345,8 +345,8 @@ class AuditWriter:
 
 
 def _settle(batch: list[_Item], seqs: list[int] | None, error: StoreError | None) -> None:
-    """Resolve every waiter of a batch: threads directly, each event loop with one wake-up."""
-    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[int], int | None]]] = {}
+    """Resolve every waiter of a batch: threads directly, event loops through :func:`_settle_in_loops`."""
+    in_loops: list[tuple[asyncio.Future[int], int | None]] = []
     for index, (_, waiter) in enumerate(batch):
         seq = seqs[index] if seqs is not None else None
         if isinstance(waiter, Future):
@@ -355,26 +355,18 @@ def _settle(batch: list[_Item], seqs: list[int] | None, error: StoreError | None
             else:
                 waiter.set_result(seq or 0)
         elif waiter is not None:
-            by_loop.setdefault(waiter.get_loop(), []).append((waiter, seq))
-    for loop, waiters in by_loop.items():
-        with contextlib.suppress(RuntimeError):  # a closed loop: nobody is waiting any more
-            loop.call_soon_threadsafe(_settle_in_loop, waiters, error)
+            in_loops.append((waiter, seq))
+    _settle_in_loops(in_loops, error)
 
 
-def _wake(futures: list[asyncio.Future[None]]) -> None:
-    """Resolve futures from the writer thread, with one wake-up per event loop."""
-    by_loop: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}
-    for future in futures:
-        by_loop.setdefault(future.get_loop(), []).append(future)
+def _settle_in_loops(waiters: list[tuple[asyncio.Future[int], int | None]], error: StoreError | None) -> None:
+    """Resolve event-loop futures from the writer thread, with one wake-up per loop."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[int], int | None]]] = {}
+    for waiter, seq in waiters:
+        by_loop.setdefault(waiter.get_loop(), []).append((waiter, seq))
     for loop, group in by_loop.items():
         with contextlib.suppress(RuntimeError):  # a closed loop: nobody is waiting any more
-            loop.call_soon_threadsafe(_wake_in_loop, group)
-
-
-def _wake_in_loop(futures: list[asyncio.Future[None]]) -> None:
-    for future in futures:
-        if not future.done():
-            future.set_result(None)
+            loop.call_soon_threadsafe(_settle_in_loop, group, error)
 
 
 def _settle_in_loop(waiters: list[tuple[asyncio.Future[int], int | None]], error: StoreError | None) -> None:

@@ -32,6 +32,7 @@ class BackgroundMonitor:
         self.home, self.audit_url, self.interval = home, audit_url, interval
         self.config = load_config(config)  # a bad config stops the gateway at start, not later
         self.passes = 0
+        self.lock_path = home / "monitor.lock"
         self._lock: BinaryIO | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="exportgate-monitor", daemon=True)
@@ -51,14 +52,14 @@ class BackgroundMonitor:
     def _lead(self) -> bool:
         """Take ``HOME/monitor.lock`` if no other process (or monitor) holds it; keep it once taken."""
         if self._lock is None:
-            handle = (self.home / "monitor.lock").open("ab")
+            handle = self.lock_path.open("ab")
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError:
                 handle.close()
                 return False
             self._lock = handle
-            log.info("monitor: this process runs the evasion detectors (holds %s)", self.home / "monitor.lock")
+            log.info("monitor: this process runs the evasion detectors (holds %s)", self.lock_path)
         return True
 
     def _release(self) -> None:
