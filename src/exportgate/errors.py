@@ -20,6 +20,8 @@ render it in one place. Errors that map to an HTTP answer carry the status.
     │   ├── InvalidApiKeyError
     │   └── InvalidTokenError       a JWT that fails verification
     ├── BadRequestError             a malformed API request (400)
+    │   ├── UnrecordableError       a request with a value the audit record cannot hold
+    │   └── UnsupportedMediaError   a request body that is not JSON (415)
     └── UpstreamError               the upstream model failed (502)
         └── UpstreamTimeoutError    the upstream did not answer in time (504)
 """
@@ -41,6 +43,8 @@ __all__ = [
     "InvalidTokenError",
     "NotFoundError",
     "StoreError",
+    "UnrecordableError",
+    "UnsupportedMediaError",
     "UpstreamError",
     "UpstreamTimeoutError",
 ]
@@ -139,6 +143,18 @@ class InvalidTokenError(AuthenticationError):
 class BadRequestError(ExportgateError):
     status = 400
     code = "invalid_request"
+
+
+class UnrecordableError(BadRequestError):
+    """A value (a claim, a model name) that cannot be written to the audit record as it is: the request
+    is refused, since nothing may pass without its record."""
+
+    code = "unrecordable_request"
+
+
+class UnsupportedMediaError(BadRequestError):
+    status = 415
+    code = "unsupported_media_type"
 
 
 class UpstreamError(ExportgateError):

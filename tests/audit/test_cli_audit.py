@@ -32,7 +32,7 @@ def home(tmp_path: Path) -> Path:
 
 def test_verify_intact_text_and_json(capsys, home):
     code, out, _ = run(capsys, "audit", "verify", "--home", home)
-    assert code == 0 and out.startswith("intact: 15 rows in 1 chains")
+    assert code == 0 and out.startswith("intact: 16 rows in 1 chains")
     code, out, _ = run(capsys, "audit", "verify", "--home", home, "--format", "json")
     assert code == 0 and json.loads(out)["ok"] is True
 
@@ -58,7 +58,7 @@ def test_verify_postgres_store(capsys, pg_server, tmp_path):
     url = pg_server.create_database()
     write_records(url, tmp_path, 7)
     code, out, _ = run(capsys, "audit", "verify", "--audit-url", url, "--home", tmp_path)
-    assert code == 0 and "intact: 9 rows" in out
+    assert code == 0 and "intact: 10 rows" in out
 
 
 def test_export_jsonl_and_csv_with_filters(capsys, home, tmp_path):
@@ -74,7 +74,7 @@ def test_export_jsonl_and_csv_with_filters(capsys, home, tmp_path):
     assert code == 0 and len(rows) == 3 and {r["account"] for r in rows} == {"acct-1"}
     assert rows[0]["time"].endswith("Z") and rows[0]["model"] == "fable-5"
     code, _, err = run(capsys, "audit", "export", "--home", home, "--checkpoints", "--out", tmp_path / "all.jsonl")
-    assert code == 0 and "exported 15 records" in err
+    assert code == 0 and "exported 16 records" in err
     code, out, _ = run(capsys, "audit", "export", "--home", home, "--since", "1h", "--until", "2099-01-01")
     assert len(out.splitlines()) == 12
     code, out, _ = run(capsys, "audit", "export", "--home", home, "--until", "2000-01-01")
@@ -127,7 +127,7 @@ def test_prune_old_records_keeps_a_verifiable_chain(capsys, tmp_path):
     code, out, _ = run(capsys, "audit", "prune", "--before", "2020-01-01", "--home", home)
     assert code == 0 and "would cut 1 chain(s)" in out
     code, out, _ = run(capsys, "audit", "prune", "--before", "2020-01-01", "--yes", "--home", home)
-    assert code == 0 and out.startswith("pruned 11 rows")  # records 1-11 go; checkpoint 12 stays as the anchor
+    assert code == 0 and out.startswith("pruned 12 rows")  # records 1-12 go; checkpoint 13 stays as the anchor
     code, out, _ = run(capsys, "audit", "verify", "--home", home)
     assert code == 0, out
 

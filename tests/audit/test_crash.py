@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from exportgate.audit import load_heads, open_store, store_label, trusted_keys, verify_store
+from exportgate.audit import load_heads, open_store, trusted_keys, verify_store
 from tests.conftest import ROOT
 
 
@@ -42,7 +42,7 @@ def test_sigkill_mid_stream_keeps_every_acknowledged_record(store_url: str, audi
         stored = {row.request_id: row.seq for row in store.chain_rows() if row.kind == "decision"}
         lost = {r: s for r, s in acknowledged.items() if stored.get(r) != s}
         assert not lost, f"{len(lost)} acknowledged records missing after SIGKILL"
-        report = verify_store(store, trusted_keys(audit_home), load_heads(audit_home / "audit", store_label(store_url)))
+        report = verify_store(store, trusted_keys(audit_home), load_heads(audit_home / "audit", store))
         assert report.ok, report.problems
         (chain,) = report.chains
         assert not chain.closed and chain.checkpoints >= 10

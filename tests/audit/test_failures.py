@@ -29,15 +29,21 @@ def test_corrupt_database_file_cannot_be_opened(tmp_path: Path):
 def test_locked_database_gives_a_store_error_then_recovers(tmp_path: Path):
     url = f"sqlite:///{tmp_path / 'audit.db'}"
     store = open_store(url, tmp_path, busy_timeout_ms=100)
-    writer = AuditWriter(store, Signer.load_or_create(tmp_path / "audit"), home=tmp_path).start()
-    assert writer.append(entry(1)) == 1
+    writer = AuditWriter(store, Signer.load_or_create(tmp_path / "audit"), home=tmp_path, retry_interval=0.05).start()
+    assert writer.append(entry(1)) == 2  # seq 1 is the chain's opening checkpoint
     blocker = sqlite3.connect(tmp_path / "audit.db", isolation_level=None)
     blocker.execute("BEGIN EXCLUSIVE")
     with pytest.raises(StoreError, match="locked"):
         writer.append(entry(2))
+    with pytest.raises(StoreError, match="unavailable"):  # known down: refused at once, without waiting
+        writer.append(entry(2))
+    assert writer.error is not None
     blocker.execute("ROLLBACK")
     blocker.close()
-    assert writer.append(entry(3)) == 2
+    deadline = time.monotonic() + 10
+    while writer.error is not None and time.monotonic() < deadline:  # the writer probes and finds it back
+        time.sleep(0.02)
+    assert writer.append(entry(3)) == 3
     writer.close()
     assert verify_store(store, trusted_keys(tmp_path)).ok
     store.close()
@@ -101,7 +107,7 @@ def test_postgres_server_going_down_is_a_store_error_and_recovers(pg_server: PgS
     url = pg_server.create_database()
     store = open_store(url, tmp_path)
     writer = AuditWriter(store, Signer.load_or_create(tmp_path / "audit"), home=tmp_path).start()
-    assert writer.append(entry(1)) == 1
+    assert writer.append(entry(1)) == 2
     pg_server.stop("immediate")
     try:
         with pytest.raises(StoreError):
@@ -117,7 +123,7 @@ def test_postgres_server_going_down_is_a_store_error_and_recovers(pg_server: PgS
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.2)
-    assert seq == 2
+    assert seq == 3
     writer.close()
     report = verify_store(store, trusted_keys(tmp_path))
     assert report.ok, report.problems

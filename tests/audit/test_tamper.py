@@ -6,17 +6,17 @@ from pathlib import Path
 
 import pytest
 
-from exportgate.audit import TrustedKeys, chain_hash, load_heads, open_store, store_label, trusted_keys, verify_store
+from exportgate.audit import TrustedKeys, chain_hash, load_heads, open_store, trusted_keys, verify_store
 from tests.audit.conftest import Raw, write_records
 
-COUNT = 20  # decisions 1-5, checkpoint 6, 7-11, checkpoint 12, ... checkpoint 24, final checkpoint 25
+COUNT = 20  # opening checkpoint 1, decisions 2-6, checkpoint 7, 8-12, checkpoint 13, ... 25, final checkpoint 26
 
 
 def verify(url: str, home: Path, keys: TrustedKeys | None = None):
     store = open_store(url, home)
     try:
         return verify_store(
-            store, keys if keys is not None else trusted_keys(home), load_heads(home / "audit", store_label(url))
+            store, keys if keys is not None else trusted_keys(home), load_heads(home / "audit", store)
         )
     finally:
         store.close()
@@ -60,8 +60,8 @@ def test_an_untouched_chain_verifies(chain, store_url, audit_home):
     report = verify(store_url, audit_home)
     assert report.ok, report.problems
     (summary,) = report.chains
-    assert (summary.first_seq, summary.last_seq, summary.checkpoints, summary.closed) == (1, 25, 5, True)
-    assert summary.unsigned_tail == 0 and report.rows == 25
+    assert (summary.first_seq, summary.last_seq, summary.checkpoints, summary.closed) == (1, 26, 6, True)
+    assert summary.unsigned_tail == 0 and report.rows == 26
 
 
 def test_changed_body(chain, store_url, audit_home):
@@ -87,17 +87,17 @@ def test_changed_index_column(chain, store_url, audit_home):
 )
 def test_changed_signals_column(chain, store_url, audit_home, edit):
     raw, w = chain
-    before = raw.row(w, 1)[11]
+    before = raw.row(w, 2)[11]
     assert before is not None and "US" in before and "location_not_allowed" in before  # the fixture's denial
-    raw.execute(f"UPDATE audit_records SET signals = {edit} WHERE writer = ? AND seq = 1", (w,))
-    assert first_bad(verify(store_url, audit_home), "changed") == 1
+    raw.execute(f"UPDATE audit_records SET signals = {edit} WHERE writer = ? AND seq = 2", (w,))
+    assert first_bad(verify(store_url, audit_home), "changed") == 2
 
 
 def test_signals_added_to_a_row_without_them(chain, store_url, audit_home):
     raw, w = chain
-    assert raw.row(w, 6)[11] is None  # a checkpoint has none
-    raw.execute("UPDATE audit_records SET signals = 's1' WHERE writer = ? AND seq = 6", (w,))
-    assert first_bad(verify(store_url, audit_home), "changed") == 6
+    assert raw.row(w, 7)[11] is None  # a checkpoint has none
+    raw.execute("UPDATE audit_records SET signals = 's1' WHERE writer = ? AND seq = 7", (w,))
+    assert first_bad(verify(store_url, audit_home), "changed") == 7
 
 
 def test_deleted_record_leaves_a_gap(chain, store_url, audit_home):
@@ -151,7 +151,7 @@ def test_truncated_tail_behind_the_last_checkpoint(chain, store_url, audit_home)
     raw, w = chain
     raw.execute("DELETE FROM audit_records WHERE writer = ? AND seq >= 13", (w,))
     report = verify(store_url, audit_home)
-    assert first_bad(report, "truncated") == 25
+    assert first_bad(report, "truncated") == 26
     assert set(report.first_by_kind()) == {"truncated"}  # the rest of the chain is consistent
 
 
@@ -159,25 +159,25 @@ def test_rewritten_and_rehashed_history_breaks_the_signed_head(chain, store_url,
     raw, w = chain
     raw.execute(
         "UPDATE audit_records SET body = replace(body, '\"deny\"', '\"allow\"'), decision = 'allow'"
-        " WHERE writer = ? AND seq = 4",
+        " WHERE writer = ? AND seq = 5",
         (w,),
-    )  # record 4 was a denial
-    rehash_from(raw, w, 4)  # every hash and link is valid again; only the signatures know
+    )  # record 5 was a denial
+    rehash_from(raw, w, 5)  # every hash and link is valid again; only the signatures know
     report = verify(store_url, audit_home)
     assert not report.ok
-    assert first_bad(report, "changed") == 5  # checkpoint 6 signed a different head for rows up to 5
+    assert first_bad(report, "changed") == 6  # checkpoint 7 signed a different head for rows up to 6
 
 
 def test_forged_checkpoint_signature(chain, store_url, audit_home):
     raw, w = chain
-    body = raw.row(w, 12)[10]
+    body = raw.row(w, 13)[10]
     forged = body.replace('"signature":"', '"signature":"AAAA', 1)
-    raw.execute("UPDATE audit_records SET body = ? WHERE writer = ? AND seq = 12", (forged, w))
-    rehash_from(raw, w, 12)
-    assert first_bad(verify(store_url, audit_home), "bad_checkpoint") == 12
+    raw.execute("UPDATE audit_records SET body = ? WHERE writer = ? AND seq = 13", (forged, w))
+    rehash_from(raw, w, 13)
+    assert first_bad(verify(store_url, audit_home), "bad_checkpoint") == 13
 
 
 def test_checkpoints_from_an_untrusted_key(chain, store_url, audit_home):
     report = verify(store_url, audit_home, keys=TrustedKeys())
-    assert first_bad(report, "bad_checkpoint") == 6
+    assert first_bad(report, "bad_checkpoint") == 1  # the chain's opening checkpoint
     assert "not trusted" in report.first_by_kind()["bad_checkpoint"].detail

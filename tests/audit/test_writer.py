@@ -30,6 +30,15 @@ from tests.audit.conftest import entry, write_records
 from tests.conftest import at, us_citizen
 
 
+def wait_until(condition, seconds: float = 10.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
 def rows_of(url: str, home: Path) -> list[ChainRow]:
     store = open_store(url, home)
     try:
@@ -72,7 +81,8 @@ def test_strict_chain_is_contiguous_with_checkpoints(store_url, audit_home):
     write_records(store_url, audit_home, 12, checkpoint_every=5)
     rows = rows_of(store_url, audit_home)
     assert [r.seq for r in rows] == list(range(1, len(rows) + 1))
-    assert [r.kind for r in rows].count("checkpoint") == 3  # after 5, after 10, final
+    assert [r.kind for r in rows].count("checkpoint") == 4  # opening (seq 1), after 5, after 10, final
+    assert rows[0].kind == "checkpoint" and json.loads(rows[0].body)["covers_seq"] == 0
     assert rows[0].prev == "0" * 64
     for before, after in itertools.pairwise(rows):
         assert after.prev == before.hash
@@ -92,7 +102,7 @@ def test_time_based_checkpoint(tmp_path: Path):
     kinds = [r.kind for r in rows_of(url, tmp_path)]
     writer.close()
     writer.store.close()
-    assert kinds[:4] == ["decision"] * 3 + ["checkpoint"]
+    assert kinds[:5] == ["checkpoint"] + ["decision"] * 3 + ["checkpoint"]
 
 
 def test_many_writers_each_keep_their_own_chain(store_url, audit_home):
@@ -106,8 +116,8 @@ def test_many_writers_each_keep_their_own_chain(store_url, audit_home):
     report = verify_store(store, trusted_keys(audit_home))
     store.close()
     assert (
-        report.ok and len(report.chains) == 3 and {c.last_seq for c in report.chains} == {13}
-    )  # 10 records, 2 checkpoints, final
+        report.ok and len(report.chains) == 3 and {c.last_seq for c in report.chains} == {14}
+    )  # an opening checkpoint, 10 records, 2 checkpoints, final
 
 
 def test_async_mode_flushes_and_verifies(store_url, audit_home):
@@ -136,24 +146,31 @@ def test_strict_async_callers_get_their_sequence_numbers(store_url, audit_home):
     seqs = asyncio.run(produce())
     writer.close()
     writer.store.close()
-    assert sorted(s for s in seqs if s is not None) == list(range(1, 101))
+    assert sorted(s for s in seqs if s is not None) == list(range(2, 102))  # 1 is the opening checkpoint
 
 
 class FlakyStore(AuditStore):
-    """Wraps a real store; fails ``append_rows`` while ``down`` is set."""
+    """Wraps a real store; every write (``append_rows``, ``probe``) fails while ``down`` is set."""
 
     def __init__(self, inner: AuditStore) -> None:
         self.inner, self.url, self.down = inner, inner.url, False
+        self.store_id, self.opening_checkpoints_since_ns = inner.store_id, inner.opening_checkpoints_since_ns
 
     def append_rows(self, rows: Sequence[ChainRow]) -> None:
         if self.down:
             raise StoreError("disk on fire")
         self.inner.append_rows(rows)
 
+    def probe(self, writer: str, time_ns: int) -> None:
+        if self.down:
+            raise StoreError("disk on fire")
+        self.inner.probe(writer, time_ns)
+
     def __getattr__(self, name: str):
         return getattr(self.inner, name)
 
     register_writer = property(lambda self: self.inner.register_writer)  # type: ignore[assignment]
+    writers = property(lambda self: self.inner.writers)  # type: ignore[assignment]
     chain_rows = property(lambda self: self.inner.chain_rows)  # type: ignore[assignment]
     get_row = property(lambda self: self.inner.get_row)  # type: ignore[assignment]
     query = property(lambda self: self.inner.query)  # type: ignore[assignment]
@@ -170,13 +187,14 @@ def flaky_writer(url: str, home: Path, **kw) -> tuple[FlakyStore, AuditWriter]:
 
 
 def test_strict_failure_raises_and_leaves_no_gap(store_url, audit_home):
-    store, writer = flaky_writer(store_url, audit_home, checkpoint_every=1000)
-    assert writer.append(entry(1)) == 1
+    store, writer = flaky_writer(store_url, audit_home, checkpoint_every=1000, retry_interval=0.05)
+    assert writer.append(entry(1)) == 2
     store.down = True
     with pytest.raises(StoreError, match="disk on fire"):
         writer.append(entry(2))
     store.down = False
-    assert writer.append(entry(3)) == 2  # the failed record took no sequence number
+    assert wait_until(lambda: writer.error is None)  # the writer's probe finds the store back
+    assert writer.append(entry(3)) == 3  # the failed record took no sequence number
     writer.close()
     report = verify_store(store.inner, trusted_keys(audit_home))
     assert report.ok and [r.request_id for r in store.inner.chain_rows() if r.kind == "decision"] == ["req-1", "req-3"]

@@ -13,7 +13,7 @@ import pytest
 
 from exportgate.cli import main
 from exportgate.policy import load_directive
-from tests.gateway.conftest import Server, serve
+from tests.gateway.conftest import ADMIN, Server, serve
 
 from .conftest import MakeEvidence, classify_args
 
@@ -34,7 +34,7 @@ def _status(server: Server, who: str, ip: str) -> int:
 
 
 def _served_version(server: Server) -> str:
-    return str(httpx.get(server.url + "/readyz", timeout=5).json()["directive"]["version"])
+    return str(httpx.get(server.url + "/readyz", headers=ADMIN, timeout=5).json()["checks"]["directive"]["version"])
 
 
 def _until_reloaded(server: Server, version: str) -> None:

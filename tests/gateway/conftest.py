@@ -43,6 +43,11 @@ def wait_until_up(url: str, process: subprocess.Popen[bytes], timeout: float = 3
     raise RuntimeError(f"server at {url} did not come up")
 
 
+#: Every served test gateway has this admin token (``admin_token``, given by reference).
+ADMIN_TOKEN = "test-admin-" + os.urandom(12).hex()
+ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+
 @dataclass
 class Server:
     url: str
@@ -108,7 +113,8 @@ def serve(home: Path, *extra: str, env: dict[str, str] | None = None) -> Server:
     process = start(
         ["serve", "--home", str(home), "--port", str(port), *extra],
         url + "/healthz",
-        env={"EXPORTGATE_WATCH_INTERVAL": "0.2", **(env or {})},
+        env={"EXPORTGATE_WATCH_INTERVAL": "0.2", "EXPORTGATE_ADMIN_TOKEN": "$env:EG_TEST_ADMIN_TOKEN",
+             "EG_TEST_ADMIN_TOKEN": ADMIN_TOKEN, **(env or {})},  # fmt: skip
         log=log,
     )
     return Server(url, home, process, keys, log)

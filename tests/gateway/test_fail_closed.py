@@ -84,17 +84,17 @@ def test_async_audit_failure_denies_until_the_store_recovers(tmp_path: Path):
     parts.client_ip = ClientIpResolver(["127.0.0.1/32"])
     gateway = Gateway(parts)
     store = parts.audit.store
-    original = store.append_rows
+    original = store.append_rows, store.probe
 
-    def failing(rows):
+    def failing(*args):
         raise StoreError("disk full")
 
-    store.append_rows = failing  # type: ignore[method-assign]
+    store.append_rows = store.probe = failing  # type: ignore[method-assign]  # the store takes no writes at all
     post(gateway, keys["ada"])  # queued; its commit fails in the writer thread
     deadline = asyncio.run(_wait_for(lambda: parts.audit.error is not None))
     assert deadline
     assert post(gateway, keys["ada"]).status_code == 503
-    store.append_rows = original  # type: ignore[method-assign]
+    store.append_rows, store.probe = original  # type: ignore[method-assign]
     assert asyncio.run(_wait_for(lambda: parts.audit.error is None, 5.0))
     assert post(gateway, keys["ada"]).status_code == 200
     asyncio.run(gateway.close())

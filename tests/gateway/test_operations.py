@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from .conftest import Server, serve
+from .conftest import ADMIN, Server, serve
 
 ROOT = Path(__file__).resolve().parents[2]
 CHAT = {"model": "fable-5", "messages": [{"role": "user", "content": "Say hello."}]}
@@ -75,17 +75,23 @@ def test_client_disconnect_cancels_the_upstream_and_is_recorded(streaming_gatewa
 
 def test_health_ready_metrics_and_directive_page(gateway: Server):
     assert httpx.get(gateway.url + "/healthz").json() == {"status": "ok"}
-    ready = httpx.get(gateway.url + "/readyz").json()
-    assert ready["status"] == "ready" and ready["directive"]["id"] == "frontier-ai-access"
+    assert httpx.get(gateway.url + "/readyz").json() == {"status": "ready"}  # the public answer says no more
+    ready = httpx.get(gateway.url + "/readyz", headers=ADMIN).json()
+    assert ready["status"] == "ready" and ready["checks"]["directive"]["id"] == "frontier-ai-access"
+    assert {name for name, check in ready["checks"].items() if check["ok"]} == {"audit", "accounts", "directive",
+                                                                                 "gateway"}  # fmt: skip
     httpx.post(gateway.url + "/v1/chat/completions", headers=headers(gateway, "li", "114.114.114.114"), json=CHAT)
-    metrics = httpx.get(gateway.url + "/metrics").text
+    assert httpx.get(gateway.url + "/metrics").status_code == 401
+    metrics = httpx.get(gateway.url + "/metrics", headers=ADMIN).text
     assert (
         'exportgate_decisions_total{result="deny",reason="us_person_required",model="fable-5",tier="domestic"}'
         in metrics
     )
-    assert "exportgate_request_duration_seconds_bucket" in metrics
+    assert "exportgate_request_duration_seconds_bucket" in metrics and "exportgate_audit_up{" in metrics
     page = httpx.get(gateway.url + "/directive").json()
-    assert page["directive"] == "frontier-ai-access" and page["models"]["fable-5"] == "domestic"
+    assert page["directive"] == "frontier-ai-access" and "models" not in page  # the legal basis, no model table
+    page = httpx.get(gateway.url + "/directive", headers=ADMIN).json()
+    assert page["models"]["fable-5"] == "domestic"
 
 
 def test_bad_requests_get_well_formed_errors(gateway: Server):
@@ -151,9 +157,9 @@ def test_directive_hot_reload_keeps_the_last_good_one(tmp_path: Path):
         )
         _eventually(lambda: httpx.post(url, headers=cn, json=CHAT).status_code == 200)
         directive.write_text("directive: broken\ntiers: {open: {bogus_rule: 1}}\n")
-        _eventually(lambda: httpx.get(server.url + "/readyz").json()["directive"]["reload_error"] is not None)
-        ready = httpx.get(server.url + "/readyz").json()
-        assert ready["directive"]["version"] == "2026-06-14.2"  # the last good one is still in force
+        reload_error = lambda: httpx.get(server.url + "/readyz", headers=ADMIN).json()["checks"]["directive"]  # noqa: E731
+        _eventually(lambda: reload_error()["reload_error"] is not None)
+        assert reload_error()["version"] == "2026-06-14.2"  # the last good one is still in force
         assert httpx.post(url, headers=cn, json=CHAT).status_code == 200
     finally:
         server.stop()

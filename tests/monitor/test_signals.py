@@ -11,7 +11,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from exportgate.audit import AuditEntry, load_heads, open_store, store_label, trusted_keys, verify_store
+from exportgate.audit import AuditEntry, load_heads, open_store, trusted_keys, verify_store
 from exportgate.monitor import read_events
 from exportgate.monitor._events import _event
 from tests.audit.conftest import Raw, entry, write_records
@@ -67,7 +67,7 @@ def _read(url: str, home: Path) -> list:
 def _verifies(url: str, home: Path) -> bool:
     store = open_store(url, home)
     try:
-        report = verify_store(store, trusted_keys(home), load_heads(home / "audit", store_label(url)))
+        report = verify_store(store, trusted_keys(home), load_heads(home / "audit", store))
     finally:
         store.close()
     return report.ok
@@ -97,6 +97,8 @@ def test_a_store_from_before_the_column_upgrades_in_place(
         _write(url, home, VARIED[:3])
     raw = Raw(url)
     raw.execute("ALTER TABLE audit_records DROP COLUMN signals")
+    raw.execute("DROP TABLE audit_meta")
+    raw.execute("DROP TABLE audit_probes")
     if backend == "sqlite":
         raw.execute("PRAGMA user_version = 1")
     else:

@@ -3,6 +3,13 @@
 For several gateway processes or hosts sharing one record. Batches are
 written with ``COPY`` inside one transaction; a connection that cannot be
 had within ``timeout`` seconds is a :class:`StoreError` (the gateway denies).
+
+After any failure the pool is not trusted: the next operation first makes one
+direct connection (``connect_timeout`` bounded) and, when the server answers,
+replaces the pool with a fresh one. psycopg's pool reconnects on its own with
+an exponential backoff that grows with the outage (54 s to recover after a
+380 s outage was measured); this way service resumes with the first probe
+after the server is back.
 """
 
 from __future__ import annotations
@@ -17,7 +24,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from exportgate.errors import StoreError
 
 from ._record import ChainRow
-from ._store import COLUMNS, SIGNAL_SELECT, AuditStore, RecordFilter, SignalRow, store_label, where_clause
+from ._store import COLUMNS, SIGNAL_SELECT, AuditStore, RecordFilter, SignalRow, read_meta, store_label, where_clause
 
 __all__ = ["PostgresStore"]
 
@@ -54,6 +61,13 @@ MIGRATIONS: tuple[str, ...] = (
     );
     """,
     "ALTER TABLE audit_records ADD COLUMN signals TEXT",
+    """
+    CREATE TABLE audit_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    INSERT INTO audit_meta VALUES ('store_id', replace(gen_random_uuid()::text, '-', ''));
+    INSERT INTO audit_meta VALUES ('opening_checkpoints_since_ns',
+        ((extract(epoch FROM clock_timestamp()) * 1000000)::bigint * 1000)::text);
+    CREATE TABLE audit_probes (writer TEXT PRIMARY KEY, time_ns BIGINT NOT NULL);
+    """,
 )
 
 _SELECT = f"SELECT {', '.join(COLUMNS)} FROM audit_records"  # noqa: S608 - constant column list
@@ -61,46 +75,75 @@ _COPY = f"COPY audit_records ({', '.join(COLUMNS)}) FROM STDIN"
 
 
 class PostgresStore(AuditStore):
-    def __init__(self, url: str, *, timeout: float = 5.0, max_size: int = 4) -> None:
+    def __init__(self, url: str, *, timeout: float = 5.0, max_size: int = 4, read_only: bool = False) -> None:
         self.url = url
         self._label = store_label(url)
+        self._timeout, self._max_size, self.read_only = timeout, max_size, read_only
+        self._suspect = False  # a failure happened: check the server directly before using the pool again
         try:
             psycopg.connect(url, connect_timeout=max(1, int(timeout))).close()  # a clear error before pooling
-            self._pool = ConnectionPool(
-                url,
-                min_size=1,
-                max_size=max_size,
-                timeout=timeout,
-                open=False,
-                kwargs={"autocommit": False, "connect_timeout": max(1, int(timeout))},
-            )
-            self._pool.open(wait=True, timeout=timeout)
+            self._pool = self._new_pool()
         except (psycopg.Error, PoolTimeout) as exc:
             raise StoreError(f"cannot connect to audit store {self._label}: {exc}") from None
         self._migrate()
 
+    def _new_pool(self) -> ConnectionPool:
+        pool = ConnectionPool(
+            self.url,
+            min_size=1,
+            max_size=self._max_size,
+            timeout=self._timeout,
+            open=False,
+            kwargs={"autocommit": False, "connect_timeout": max(1, int(self._timeout))},
+        )
+        pool.open(wait=True, timeout=self._timeout)
+        return pool
+
+    def _renew(self) -> None:
+        """After a failure: one direct connection; if the server answers, a fresh pool replaces the old."""
+        psycopg.connect(self.url, connect_timeout=2).close()
+        old, self._pool = self._pool, self._new_pool()
+        self._suspect = False
+        old.close(timeout=0)
+
     def _run(self, work: Any) -> Any:
         try:
+            if self._suspect:
+                self._renew()
             with self._pool.connection() as conn:
                 return work(conn)
         except (psycopg.Error, PoolTimeout) as exc:
+            self._suspect = True
             raise StoreError(f"audit store {self._label}: {str(exc).strip() or type(exc).__name__}") from None
 
     def _migrate(self) -> None:
-        def migrate(conn: psycopg.Connection[Any]) -> None:
+        def migrate(conn: psycopg.Connection[Any]) -> tuple[str | None, int | None]:
             with conn.transaction():
+                if self.read_only:
+                    return self._existing(conn)
                 conn.execute("CREATE TABLE IF NOT EXISTS exportgate_schema (version INTEGER NOT NULL)")
                 conn.execute("LOCK TABLE exportgate_schema IN EXCLUSIVE MODE")
-                row = conn.execute("SELECT MAX(version) FROM exportgate_schema").fetchone()
-                version = int(row[0]) if row and row[0] is not None else 0
+                version = _version(conn)
                 if version > len(MIGRATIONS):
                     raise StoreError(f"audit store has schema {version}; this exportgate knows {len(MIGRATIONS)}")
                 for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
                     for statement in filter(str.strip, script.split(";")):
                         conn.execute(statement)
                     conn.execute("INSERT INTO exportgate_schema (version) VALUES (%s)", (number,))
+                return read_meta(conn.execute("SELECT key, value FROM audit_meta").fetchall())
 
-        self._run(migrate)
+        self.store_id, self.opening_checkpoints_since_ns = self._run(migrate)
+
+    def _existing(self, conn: psycopg.Connection[Any]) -> tuple[str | None, int | None]:
+        """Read-only: the schema must be there already (nothing is created); meta when it has it."""
+        tables = {r[0] for r in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")}
+        if "audit_records" not in tables or "exportgate_schema" not in tables:
+            raise StoreError(f"no audit store at {self._label}")
+        if _version(conn) < 2:
+            raise StoreError(f"audit store {self._label} needs a schema upgrade and is open read-only")
+        if "audit_meta" not in tables:
+            return None, None
+        return read_meta(conn.execute("SELECT key, value FROM audit_meta").fetchall())
 
     def schema_version(self) -> int:
         return int(self._run(lambda c: c.execute("SELECT MAX(version) FROM exportgate_schema").fetchone()[0]))
@@ -114,6 +157,20 @@ class PostgresStore(AuditStore):
                 )
 
         self._run(register)
+
+    def writers(self) -> dict[str, int]:
+        rows = self._run(lambda c: c.execute("SELECT writer, started_ns FROM audit_writers").fetchall())
+        return {str(w): int(t) for w, t in rows}
+
+    def probe(self, writer: str, time_ns: int) -> None:
+        def probe(conn: psycopg.Connection[Any]) -> None:
+            with conn.transaction():
+                conn.execute(
+                    "INSERT INTO audit_probes VALUES (%s, %s) ON CONFLICT (writer) DO UPDATE SET time_ns = %s",
+                    (writer, time_ns, time_ns),
+                )
+
+        self._run(probe)
 
     def append_rows(self, rows: Sequence[ChainRow]) -> None:
         if not rows:
@@ -132,11 +189,14 @@ class PostgresStore(AuditStore):
 
     def _stream_raw(self, sql: str, params: Sequence[object] = ()) -> Iterator[tuple[Any, ...]]:
         try:
+            if self._suspect:
+                self._renew()
             with self._pool.connection() as conn, conn.transaction(), conn.cursor(name="audit_stream") as cursor:
                 cursor.itersize = 5000
                 cursor.execute(sql, params)
                 yield from cursor
         except (psycopg.Error, PoolTimeout) as exc:
+            self._suspect = True
             raise StoreError(f"audit store {self._label}: {exc}") from None
 
     def signal_rows(self, where: RecordFilter) -> Iterator[SignalRow]:
@@ -187,3 +247,8 @@ class PostgresStore(AuditStore):
 
     def close(self) -> None:
         self._pool.close()
+
+
+def _version(conn: psycopg.Connection[Any]) -> int:
+    row = conn.execute("SELECT MAX(version) FROM exportgate_schema").fetchone()
+    return int(row[0]) if row and row[0] is not None else 0

@@ -32,6 +32,7 @@ from typing import Any, ClassVar, NamedTuple
 import orjson
 
 from exportgate._types import Decision, RequestContext, Subject
+from exportgate.errors import UnrecordableError
 
 from ._signals import signals_text
 
@@ -43,6 +44,7 @@ __all__ = [
     "ChainRow",
     "Outcome",
     "OutcomeBatch",
+    "SealedRecord",
     "canonical_json",
     "chain_hash",
     "checkpoint_message",
@@ -58,6 +60,52 @@ GENESIS = "0" * 64
 def canonical_json(value: Any) -> str:
     """The canonical encoding of a record (see module docstring); evidence bundles use it too."""
     return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode("utf-8")
+
+
+class SealedRecord(NamedTuple):
+    """A record encoded by its caller, before it is queued: everything but the writer id and the sequence
+    number, which only the writer thread knows. Encoding in the caller means a value that cannot be
+    recorded (a lone UTF-16 surrogate, a NUL in an indexed column) fails *that* request before anything
+    is forwarded, and can never reach, let alone stop, the writer thread.
+
+    The body's keys are sorted and ``seq`` and ``writer`` fall where they fall: ``head`` is every key
+    before ``seq`` (without the closing brace), ``tail`` every key between ``seq`` and ``writer`` (without
+    braces), and :meth:`body` puts the two in between."""
+
+    event: str
+    time_ns: int
+    request_id: str | None
+    account: str | None
+    model: str | None
+    decision: str | None
+    head: str
+    tail: str
+    signals: str | None
+
+    def body(self, seq: int, writer_json: str) -> str:
+        """The canonical JSON body at ``seq``; ``writer_json`` is the writer id as a JSON string."""
+        return f'{self.head},"seq":{seq},{self.tail},"writer":{writer_json}}}'
+
+
+def _seal(fields: dict[str, Any], columns: tuple[str | None, ...]) -> tuple[str, str]:
+    """Canonical JSON of a record without ``seq`` and ``writer``, split where ``seq`` goes (see
+    :class:`SealedRecord`); :class:`~exportgate.errors.UnrecordableError` for a value that cannot be stored."""
+    head = {k: v for k, v in fields.items() if k < "seq"}
+    tail = {k: v for k, v in fields.items() if k > "seq"}
+    try:
+        encoded = canonical_json(head)[:-1], canonical_json(tail)[1:-1]
+    except TypeError as exc:  # orjson.JSONEncodeError: a lone surrogate, a non-string key, an int past 64 bits
+        raise UnrecordableError(f"the request carries a value that cannot be recorded ({exc})") from None
+    for value in columns:  # indexed columns are stored as they are: PostgreSQL TEXT refuses NUL
+        if value is not None and "\x00" in value:
+            raise UnrecordableError("the request carries a value that cannot be recorded (a NUL character)")
+    if not encoded[1]:
+        raise ValueError("a record needs at least one field after 'seq'")
+    return encoded
+
+
+def _writer_json(writer: str) -> str:
+    return orjson.dumps(writer).decode("utf-8")
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,29 +134,43 @@ class AuditEntry:
     tokens: Mapping[str, int] | None = None
     #: Written before the request is forwarded; what followed is in an ``outcomes`` row (OutcomeBatch).
     event: ClassVar[str] = "decision"
+    #: A request waits on this record: refused at once while the store is down (see AuditWriter).
+    gates: ClassVar[bool] = True
+
+    def seal(self) -> SealedRecord:
+        """Encode the record for the writer (see :class:`SealedRecord`); UnrecordableError if it cannot be."""
+        columns = (self.request_id, self.account, self.model, self.decision)
+        head, tail = _seal(self.fields(), columns)
+        signals = self.signals()  # its parts are in the body, so they encode; a NUL would be stored raw
+        if signals is not None and "\x00" in signals:
+            signals = None  # readers fall back to the body
+        return SealedRecord(self.event, self.time_ns, *columns, head, tail, signals)
 
     def body(self, writer: str, seq: int) -> str:
-        return canonical_json(
-            {
-                **_head(self.event, writer, seq, self.time_ns),
-                "request_id": self.request_id,
-                "account": self.account,
-                "key_id": self.key_id,
-                "subject": dict(self.subject) if self.subject is not None else None,
-                "client_ip": self.client_ip,
-                "country": self.country,
-                "anonymizers": list(self.anonymizers) if self.anonymizers is not None else None,
-                "requested_model": self.requested_model,
-                "model": self.model,
-                "tier": self.tier,
-                "directive_id": self.directive_id,
-                "directive_version": self.directive_version,
-                "directive_sha256": self.directive_sha256,
-                "decision": self.decision,
-                "reasons": [dict(r) for r in self.reasons],
-                **_after(self.http_status, self.upstream_status, self.latency_ms, self.tokens),
-            }
-        )
+        """The record's canonical JSON at a place in a writer's chain."""
+        return self.seal().body(seq, _writer_json(writer))
+
+    def fields(self) -> dict[str, Any]:
+        """Every field of the body except ``seq`` and ``writer``."""
+        return {
+            **_head(self.event, self.time_ns),
+            "request_id": self.request_id,
+            "account": self.account,
+            "key_id": self.key_id,
+            "subject": dict(self.subject) if self.subject is not None else None,
+            "client_ip": self.client_ip,
+            "country": self.country,
+            "anonymizers": list(self.anonymizers) if self.anonymizers is not None else None,
+            "requested_model": self.requested_model,
+            "model": self.model,
+            "tier": self.tier,
+            "directive_id": self.directive_id,
+            "directive_version": self.directive_version,
+            "directive_sha256": self.directive_sha256,
+            "decision": self.decision,
+            "reasons": [dict(r) for r in self.reasons],
+            **_after(self.http_status, self.upstream_status, self.latency_ms, self.tokens),
+        }
 
     def signals(self) -> str | None:
         """The row's ``signals`` column: the facts monitoring reads without parsing the body."""
@@ -118,9 +180,9 @@ class AuditEntry:
         )  # fmt: skip
 
 
-def _head(event: str, writer: str, seq: int, time_ns: int) -> dict[str, Any]:
-    """The fields every chained record starts with."""
-    return {"schema": SCHEMA, "event": event, "writer": writer, "seq": seq, "time_ns": time_ns}
+def _head(event: str, time_ns: int) -> dict[str, Any]:
+    """The fields every chained record starts with (the writer adds ``writer`` and ``seq``)."""
+    return {"schema": SCHEMA, "event": event, "time_ns": time_ns}
 
 
 def _after(
@@ -160,22 +222,21 @@ class OutcomeBatch:
     time_ns: int
     outcomes: tuple[Outcome, ...]
     event: ClassVar[str] = "outcomes"
+    #: Nothing waits on outcomes: kept and retried while the store is down.
+    gates: ClassVar[bool] = False
     #: The indexed columns a decision row fills; an outcomes row has none.
     request_id: ClassVar[None] = None
     account: ClassVar[None] = None
     model: ClassVar[None] = None
     decision: ClassVar[None] = None
 
-    def body(self, writer: str, seq: int) -> str:
-        return canonical_json(
-            {
-                **_head(self.event, writer, seq, self.time_ns),
-                "outcomes": [o.as_dict() for o in self.outcomes],
-            }
-        )
+    def seal(self) -> SealedRecord:
+        fields = {**_head(self.event, self.time_ns), "outcomes": [o.as_dict() for o in self.outcomes]}
+        head, tail = _seal(fields, ())
+        return SealedRecord(self.event, self.time_ns, None, None, None, None, head, tail, None)
 
-    def signals(self) -> None:
-        return None
+    def body(self, writer: str, seq: int) -> str:
+        return self.seal().body(seq, _writer_json(writer))
 
 
 def entry_for(

@@ -16,10 +16,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from exportgate._files import private_sqlite
 from exportgate.errors import ConfigError, StoreError
 
 from ._record import ChainRow
-from ._store import COLUMNS, SIGNAL_SELECT, AuditStore, RawRow, RecordFilter, SignalRow, where_clause
+from ._store import COLUMNS, SIGNAL_SELECT, AuditStore, RawRow, RecordFilter, SignalRow, read_meta, where_clause
 
 __all__ = ["SqliteStore"]
 
@@ -56,6 +57,13 @@ MIGRATIONS: tuple[str, ...] = (
     );
     """,
     "ALTER TABLE audit_records ADD COLUMN signals TEXT",
+    """
+    CREATE TABLE audit_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    INSERT INTO audit_meta VALUES ('store_id', lower(hex(randomblob(16))));
+    INSERT INTO audit_meta VALUES ('opening_checkpoints_since_ns',
+        CAST(CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER) * 1000000 AS TEXT));
+    CREATE TABLE audit_probes (writer TEXT PRIMARY KEY, time_ns INTEGER NOT NULL);
+    """,
 )
 
 _INSERT = f"INSERT INTO audit_records ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"  # noqa: S608
@@ -74,15 +82,16 @@ def _path_and_mode(url: str) -> tuple[str, bool]:
 
 
 class SqliteStore(AuditStore):
-    def __init__(self, url: str, *, durable: bool = True, busy_timeout_ms: int = 5000) -> None:
+    def __init__(self, url: str, *, durable: bool = True, busy_timeout_ms: int = 5000, read_only: bool = False) -> None:
         self.url = url
-        path, self.read_only = _path_and_mode(url)
+        path, ro = _path_and_mode(url)
+        self.read_only = read_only or ro
         self.path = Path(path)
         self._busy_timeout_ms = busy_timeout_ms
         self._lock = threading.Lock()
         try:
             if not self.read_only:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
+                private_sqlite(self.path)
             elif not self.path.exists():
                 raise StoreError(f"audit store {self.path} does not exist")
             self._db = self._connect()
@@ -140,13 +149,23 @@ class SqliteStore(AuditStore):
             raise StoreError(f"cannot read audit store {self.path}: {exc}") from None
         if version > len(MIGRATIONS):
             raise StoreError(f"audit store {self.path} has schema {version}; this exportgate knows {len(MIGRATIONS)}")
-        if version == len(MIGRATIONS):
+        if version == len(MIGRATIONS) or (self.read_only and version >= 2):  # 2: every column verify reads
+            self._read_meta()
             return
         if self.read_only:
             raise StoreError(f"audit store {self.path} needs a schema upgrade and is open read-only")
         for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
             steps = [(s, (), False) for s in script.split(";") if s.strip()]
             self._write([*steps, (f"PRAGMA user_version = {number}", (), False)])
+        self._read_meta()
+
+    def _read_meta(self) -> None:
+        try:
+            self.store_id, self.opening_checkpoints_since_ns = read_meta(
+                self._db.execute("SELECT key, value FROM audit_meta")
+            )
+        except sqlite3.Error:
+            self.store_id = self.opening_checkpoints_since_ns = None  # a read-only store from before schema 3
 
     def schema_version(self) -> int:
         with self._reader() as db:
@@ -163,9 +182,16 @@ class SqliteStore(AuditStore):
             ]
         )
 
+    def writers(self) -> dict[str, int]:
+        with self._reader() as db:
+            return {str(w): int(t) for w, t in db.execute("SELECT writer, started_ns FROM audit_writers")}
+
     def append_rows(self, rows: Sequence[ChainRow]) -> None:
         if rows:
             self._write([(_INSERT, rows, True)])
+
+    def probe(self, writer: str, time_ns: int) -> None:
+        self._write([("INSERT OR REPLACE INTO audit_probes VALUES (?, ?)", (writer, time_ns), False)])
 
     def chain_rows(self) -> Iterator[ChainRow]:
         with self._reader() as db:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +17,7 @@ __all__ = [
     "RecordFilter",
     "SignalRow",
     "open_store",
+    "read_meta",
     "store_label",
     "store_url",
     "where_clause",
@@ -60,16 +61,32 @@ class RecordFilter:
 
 class AuditStore(ABC):
     """Append-only rows in per-writer hash chains. Implementations translate
-    their driver's errors into :class:`~exportgate.errors.StoreError`."""
+    their driver's errors into :class:`~exportgate.errors.StoreError`.
+
+    ``store_id`` is a random id written into the store when it is created (``audit_meta``): heads files
+    and verifiers name a store by it, so a copy, a relative path or another spelling of the URL is
+    still the same store. ``None`` only for a read-only store from before schema 3."""
 
     url: str
+    store_id: str | None = None
+    #: Writers registered from this time on open their chain with a signed checkpoint (schema 3).
+    opening_checkpoints_since_ns: int | None = None
 
     @abstractmethod
     def register_writer(self, writer: str, host: str, pid: int, key_id: str, started_ns: int) -> None: ...
 
     @abstractmethod
+    def writers(self) -> dict[str, int]:
+        """Every registered writer and when it started (``audit_writers``)."""
+
+    @abstractmethod
     def append_rows(self, rows: Sequence[ChainRow]) -> None:
         """Write rows in one transaction: all of them are durable on return, or none."""
+
+    @abstractmethod
+    def probe(self, writer: str, time_ns: int) -> None:
+        """A small real write (``audit_probes``), committed as records are: raises StoreError while the
+        store cannot take writes (down, locked, full, read-only)."""
 
     @abstractmethod
     def chain_rows(self) -> Iterator[ChainRow]:
@@ -126,6 +143,13 @@ class AuditStore(ABC):
     def close(self) -> None: ...
 
 
+def read_meta(rows: Iterable[tuple[str, str]]) -> tuple[str | None, int | None]:
+    """``store_id`` and ``opening_checkpoints_since_ns`` from ``audit_meta`` rows."""
+    meta = dict(rows)
+    since = meta.get("opening_checkpoints_since_ns")
+    return meta.get("store_id"), int(since) if since is not None else None
+
+
 def store_label(url: str) -> str:
     """A store URL without credentials: names the store in heads files and messages."""
     if "://" in url and "@" in url:
@@ -141,17 +165,21 @@ def store_url(url: str | None, home: str | Path) -> str:
     return url
 
 
-def open_store(url: str | None, home: str | Path, *, durable: bool = True, busy_timeout_ms: int = 5000) -> AuditStore:
-    """Open the store a URL names: ``sqlite:///PATH`` (``?mode=ro`` read-only) or ``postgresql://...``."""
+def open_store(
+    url: str | None, home: str | Path, *, durable: bool = True, busy_timeout_ms: int = 5000, read_only: bool = False
+) -> AuditStore:
+    """Open the store a URL names: ``sqlite:///PATH`` (``?mode=ro`` read-only) or ``postgresql://...``.
+
+    ``read_only`` never creates anything: a store that does not exist is a StoreError, not a new one."""
     url = store_url(url, home)
     if url.startswith("sqlite:"):
         from ._sqlite import SqliteStore  # noqa: PLC0415 - each backend loads only when used
 
-        return SqliteStore(url, durable=durable, busy_timeout_ms=busy_timeout_ms)
+        return SqliteStore(url, durable=durable, busy_timeout_ms=busy_timeout_ms, read_only=read_only)
     if url.startswith(("postgresql://", "postgres://")):
         from ._postgres import PostgresStore  # noqa: PLC0415 - psycopg loads only when used
 
-        return PostgresStore(url)
+        return PostgresStore(url, read_only=read_only)
     raise ConfigError(f"unsupported audit URL {url!r} (expected sqlite:///PATH or postgresql://...)")
 
 

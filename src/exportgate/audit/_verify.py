@@ -16,6 +16,20 @@ Kinds of tampering and how each shows (docs/audit.md has the full table):
 - ``truncated``: a checkpoint a writer recorded outside the store (its
   heads file) that is no longer in the store: the tail behind it was cut.
 
+And across chains (writers register in ``audit_writers`` and, since schema 3,
+open their chain with a signed checkpoint at sequence 1):
+
+- ``deleted``: a writer registered since schema 3 with no rows at all (its
+  whole chain was deleted, heads file and all);
+- ``inserted``: a chain whose writer never registered in this store;
+- ``bad_checkpoint``: a chain with no signed checkpoint by a trusted key,
+  which nothing ties to a writer of this gateway.
+
+Heads files name the store by the id written into it at creation
+(``store_id``), so the same store reached by another URL, a relative path or
+a copy at another path is still checked against them; a head whose writer is
+known to the store applies to it whatever it names.
+
 The first pass streams the rows and keeps O(1) state per chain; only when a
 link is broken does a second pass look the missing links up.
 """
@@ -32,7 +46,7 @@ from typing import Any
 
 from ._record import CHECKPOINT_SCHEMA, GENESIS, ChainRow, checkpoint_message
 from ._signing import TrustedKeys
-from ._store import AuditStore, RawRow
+from ._store import AuditStore, RawRow, store_label
 
 _GENESIS = GENESIS.encode()
 
@@ -247,9 +261,28 @@ def verify_store(store: AuditStore, trusted: TrustedKeys, heads: Iterable[Head] 
     verifier.run(store.chain_rows_bytes())
     if verifier.broken:
         verifier.classify_broken(store.chain_rows())
+    _check_writers(store, verifier)
     _check_heads(store, verifier, list(heads))
     verifier.report.seconds = time.perf_counter() - start
     return verifier.report
+
+
+def _check_writers(store: AuditStore, verifier: _Verifier) -> None:
+    """Every chain belongs to a registered writer and carries a trusted signature; every writer registered
+    since chains open with a checkpoint still has its chain."""
+    registered = store.writers()
+    chains = {c.writer: c for c in verifier.report.chains}
+    for writer, chain in chains.items():
+        if writer not in registered:
+            verifier.add("inserted", writer, chain.first_seq,
+                         "this writer never registered in the store: the chain was added from outside")  # fmt: skip
+        if chain.last_signed_seq == 0 and not any(p.writer == writer and p.kind == "bad_checkpoint"
+                                                  for p in verifier.report.problems):  # fmt: skip
+            verifier.add("bad_checkpoint", writer, None, "no checkpoint signed by a trusted key covers this chain")
+    since = store.opening_checkpoints_since_ns
+    for writer, started_ns in sorted(registered.items()):
+        if writer not in chains and since is not None and started_ns >= since:
+            verifier.add("deleted", writer, None, "a registered writer has no records: its whole chain was deleted")
 
 
 def _check_heads(store: AuditStore, verifier: _Verifier, heads: list[Head]) -> None:
@@ -273,16 +306,23 @@ def _check_heads(store: AuditStore, verifier: _Verifier, heads: list[Head]) -> N
             verifier.add("changed", head.writer, head.seq, "checkpoint differs from the one the writer recorded")
 
 
-def load_heads(audit_dir: str | Path, store_label: str) -> list[Head]:
-    """The newest checkpoint each writer recorded for this store (``HOME/audit/heads``)."""
+def load_heads(audit_dir: str | Path, store: AuditStore) -> list[Head]:
+    """The newest checkpoint each writer recorded for this store (``HOME/audit/heads``): heads that name
+    the store's id, or (files from before store ids) its URL, or whose writer the store knows."""
     heads: list[Head] = []
     directory = Path(audit_dir) / "heads"
     if not directory.is_dir():
         return heads
+    known = set(store.writers())
     for path in sorted(directory.glob("*.json")):
         try:
             data = json.loads(path.read_text("utf-8"))
-            if data.get("store") == store_label:
+            ours = (
+                (store.store_id is not None and data.get("store_id") == store.store_id)
+                or data.get("store") == store_label(store.url)
+                or data.get("writer") in known
+            )
+            if ours:
                 heads.append(Head(str(data["writer"]), int(data["seq"]), str(data["hash"]), int(data["time_ns"])))
         except (OSError, ValueError, KeyError, TypeError):
             continue

@@ -19,7 +19,6 @@ from exportgate.audit import (
     RecordFilter,
     Signer,
     load_heads,
-    store_label,
     trusted_keys,
     verify_store,
 )
@@ -89,7 +88,7 @@ def verify(
             report = verify_store(
                 store,
                 trusted_keys(home_path, public_key or []),
-                load_heads(home_path / "audit", store_label(store.url)),
+                load_heads(home_path / "audit", store),
             )
         finally:
             store.close()

@@ -1,12 +1,13 @@
 """The gateway: a plain ASGI app that decides every call before it reaches a model.
 
-Per request (docs/gateway.md): authenticate -> client IP (trusted proxies)
--> country and anonymizer flags -> ``policy.decide`` -> audit record (strict:
-committed before anything is forwarded) -> deny in the API's own error shape,
-or forward and pass the answer through, chunk by chunk for streams -> the
-outcome (statuses, latency, tokens), written in batched ``outcomes`` audit rows. Whatever cannot be
-established denies: a store that is down is a 503, an unknown country or
-anonymizer status is a 451 from the decision core.
+Per request (docs/gateway.md): authenticate (from the headers, before the body is read) -> content
+type and body rules (``_body``: one reading for every parser) -> client IP (trusted proxies) -> country
+and anonymizer flags -> ``policy.decide`` -> audit record (encoded here, so a value that cannot be
+recorded fails this request; strict: committed before anything is forwarded) -> deny in the API's own
+error shape, or forward and pass the answer through, chunk by chunk for streams, cancelling the upstream
+request the moment the client goes away -> the outcome (statuses, latency, tokens), written in batched
+``outcomes`` audit rows. Whatever cannot be established denies: a store that is down is a 503, an
+unknown country or anonymizer status is a 451 from the decision core.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import contextlib
 import logging
 import os
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,18 +36,20 @@ from exportgate._asgi import (
 )
 from exportgate._types import Decision, RequestContext, Subject
 from exportgate.audit import AuditWriter, Outcome, OutcomeBatch, entry_for
-from exportgate.errors import BadRequestError, ExportgateError, StoreError, UpstreamError
+from exportgate.errors import ExportgateError, StoreError, UpstreamError, UpstreamTimeoutError
 from exportgate.geo import GeoLookup
 from exportgate.identity import Authenticator
 from exportgate.policy import decide
 
+from ._admin import AdminGuard
+from ._body import BodyLimits, check_content_type, parse_request
 from ._clientip import ClientIpResolver
 from ._directives import DirectiveHolder
 from ._errors import ErrorAnswer, denial, error_answer
 from ._logging import AccessLog
 from ._metrics import Metrics
 from ._monitoring import BackgroundMonitor
-from ._upstream import FORWARD_REQUEST, Routing, Transport, Upstream, UpstreamResponse
+from ._upstream import FORWARD_REQUEST, JSON_CONTENT_TYPE, Routing, Transport, Upstream, UpstreamResponse
 from ._usage import UsageSniffer, usage_of
 
 __all__ = ["Gateway", "GatewayParts"]
@@ -75,10 +79,12 @@ class GatewayParts:
     client_ip: ClientIpResolver = field(default_factory=ClientIpResolver)
     blocked_by: str = "/directive"
     max_body: int = 32 * 1024 * 1024
+    body_limits: BodyLimits = field(default_factory=BodyLimits)
     access_log: AccessLog | None = None
     metrics: Metrics = field(default_factory=Metrics)
     watch_interval: float = 1.0
     monitor: BackgroundMonitor | None = None
+    admin: AdminGuard = field(default_factory=AdminGuard)
 
 
 @dataclass
@@ -92,6 +98,7 @@ class _Call:
     subject: Subject | None = None
     context: RequestContext = field(default_factory=RequestContext)
     decision: Decision | None = None
+    recorded: bool = False  # the decision's audit record is written (or queued): its outcome may follow
     status: int = 0
 
 
@@ -107,6 +114,14 @@ class Gateway:
         self._outcome_timer: asyncio.TimerHandle | None = None
         self._watcher: asyncio.Task[None] | None = None
         self._closed = False
+        #: The routes that are not model calls, as data: (method, path) -> handler.
+        self._routes: dict[tuple[str, str], Callable[[Scope, Send], Awaitable[None]]] = {
+            ("GET", "/healthz"): self._health,
+            ("GET", "/readyz"): self._ready,
+            ("GET", "/metrics"): self._metrics,
+            ("GET", "/directive"): self._directive,
+            ("GET", "/v1/models"): self._models,
+        }
 
     # -- ASGI ------------------------------------------------------------------
 
@@ -172,6 +187,7 @@ class Gateway:
             if parts.directives.changed():
                 outcome = "ok" if parts.directives.reload() else "refused"
                 self.metrics.count("exportgate_directive_reloads_total", (outcome,))
+            self._gauges()
             self.metrics.save()
             if parts.access_log is not None:
                 parts.access_log.flush()
@@ -180,11 +196,11 @@ class Gateway:
 
     async def _proxy(self, scope: Scope, receive: Receive, send: Send, api: str, path: str) -> None:
         call = _Call(_request_id(), api, path, time.perf_counter())
-        token, forwarded_for, upstream_headers = _read_headers(scope["headers"])
+        token, forwarded_for, upstream_headers, content_type = _read_headers(scope["headers"])
         try:
-            body = await read_body(receive, self.parts.max_body)
-            payload, model = _payload(body)
-            call.subject = self.parts.authenticator.authenticate(token)
+            call.subject = self.parts.authenticator.authenticate(token)  # from the headers: no body read unless known
+            check_content_type(content_type)
+            payload, model = parse_request(await read_body(receive, self.parts.max_body), self.parts.body_limits)
             call.context = self._context(scope, forwarded_for)
             directive = self.parts.directives.current
             call.decision = decision = decide(call.subject, call.context, model, directive)
@@ -203,12 +219,10 @@ class Gateway:
         except ExportgateError as exc:
             await self._fail(send, call, exc)
             return
-        if upstream_model != payload.get("model"):
-            payload["model"] = upstream_model
-            body = orjson.dumps(payload)
-        upstream_headers.append((b"x-request-id", call.request_id.encode()))
+        payload["model"] = upstream_model  # exactly the model decided on (its upstream name), however it was spelt
+        upstream_headers += ((b"content-type", JSON_CONTENT_TYPE), (b"x-request-id", call.request_id.encode()))
         self.metrics.observe("exportgate_gateway_overhead_seconds", (path,), time.perf_counter() - call.started)
-        await self._forward(send, receive, call, upstream, body, upstream_headers)
+        await self._forward(send, receive, call, upstream, orjson.dumps(payload), upstream_headers)
 
     def _context(self, scope: Scope, forwarded_for: list[bytes]) -> RequestContext:
         client = scope.get("client")
@@ -233,6 +247,7 @@ class Gateway:
             http_status=status,
         )
         await self.parts.audit.append_async(entry)
+        call.recorded = True
         decision = call.decision
         reason = decision.reasons[0].code.value if decision.reasons else ""
         self.metrics.count(
@@ -240,8 +255,8 @@ class Gateway:
         )
 
     async def _outcome(self, call: _Call, upstream_status: int | None, tokens: dict[str, int] | None) -> None:
-        """Queue what followed an allowed decision; outcomes are written in batches (see OutcomeBatch)."""
-        if call.decision is None:
+        """Queue what followed a recorded decision; outcomes are written in batches (see OutcomeBatch)."""
+        if not call.recorded:
             return
         latency = (time.perf_counter() - call.started) * 1000
         self._outcomes.append(Outcome(call.request_id, call.status, upstream_status, latency, tokens))
@@ -267,22 +282,37 @@ class Gateway:
     async def _forward(  # noqa: PLR0917
         self, send: Send, receive: Receive, call: _Call, upstream: Upstream, body: bytes, headers: RawHeaders
     ) -> None:
+        """Send the request upstream and the answer back. A client that goes away at any point, before the
+        upstream's headers or during the body, cancels the upstream request (its connection is closed, so
+        the model stops generating) and the outcome is 499."""
         transport = self.parts.transports[upstream.transport]
+        watch = _DisconnectWatch(receive)
+        response: UpstreamResponse | None = None
+        tokens: dict[str, int] | None = None
         try:
             response = await transport.send(upstream, "POST", call.route, body, headers)
-        except UpstreamError as exc:
-            self.metrics.count("exportgate_upstream_errors_total", (upstream.name, exc.code))
-            await self._fail(send, call, exc)
-            return
-        try:
             streaming = any(k == b"content-type" and v.startswith(b"text/event-stream") for k, v in response.headers)
             if streaming and response.status == 200:
-                tokens = await self._stream(send, receive, call, upstream.name, response)
+                tokens = await self._stream(send, call, upstream.name, response)
             else:
                 tokens = await self._relay(send, call, upstream.name, response)
+            watch.answered()
+        except asyncio.CancelledError:
+            if not watch.stop():
+                raise
+            call.status = 499
+        except UpstreamError as exc:
+            self.metrics.count("exportgate_upstream_errors_total", (upstream.name, exc.code))
+            if watch.stop():
+                call.status = 499
+            else:
+                await self._fail(send, call, exc)
+                return
         finally:
-            response.close()
-        await self._outcome(call, response.status, tokens)
+            watch.stop()
+            if response is not None:
+                response.close()
+        await self._outcome(call, response.status if response is not None else None, tokens)
         self._done(call)
 
     async def _relay(self, send: Send, call: _Call, upstream: str, response: UpstreamResponse) -> dict[str, int] | None:
@@ -290,64 +320,35 @@ class Gateway:
             content = await response.read()
         except UpstreamError as exc:
             self.metrics.count("exportgate_upstream_errors_total", (upstream, exc.code))
-            await self._send(send, call, self._error(call, exc.status, exc.code, exc.message))
+            await self._send(send, call, self._upstream_error(call, exc))
             return None
         status = response.status
         if status == 401:  # the upstream refused *our* key: not the caller's problem to fix
             self.metrics.count("exportgate_upstream_errors_total", (upstream, "upstream_auth"))
-            refused = "the upstream refused the gateway's credentials"
-            await self._send(send, call, self._error(call, 502, "upstream_error", refused))
+            log.error("request %s: upstream %s refused the gateway's credentials", call.request_id, upstream)
+            await self._send(send, call, self._error(call, 502, "upstream_error", "the upstream model is unavailable"))
             return None
         call.status = status
         content_type, extra = _split_content_type(response.headers)
         await send_bytes(send, status, content, content_type, [*extra, (b"x-request-id", call.request_id.encode())])
         return usage_of(content) if status == 200 else None
 
-    async def _stream(
-        self, send: Send, receive: Receive, call: _Call, upstream: str, response: UpstreamResponse
-    ) -> dict[str, int] | None:
-        """Pass SSE through chunk by chunk; a client that goes away cancels the upstream request."""
+    async def _stream(self, send: Send, call: _Call, upstream: str, response: UpstreamResponse) -> dict[str, int] | None:
+        """Pass SSE through chunk by chunk (a client that goes away cancels this: see :meth:`_forward`)."""
         sniffer = UsageSniffer()
         call.status = 200
-
-        async def pump() -> None:
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": 200,
-                    "headers": [
-                        *response.headers,
-                        (b"cache-control", b"no-cache"),
-                        (b"x-request-id", call.request_id.encode()),
-                    ],
-                }
-            )
-            try:
-                async for chunk in response.chunks():
-                    sniffer.feed(chunk)
-                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
-            except UpstreamError as exc:  # headers are gone: end the stream with an error event
-                self.metrics.count("exportgate_upstream_errors_total", (upstream, exc.code))
-                call.status = exc.status
-                await send({"type": "http.response.body", "body": _sse_error(call, exc), "more_body": True})
-            await send({"type": "http.response.body", "body": b""})
-
-        async def gone() -> None:
-            while (await receive())["type"] != "http.disconnect":
-                pass
-
-        pumping, watching = asyncio.ensure_future(pump()), asyncio.ensure_future(gone())
+        headers = [*response.headers, (b"cache-control", b"no-cache"), (b"x-request-id", call.request_id.encode())]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
         try:
-            await asyncio.wait((pumping, watching), return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            watching.cancel()
-            if not pumping.done():  # the client went away: stop reading from the upstream
-                pumping.cancel()
-                call.status = 499
-                with contextlib.suppress(BaseException):
-                    await pumping
-        if pumping.done() and not pumping.cancelled() and pumping.exception() is not None:
-            call.status = 499  # the client's connection failed while we wrote to it
+            async for chunk in response.chunks():
+                sniffer.feed(chunk)
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        except UpstreamError as exc:  # headers are gone: end the stream with an error event
+            self.metrics.count("exportgate_upstream_errors_total", (upstream, exc.code))
+            call.status = exc.status
+            log.error("request %s: upstream %s failed mid-stream: %s", call.request_id, upstream, exc)
+            await send({"type": "http.response.body", "body": _sse_error(call, exc), "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
         return sniffer.result()
 
     # -- answers ---------------------------------------------------------------
@@ -367,15 +368,23 @@ class Gateway:
 
     async def _fail(self, send: Send, call: _Call, exc: ExportgateError) -> None:
         """An error before or instead of forwarding: its own status, never a forward."""
-        status = exc.status if 400 <= exc.status < 600 else 500
-        message = exc.message if status != 500 else "internal error"
-        if isinstance(exc, StoreError):
-            message = "a required store is unavailable; the request was not forwarded"
-            log.error("request %s denied, store unavailable: %s", call.request_id, exc)
-        await self._send(send, call, self._error(call, status, exc.code, message))
-        if not isinstance(exc, StoreError):  # a decision that was recorded gets its outcome
-            await self._outcome(call, None, None)
+        if isinstance(exc, UpstreamError):
+            answer = self._upstream_error(call, exc)
+        else:
+            status = exc.status if 400 <= exc.status < 600 else 500
+            message = exc.message if status != 500 else "internal error"
+            if isinstance(exc, StoreError):
+                message = "a required store is unavailable; the request was not forwarded"
+                log.error("request %s denied, store unavailable: %s", call.request_id, exc)
+            answer = self._error(call, status, exc.code, message)
+        await self._send(send, call, answer)
+        await self._outcome(call, None, None)
         self._done(call)
+
+    def _upstream_error(self, call: _Call, exc: UpstreamError) -> ErrorAnswer:
+        """502/504 in the API's shape, saying nothing of where the upstream is; the detail goes to the log."""
+        log.error("request %s: %s", call.request_id, exc)
+        return self._error(call, exc.status, exc.code, _public_upstream_message(exc))
 
     def _done(self, call: _Call) -> None:
         elapsed = time.perf_counter() - call.started
@@ -390,61 +399,83 @@ class Gateway:
 
     async def _other(self, scope: Scope, receive: Receive, send: Send, path: str) -> None:
         method = scope["method"]
-        if method == "GET" and path == "/healthz":
-            await send_json(send, 200, {"status": "ok"})
-        elif method == "GET" and path == "/readyz":
-            await self._ready(send)
-        elif method == "GET" and path == "/metrics":
-            await send_bytes(send, 200, self.metrics.render(), b"text/plain; version=0.0.4; charset=utf-8")
-        elif method == "GET" and path == "/directive":
-            await send_json(send, 200, self._directive_page())
-        elif method == "GET" and path == "/v1/models":
-            await self._models(scope, send)
-        else:
-            api = "anthropic" if path.startswith("/v1/messages") else "openai"
-            await _send_answer(send, error_answer(api, 404, "not_found", f"no route {method} {path}", _request_id()))
+        route = self._routes.get((method, path))
+        if route is not None:
+            await route(scope, send)
+            return
+        api = "anthropic" if path.startswith("/v1/messages") else "openai"
+        shown = path if len(path) <= 100 else path[:100] + "..."
+        await _send_answer(send, error_answer(api, 404, "not_found", f"no route {method[:10]} {shown}", _request_id()))
 
-    async def _ready(self, send: Send) -> None:
+    async def _health(self, scope: Scope, send: Send) -> None:
+        await send_json(send, 200, {"status": "ok"})
+
+    async def _ready(self, scope: Scope, send: Send) -> None:
+        """200 when every dependency a request needs answers, else 503; the detail only for the admin."""
+        ready, checks = self._checks()
+        body: dict[str, Any] = {"status": "ready" if ready else "not_ready"}
+        if self.parts.admin.allows(scope["headers"]):
+            body["checks"] = checks
+        await send_json(send, 200 if ready else 503, body)
+
+    def _checks(self) -> tuple[bool, dict[str, Any]]:
         parts = self.parts
         directive = parts.directives.current
-        audit_error = parts.audit.error
-        ready = audit_error is None and not self._closed
-        await send_json(
-            send,
-            200 if ready else 503,
-            {
-                "status": "ready" if ready else "not_ready",
-                "directive": {
-                    "id": directive.id,
-                    "version": directive.version,
-                    "sha256": directive.sha256,
-                    "source": str(parts.directives.path),
-                    "reload_error": parts.directives.error,
-                },
-                "audit": {
-                    "mode": parts.audit.mode,
-                    "writer": parts.audit.writer_id,
-                    "error": str(audit_error) if audit_error else None,
-                },
-            },
-        )
+        audit_error, accounts_error = parts.audit.error, parts.authenticator.store.health()
+        checks: dict[str, Any] = {
+            "audit": {"ok": audit_error is None, "mode": parts.audit.mode, "writer": parts.audit.writer_id,
+                      "error": str(audit_error) if audit_error else None, "unwritten": parts.audit.unwritten},
+            "accounts": {"ok": accounts_error is None, "error": accounts_error},
+            "directive": {"ok": True, "id": directive.id, "version": directive.version, "sha256": directive.sha256,
+                          "source": str(parts.directives.path), "reload_error": parts.directives.error},
+            "gateway": {"ok": not self._closed},
+        }  # fmt: skip
+        if parts.monitor is not None:
+            checks["monitor"] = {"ok": True, "leading": parts.monitor.leading, "passes": parts.monitor.passes}
+        return all(check["ok"] for check in checks.values()), checks
 
-    def _directive_page(self) -> dict[str, Any]:
-        """What a denied caller's ``Link: rel="blocked-by"`` points to: the legal demand in force."""
+    async def _metrics(self, scope: Scope, send: Send) -> None:
+        if not await self._admin_only(scope, send):
+            return
+        self._gauges()
+        await send_bytes(send, 200, self.metrics.render(), b"text/plain; version=0.0.4; charset=utf-8")
+
+    def _gauges(self) -> None:
+        audit = self.parts.audit
+        self.metrics.gauge("exportgate_audit_up", (audit.writer_id,), 0.0 if audit.error else 1.0)
+        self.metrics.gauge("exportgate_audit_unwritten_records", (audit.writer_id,), float(audit.unwritten))
+
+    async def _directive(self, scope: Scope, send: Send) -> None:
+        """What a denied caller's ``Link: rel="blocked-by"`` points to: the legal demand in force; the
+        models and their tiers only for the admin."""
         d = self.parts.directives.current
-        return {
+        page: dict[str, Any] = {
             "directive": d.id,
             "version": d.version,
             "effective": d.effective,
             "authority": d.authority,
             "references": list(d.references),
             "sha256": d.sha256,
-            "models": {name: entry.tier for name, entry in d.models.items()},
         }
+        if self.parts.admin.allows(scope["headers"]):
+            page["models"] = {name: entry.tier for name, entry in d.models.items()}
+        await send_json(send, 200, page)
+
+    async def _admin_only(self, scope: Scope, send: Send) -> bool:
+        if self.parts.admin.allows(scope["headers"]):
+            return True
+        if self.parts.admin.enabled:
+            answer = error_answer("openai", 401, "admin_token_required", "this endpoint needs the admin token",
+                                  _request_id(), headers=[(b"www-authenticate", b"Bearer")])  # fmt: skip
+        else:
+            answer = error_answer("openai", 403, "admin_disabled",
+                                  "admin endpoints are off: set admin_token (EXPORTGATE_ADMIN_TOKEN)", _request_id())
+        await _send_answer(send, answer)
+        return False
 
     async def _models(self, scope: Scope, send: Send) -> None:
         """Only the models this caller may use, decided exactly as a request for each would be."""
-        token, forwarded_for, _ = _read_headers(scope["headers"])
+        token, forwarded_for, _, _ = _read_headers(scope["headers"])
         rid = _request_id()
         try:
             subject = self.parts.authenticator.authenticate(token)
@@ -465,11 +496,13 @@ class Gateway:
         )
 
 
-def _read_headers(headers: RawHeaders) -> tuple[str, list[bytes], RawHeaders]:
-    """One pass over the request headers: the credential, X-Forwarded-For values, headers to pass on."""
+def _read_headers(headers: RawHeaders) -> tuple[str, list[bytes], RawHeaders, bytes | None]:
+    """One pass over the request headers: the credential, X-Forwarded-For values, headers to pass on, and
+    the content type (``None`` when absent; a repeated one makes the request ambiguous, so it is refused)."""
     token = ""
     forwarded_for: list[bytes] = []
     upstream: RawHeaders = []
+    content_type: bytes | None = None
     for name, value in headers:
         if name == b"authorization":
             scheme, _, rest = value.partition(b" ")
@@ -479,22 +512,43 @@ def _read_headers(headers: RawHeaders) -> tuple[str, list[bytes], RawHeaders]:
             token = token or value.strip().decode("latin-1")
         elif name == b"x-forwarded-for":
             forwarded_for.append(value)
+        elif name == b"content-type":
+            content_type = value if content_type is None else b"multiple/content-types"
         elif name in FORWARD_REQUEST:
             upstream.append((name, value))
-    return token, forwarded_for, upstream
+    return token, forwarded_for, upstream, content_type
 
 
-def _payload(body: bytes) -> tuple[dict[str, Any], str]:
-    try:
-        payload = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        raise BadRequestError("the request body is not valid JSON") from None
-    if not isinstance(payload, dict):
-        raise BadRequestError("the request body must be a JSON object")
-    model = payload.get("model")
-    if not isinstance(model, str) or not model.strip():
-        raise BadRequestError("'model' is required and must be a string")
-    return payload, model
+class _DisconnectWatch:
+    """Waits for the client's ``http.disconnect`` beside the request; when it comes before the answer is
+    complete, it cancels the request's task (whatever that awaits: the upstream's headers, its body, a
+    write to the client), and :meth:`stop` tells the request it was this."""
+
+    __slots__ = ("_done", "_task", "_watcher", "gone")
+
+    def __init__(self, receive: Receive) -> None:
+        self._task = asyncio.current_task()
+        self._done = False
+        self.gone = False
+        self._watcher = asyncio.ensure_future(self._watch(receive))
+
+    async def _watch(self, receive: Receive) -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        if not self._done and self._task is not None:
+            self.gone = True
+            self._task.cancel()
+
+    def answered(self) -> None:
+        self._done = True
+
+    def stop(self) -> bool:
+        """Stop watching; True when the client went away (and this watch cancelled the request)."""
+        self._done = True
+        self._watcher.cancel()
+        if self.gone and self._task is not None and self._task.cancelling():
+            self._task.uncancel()
+        return self.gone
 
 
 def _request_id() -> str:
@@ -521,8 +575,14 @@ def _split_content_type(headers: list[tuple[bytes, bytes]]) -> tuple[bytes, list
     return content_type, extra
 
 
-def _sse_error(call: _Call, exc: ExportgateError) -> bytes:
-    _, body, _ = error_answer(call.api, exc.status, exc.code, exc.message, call.request_id)
+def _public_upstream_message(exc: UpstreamError) -> str:
+    if isinstance(exc, UpstreamTimeoutError):
+        return "the upstream model did not answer in time"
+    return "the upstream model is unavailable"
+
+
+def _sse_error(call: _Call, exc: UpstreamError) -> bytes:
+    _, body, _ = error_answer(call.api, exc.status, exc.code, _public_upstream_message(exc), call.request_id)
     if call.api == "anthropic":
         return b"event: error\ndata: " + body + b"\n\n"
     return b"data: " + body + b"\n\n"

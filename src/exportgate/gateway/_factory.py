@@ -6,13 +6,16 @@ from typing import Any
 
 from exportgate.audit import audit_from_settings, audit_store_from_settings
 from exportgate.config import Settings, resolve_secret
+from exportgate.errors import ConfigError
 from exportgate.geo import geo_from_settings
 from exportgate.identity import authenticator_from_settings
 from exportgate.monitor import load_config
 from exportgate.policy import example_directive_path
 from exportgate.sim import SimApp
 
+from ._admin import AdminGuard
 from ._app import Gateway, GatewayParts
+from ._body import BodyLimits
 from ._clientip import ClientIpResolver
 from ._directives import DirectiveHolder
 from ._logging import AccessLog, configure_logging
@@ -31,6 +34,22 @@ def routing_from_settings(settings: Settings) -> Routing:
     return Routing.simulator()
 
 
+def admin_from_settings(settings: Settings) -> AdminGuard:
+    token = settings.admin_token
+    if token and not token.startswith("$env:"):
+        raise ConfigError("admin_token: give the token by reference, $env:NAME, never inline")
+    secret = resolve_secret(token)
+    if secret is not None and len(secret) < 16:
+        raise ConfigError("admin_token: the token must be at least 16 characters")
+    return AdminGuard(secret)
+
+
+def body_limits_from_settings(settings: Settings) -> BodyLimits:
+    if settings.max_json_depth < 1 or settings.max_json_values < 1:
+        raise ConfigError("max_json_depth and max_json_values must be at least 1")
+    return BodyLimits(settings.max_json_depth, settings.max_json_values)
+
+
 def _checked_parts(settings: Settings) -> dict[str, Any]:
     """Every part that validates a setting; a bad setting fails here, not under load."""
     return {
@@ -39,6 +58,8 @@ def _checked_parts(settings: Settings) -> dict[str, Any]:
         "client_ip": ClientIpResolver(settings.trusted_proxies),
         "authenticator": authenticator_from_settings(settings),
         "geo": geo_from_settings(settings),
+        "admin": admin_from_settings(settings),
+        "body_limits": body_limits_from_settings(settings),
     }
 
 

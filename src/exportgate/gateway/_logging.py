@@ -29,7 +29,10 @@ class JsonFormatter(logging.Formatter):
         }
         if record.exc_info:
             line["exception"] = self.formatException(record.exc_info)
-        return orjson.dumps(line).decode()
+        try:
+            return orjson.dumps(line).decode()
+        except TypeError:
+            return orjson.dumps({k: _printable(v) for k, v in line.items()}).decode()
 
 
 def configure_logging(level: str = "info") -> None:
@@ -39,6 +42,14 @@ def configure_logging(level: str = "info") -> None:
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     root.propagate = False
+
+
+def _printable(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(value, list):
+        return [_printable(v) for v in value]
+    return value
 
 
 class AccessLog:
@@ -75,7 +86,11 @@ class AccessLog:
             "country": context.country,
             "latency_ms": round(seconds * 1000, 3),
         }
-        self._lines.append(orjson.dumps(line))
+        try:
+            encoded = orjson.dumps(line)
+        except TypeError:  # a value that is not valid Unicode (a claim with a lone surrogate): escape it
+            encoded = orjson.dumps({k: _printable(v) for k, v in line.items()})
+        self._lines.append(encoded)
         if len(self._lines) >= self.batch:
             self.flush()
 

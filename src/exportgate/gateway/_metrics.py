@@ -32,6 +32,13 @@ _COUNTERS = {
     "exportgate_upstream_errors_total": ("Upstream failures by upstream and kind.", ("upstream", "kind")),
     "exportgate_directive_reloads_total": ("Directive reloads by outcome.", ("outcome",)),
 }
+_GAUGES = {
+    "exportgate_audit_up": ("1 while this worker's audit writer can write, else 0.", ("writer",)),
+    "exportgate_audit_unwritten_records": (
+        "Records this worker could not commit and saved to HOME/audit/unwritten-<writer>.jsonl.",
+        ("writer",),
+    ),
+}
 
 
 def _escape(value: str) -> str:
@@ -41,13 +48,18 @@ def _escape(value: str) -> str:
 class Metrics:
     def __init__(self, directory: Path | None = None) -> None:
         self.directory = directory
-        self.counters: dict[str, defaultdict[tuple[str, ...], float]] = {n: defaultdict(float) for n in _COUNTERS}
+        self.counters: dict[str, defaultdict[tuple[str, ...], float]] = {
+            n: defaultdict(float) for n in (*_COUNTERS, *_GAUGES)
+        }
         self.histograms: dict[str, defaultdict[tuple[str, ...], list[float]]] = {
             n: defaultdict(lambda: [0.0] * (len(BUCKETS) + 2)) for n in _HISTOGRAMS
         }
 
     def count(self, name: str, labels: tuple[str, ...], value: float = 1.0) -> None:
         self.counters[name][labels] += value
+
+    def gauge(self, name: str, labels: tuple[str, ...], value: float) -> None:
+        self.counters[name][labels] = value
 
     def observe(self, name: str, labels: tuple[str, ...], seconds: float) -> None:
         row = self.histograms[name][labels]  # [bucket counts..., +Inf count, sum]
@@ -102,8 +114,11 @@ class Metrics:
                     for i, v in enumerate(values):
                         mine[i] += v
         lines: list[str] = []
-        for name, (help_text, label_names) in _COUNTERS.items():
-            lines += [f"# HELP {name} {help_text}", f"# TYPE {name} counter"]
+        for name, (help_text, label_names), kind in [
+            *((n, spec, "counter") for n, spec in _COUNTERS.items()),
+            *((n, spec, "gauge") for n, spec in _GAUGES.items()),
+        ]:
+            lines += [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}"]
             for key, value in sorted(counters.get(name, {}).items()):
                 labels = ",".join(f'{n}="{_escape(v)}"' for n, v in zip(label_names, key, strict=True))
                 lines.append(f"{name}{{{labels}}} {value:g}")

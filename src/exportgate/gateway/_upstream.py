@@ -33,13 +33,22 @@ from exportgate._http import HttpClient, Origin, parse_base_url
 from exportgate.config import resolve_secret
 from exportgate.errors import BadRequestError, ConfigError, UpstreamError
 
-__all__ = ["HttpTransport", "LocalTransport", "Routing", "Upstream", "UpstreamResponse", "load_routing"]
+__all__ = [
+    "FORWARD_REQUEST",
+    "JSON_CONTENT_TYPE",
+    "HttpTransport",
+    "LocalTransport",
+    "Routing",
+    "Upstream",
+    "UpstreamResponse",
+    "load_routing",
+]
 
 SIMULATOR = "sim:"
-#: Request headers passed on to the upstream (everything else, credentials first, stays here).
-FORWARD_REQUEST = frozenset(
-    {b"content-type", b"accept", b"anthropic-version", b"anthropic-beta", b"openai-beta", b"idempotency-key"}
-)
+#: Request headers passed on to the upstream (everything else, credentials first, stays here). The content
+#: type is not among them: the gateway always sends ``JSON_CONTENT_TYPE`` (it checked the body is JSON).
+FORWARD_REQUEST = frozenset({b"accept", b"anthropic-version", b"anthropic-beta", b"openai-beta", b"idempotency-key"})
+JSON_CONTENT_TYPE = b"application/json"
 #: Response headers passed back to the client.
 FORWARD_RESPONSE_PREFIXES = (b"x-ratelimit-", b"anthropic-ratelimit-", b"retry-after", b"openai-processing-ms")
 
@@ -299,7 +308,11 @@ class LocalTransport:
                 queue.put_nowait(None)
 
         task = asyncio.ensure_future(run())
-        status, head = await started
+        try:
+            status, head = await started
+        except asyncio.CancelledError:  # the caller went away before the answer started
+            task.cancel()
+            raise
         return _LocalResponse(status, head, queue, task)
 
     async def close(self) -> None:

@@ -134,6 +134,14 @@ class AccountStore:
                     db.execute(statement)
                 db.execute(f"PRAGMA user_version = {number}")
 
+    def health(self) -> str | None:
+        """``None`` while the store answers a query, else why not (what ``/readyz`` reports)."""
+        try:
+            self._query("SELECT 1 FROM accounts LIMIT 1")
+        except StoreError as exc:
+            return str(exc)
+        return None
+
     @property
     def schema_version(self) -> int:
         return int(str(self._query("PRAGMA user_version")[0][0]))

@@ -1,0 +1,67 @@
+"""Files and directories that hold personal data or keys: owner-only from the moment they exist.
+
+A home holds citizenships and KYC levels (the account store), the audit record, signing keys and raw
+transcripts, so the home and its subdirectories are 0700 and every file in them 0600, whatever the
+umask. Files are *created* with that mode (never created open and tightened later), and files and
+directories from older versions are tightened when exportgate opens them.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import IO, Any
+
+__all__ = ["private_dir", "private_file", "private_sqlite"]
+
+_WRITE_FLAGS = {
+    "w": os.O_WRONLY | os.O_CREAT | os.O_TRUNC,
+    "a": os.O_WRONLY | os.O_CREAT | os.O_APPEND,
+    "x": os.O_WRONLY | os.O_CREAT | os.O_EXCL,
+}
+
+
+def private_dir(path: Path) -> Path:
+    """Create ``path`` (and missing parents) as 0700 directories; an existing one is tightened to 0700
+    when this user owns it."""
+    missing = []
+    for parent in (path, *path.parents):
+        if parent.exists():
+            break
+        missing.append(parent)
+    for directory in reversed(missing):
+        try:
+            directory.mkdir(mode=0o700)
+        except FileExistsError:  # made by another process in between
+            pass
+    if not missing and path.is_dir() and path.stat().st_uid == os.getuid() and path.stat().st_mode & 0o077:
+        path.chmod(0o700)
+    return path
+
+
+def private_file(path: Path, mode: str = "w", encoding: str | None = "utf-8") -> IO[Any]:
+    """Open ``path`` for writing (``w``, ``a``, ``x``; add ``b`` for bytes) as a 0600 file."""
+    binary = "b" in mode
+    fd = os.open(path, _WRITE_FLAGS[mode.replace("b", "")], 0o600)
+    try:
+        os.fchmod(fd, 0o600)  # a file from before: tighten it too
+        return os.fdopen(fd, mode, encoding=None if binary else encoding)
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def private_sqlite(path: Path) -> Path:
+    """Make an SQLite database file 0600 before SQLite opens it (SQLite gives its -wal and -shm files the
+    database file's mode), in a 0700 directory; an existing database and its companions are tightened."""
+    private_dir(path.parent)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
+    for suffix in ("-wal", "-shm", "-journal"):
+        companion = path.with_name(path.name + suffix)
+        if companion.exists():
+            companion.chmod(0o600)
+    return path

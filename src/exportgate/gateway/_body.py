@@ -1,0 +1,114 @@
+"""What a model route accepts as a request body, so the gateway and any upstream read it the same way.
+
+The gateway decides on the ``model`` it parsed; the upstream must act on that same model. JSON parsers
+disagree on inputs the standard leaves open, and a body either could read differently is a way past the
+decision: ``{"model": "restricted", "model": "open"}`` is the open model to a last-wins parser and the
+restricted one to a first-wins parser, and a JSON body sent as a form reads as form fields to an
+upstream that honours the content type. So (docs/gateway.md, "Request bodies"):
+
+- the content type must be JSON (``application/json``, any ``charset`` but UTF-8 refused) or absent,
+  else 415; the upstream is always sent ``content-type: application/json``;
+- the body must be one JSON object in strict UTF-8 (no comments, NaN, trailing data: what orjson
+  refuses), else 400;
+- no object anywhere in it may repeat a key, however the key is spelled (``"model"`` and
+  ``"mod\\u0065l"`` are the same key), else 400;
+- nesting at most ``max_depth`` levels and at most ``max_elements`` values in all (parse cost and
+  memory are bounded before the body is parsed), else 400 or 413;
+- ``model`` a non-empty string of at most 256 bytes, else 400.
+
+A body that passes has one reading, and the gateway forwards those bytes (or, when the upstream's name
+for the model differs, the re-encoded object with that name).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from exportgate.errors import BadRequestError, UnsupportedMediaError
+
+__all__ = ["MAX_MODEL_BYTES", "BodyLimits", "check_content_type", "parse_request"]
+
+MAX_MODEL_BYTES = 256
+
+
+class BodyTooComplex(BadRequestError):
+    status = 413
+    code = "request_too_large"
+
+
+@dataclass(frozen=True)
+class BodyLimits:
+    max_depth: int = 64
+    max_elements: int = 500_000
+
+
+def check_content_type(value: bytes | None) -> None:
+    """415 unless the content type is JSON in UTF-8, or absent."""
+    if value is None:
+        return
+    media, _, params = value.partition(b";")
+    if media.strip().lower() != b"application/json":
+        raise UnsupportedMediaError("the request body must be JSON (Content-Type: application/json)")
+    for param in params.split(b";"):
+        name, _, charset = param.partition(b"=")
+        if name.strip().lower() == b"charset" and charset.strip().strip(b'"').lower() not in (b"utf-8", b"utf8"):
+            raise UnsupportedMediaError("the request body must be UTF-8 JSON")
+
+
+def parse_request(body: bytes, limits: BodyLimits) -> tuple[dict[str, Any], str]:
+    """The request object and its model, or the error a body outside the rules above gets."""
+    if body.count(b",") >= limits.max_elements and _values_at_most(body) >= limits.max_elements:
+        raise BodyTooComplex(f"the request body has more than {limits.max_elements} JSON values")
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise BadRequestError("the request body is not valid JSON") from None
+    if not isinstance(payload, dict):
+        raise BadRequestError("the request body must be a JSON object")
+    keys, depth = _shape(payload, limits.max_depth)
+    if depth > limits.max_depth:
+        raise BadRequestError(f"the request body nests deeper than {limits.max_depth} levels")
+    if body.count(b":") != keys and _raw_keys(body) != keys:  # colons in strings: count keys exactly
+        raise BadRequestError("the request body repeats a key in an object; each key may appear once")
+    model = payload.get("model")
+    if not isinstance(model, str) or not model.strip():
+        raise BadRequestError("'model' is required and must be a string")
+    if len(model) > MAX_MODEL_BYTES or len(model.encode("utf-8")) > MAX_MODEL_BYTES:
+        raise BadRequestError(f"'model' is longer than {MAX_MODEL_BYTES} bytes")
+    return payload, model
+
+
+def _shape(value: dict[str, Any], max_depth: int) -> tuple[int, int]:
+    """Keys in every object, and the deepest nesting (stops descending past ``max_depth``)."""
+    keys, deepest = 0, 1
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if depth > max_depth:
+            break
+        children = item.values() if type(item) is dict else item
+        if type(item) is dict:
+            keys += len(item)
+        stack.extend((child, depth + 1) for child in children if type(child) is dict or type(child) is list)
+    return keys, deepest
+
+
+def _outside_strings(body: bytes) -> bytes:
+    """The body with every string's contents removed (escaped quotes and backslashes first)."""
+    if b"\\" in body:
+        body = body.replace(b"\\\\", b"").replace(b'\\"', b"")
+    return b"".join(body.split(b'"')[0::2])
+
+
+def _raw_keys(body: bytes) -> int:
+    """Keys as written: outside strings, every ``:`` follows a key."""
+    return _outside_strings(body).count(b":")
+
+
+def _values_at_most(body: bytes) -> int:
+    """An upper bound on the values a (valid) body holds, from its separators outside strings."""
+    return _outside_strings(body).count(b",") + 1
