@@ -8,6 +8,7 @@ directories from older versions are tightened when exportgate opens them.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 from typing import IO, Any
@@ -30,10 +31,8 @@ def private_dir(path: Path) -> Path:
             break
         missing.append(parent)
     for directory in reversed(missing):
-        try:
+        with contextlib.suppress(FileExistsError):  # made by another process in between
             directory.mkdir(mode=0o700)
-        except FileExistsError:  # made by another process in between
-            pass
     if not missing and path.is_dir() and path.stat().st_uid == os.getuid() and path.stat().st_mode & 0o077:
         path.chmod(0o700)
     return path

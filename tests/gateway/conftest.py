@@ -113,8 +113,12 @@ def serve(home: Path, *extra: str, env: dict[str, str] | None = None) -> Server:
     process = start(
         ["serve", "--home", str(home), "--port", str(port), *extra],
         url + "/healthz",
-        env={"EXPORTGATE_WATCH_INTERVAL": "0.2", "EXPORTGATE_ADMIN_TOKEN": "$env:EG_TEST_ADMIN_TOKEN",
-             "EG_TEST_ADMIN_TOKEN": ADMIN_TOKEN, **(env or {})},  # fmt: skip
+        env={
+            "EXPORTGATE_WATCH_INTERVAL": "0.2",
+            "EXPORTGATE_ADMIN_TOKEN": "$env:EG_TEST_ADMIN_TOKEN",
+            "EG_TEST_ADMIN_TOKEN": ADMIN_TOKEN,
+            **(env or {}),
+        },
         log=log,
     )
     return Server(url, home, process, keys, log)

@@ -139,6 +139,7 @@ class AuditWriter:
         self._error: StoreError | None = None  # the store is down (set by a failed commit, cleared by a success)
         self._next_attempt = 0.0  # monotonic time of the next retry or probe while down
         self._dead: StoreError | None = None  # the writer thread has stopped
+        self._in_hand: tuple[list[_Item], list[Future[int]]] = ([], [])
         self._closed = False
         self._thread = threading.Thread(target=self._run, name=f"audit-{self.writer_id}", daemon=True)
         self.committed = 0
@@ -259,6 +260,7 @@ class AuditWriter:
         while not stopping:
             batch, markers, stopping = self._take()
             self._last_batch = len(batch)
+            self._in_hand = (batch, markers)  # what the thread holds: answered by _abandon if it stops
             if batch:
                 self._commit(batch)
             elif self._error is not None:
@@ -267,6 +269,7 @@ class AuditWriter:
                 self._commit([])
             for marker in markers:
                 marker.set_result(0)
+            self._in_hand = ([], [])
         if self._error is None:  # close the chain with a final checkpoint (also with nothing new to sign)
             self._commit([], final=True)
 
@@ -425,7 +428,12 @@ class AuditWriter:
 
     def _abandon(self, error: StoreError) -> None:
         """The thread has stopped: answer every waiting caller, save every record nobody waits for."""
-        items, self._kept = self._kept, []
+        held, markers = self._in_hand
+        self._in_hand = ([], [])
+        items, self._kept = [*held, *self._kept], []
+        for marker in markers:
+            if not marker.done():
+                marker.set_exception(error)
         while True:
             try:
                 item = self._queue.get_nowait()

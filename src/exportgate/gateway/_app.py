@@ -45,7 +45,7 @@ from ._admin import AdminGuard
 from ._body import BodyLimits, check_content_type, parse_request
 from ._clientip import ClientIpResolver
 from ._directives import DirectiveHolder
-from ._errors import ErrorAnswer, denial, error_answer
+from ._errors import ErrorAnswer, denial, error_answer, shown
 from ._logging import AccessLog
 from ._metrics import Metrics
 from ._monitoring import BackgroundMonitor
@@ -333,7 +333,9 @@ class Gateway:
         await send_bytes(send, status, content, content_type, [*extra, (b"x-request-id", call.request_id.encode())])
         return usage_of(content) if status == 200 else None
 
-    async def _stream(self, send: Send, call: _Call, upstream: str, response: UpstreamResponse) -> dict[str, int] | None:
+    async def _stream(
+        self, send: Send, call: _Call, upstream: str, response: UpstreamResponse
+    ) -> dict[str, int] | None:
         """Pass SSE through chunk by chunk (a client that goes away cancels this: see :meth:`_forward`)."""
         sniffer = UsageSniffer()
         call.status = 200
@@ -404,8 +406,8 @@ class Gateway:
             await route(scope, send)
             return
         api = "anthropic" if path.startswith("/v1/messages") else "openai"
-        shown = path if len(path) <= 100 else path[:100] + "..."
-        await _send_answer(send, error_answer(api, 404, "not_found", f"no route {method[:10]} {shown}", _request_id()))
+        await _send_answer(send, error_answer(api, 404, "not_found", f"no route {shown(method)} {shown(path)}",
+                                              _request_id()))  # fmt: skip
 
     async def _health(self, scope: Scope, send: Send) -> None:
         await send_json(send, 200, {"status": "ok"})

@@ -14,7 +14,7 @@ import orjson
 
 from exportgate._types import Decision, ReasonCode
 
-__all__ = ["ErrorAnswer", "denial", "error_answer"]
+__all__ = ["SHOWN", "ErrorAnswer", "denial", "error_answer", "shown"]
 
 #: OpenAI error ``type`` by status.
 _OPENAI_TYPES = {
@@ -68,19 +68,28 @@ def error_answer(
     return status, orjson.dumps(body), extra
 
 
+#: The most of a client's own value (a model name) an answer repeats back.
+SHOWN = 64
+
+
+def shown(value: str) -> str:
+    """A client's value as an answer repeats it: at most :data:`SHOWN` characters."""
+    return value if len(value) <= SHOWN else value[:SHOWN] + "..."
+
+
 def denial(api: str, decision: Decision, request_id: str, blocked_by: str) -> ErrorAnswer:
     """A policy denial: 404 for an unknown model, otherwise 451 with the blocked-by link."""
     reasons = [r.as_dict() for r in decision.reasons]
     codes = [r.code for r in decision.reasons]
     if codes == [ReasonCode.UNKNOWN_MODEL]:
-        model = decision.requested_model
+        model = shown(decision.requested_model)
         return error_answer(
             api,
             404,
             "model_not_found",
             f"The model '{model}' does not exist or you do not have access to it.",
             request_id,
-            reasons=reasons,
+            reasons=[{**r, "value": shown(str(r["value"]))} for r in reasons],
         )
     first = codes[0] if codes else "access_denied"
     message = (

@@ -15,8 +15,11 @@ from ._rules import RULES, Check
 __all__ = ["Directive", "ModelEntry", "Tier"]
 
 #: Distinct non-canonical spellings remembered per directive (a bounded memo
-#: of a pure function; unseen spellings past the bound are normalized anew).
+#: of a pure function; unseen spellings past the bound are normalized anew):
+#: at most this many, each at most _SPELLING_MEMO_CHARS long, so the memo
+#: never holds more than about 1 MiB whatever names clients send.
 _SPELLING_MEMO_SIZE = 4096
+_SPELLING_MEMO_CHARS = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +90,7 @@ class Directive:
             if requested in memo:
                 return memo[requested]
             found = self._names.get(normalize_model_name(requested))
-            if len(memo) < _SPELLING_MEMO_SIZE:
+            if len(memo) < _SPELLING_MEMO_SIZE and len(requested) <= _SPELLING_MEMO_CHARS:
                 memo[requested] = found
         return found
 
