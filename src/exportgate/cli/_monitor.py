@@ -3,16 +3,18 @@ manage the alerts they raise."""
 
 from __future__ import annotations
 
+import getpass
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
 import orjson
 import typer
 
-from exportgate.errors import ConfigError
+from exportgate.errors import ConfigError, ConflictError, NotFoundError
 from exportgate.identity import account_store
-from exportgate.monitor import STATES, AlertStore, Monitor, Webhook, load_config, scorecard
+from exportgate.monitor import DETECTORS, STATES, AlertStore, Monitor, Transition, Webhook, load_config, scorecard
 
 from ._audit import UrlOption, _store
 from ._common import DefaultCommandGroup, HomeOption, parse_time, settings_for
@@ -22,6 +24,11 @@ __all__ = ["app"]
 
 ALERTS = "alerts.db"
 TIME_SCALE_HELP = "Read time stretched by this factor (synthetic runs compressed into seconds; 1 in real use)."
+AlertArgument = Annotated[str, typer.Argument(help="Alert id.")]
+NoteOption = Annotated[str | None, typer.Option(help="Why (kept in the alert's history).")]
+ByOption = Annotated[
+    str | None, typer.Option("--by", help="Who (kept in the alert's history) [default: your user name].")
+]
 
 
 class _ScanByDefault(DefaultCommandGroup):
@@ -36,8 +43,17 @@ app = typer.Typer(
 )
 
 
-def _alerts(home: Path) -> AlertStore:
-    return AlertStore(home / ALERTS)
+def _one_of(value: str | None, choices: Sequence[str], option: str) -> str | None:
+    if value is not None and value not in choices:
+        raise typer.BadParameter(f"{value!r} is not one of {', '.join(choices)}", param_hint=option)
+    return value
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser() or "unknown"
+    except (OSError, KeyError):  # no login name in the environment, and none in the password database
+        return "unknown"
 
 
 def _show(alerts: list[dict[str, Any]], output: Format) -> None:
@@ -47,9 +63,14 @@ def _show(alerts: list[dict[str, Any]], output: Format) -> None:
     if not alerts:
         typer.echo("no alerts")
         return
-    rows = [(a["id"], a["detector"], a["account"], a["severity"], a["state"], a["action"], a["window"]["start"][:19],
-             len(a["evidence"]), a["summary"]) for a in alerts]  # fmt: skip
-    table(("id", "detector", "account", "severity", "state", "action", "from", "records", "summary"), rows)
+    rows = [(a["id"], a["detector"], a["account"], a["severity"], a["state"], _last_by(a), a["action"],
+             a["window"]["start"][:19], len(a["evidence"]), a["summary"]) for a in alerts]  # fmt: skip
+    table(("id", "detector", "account", "severity", "state", "by", "action", "from", "records", "summary"), rows)
+
+
+def _last_by(alert: dict[str, Any]) -> str | None:
+    history = alert.get("history")
+    return history[-1].get("by") if history else None
 
 
 @app.command("scan")
@@ -72,7 +93,7 @@ def scan(
     store, home_path = _store(home, audit_url, read_only=True)
     accounts = account_store(settings)
     webhook = Webhook(the_config.webhook_url, the_config.webhook_secret) if the_config.webhook_url else None
-    monitor = Monitor(the_config, _alerts(home_path), accounts, webhook)
+    monitor = Monitor(the_config, AlertStore(home_path / ALERTS), accounts, webhook)
     try:
         alerts = monitor.scan_store(store, since_ns, until_ns, time_scale)
         _show(alerts, output)
@@ -112,54 +133,79 @@ def _scorecard(alerts: list[dict[str, Any]], labels: Path, output: Format) -> No
 def alerts(
     state: Annotated[str | None, typer.Option(help=f"Only alerts in this state ({', '.join(STATES)}).")] = None,
     since: Annotated[str | None, typer.Option(help="Only alerts active since (an age or ISO time).")] = None,
-    output: Annotated[Format, typer.Option("--format", help="text or json.")] = Format.text,
+    account: Annotated[str | None, typer.Option(help="Only this account's alerts.")] = None,
+    detector: Annotated[str | None, typer.Option(help="Only this detector's alerts.")] = None,
+    output: Annotated[Format, typer.Option("--format", help="text, or json with each alert's history.")] = Format.text,
     home: HomeOption = None,
 ) -> None:
-    """List stored alerts."""
-    store = _alerts(settings_for(home).home_path)
+    """List stored alerts (read-only: nothing is created)."""
+    _one_of(state, STATES, "--state")
+    _one_of(detector, tuple(DETECTORS), "--detector")
+    since_ns = parse_time(since, "--since")
+    path = settings_for(home).home_path / ALERTS
+    if not path.exists():
+        _show([], output)
+        return
+    store = AlertStore(path, read_only=True)
     try:
-        _show(store.list(state, parse_time(since, "--since")), output)
+        _show(store.list(state, since_ns, account=account, detector=detector), output)
     finally:
         store.close()
 
 
-def _transition(alert: str, state: str, note: str | None, home: Path | None) -> dict[str, Any]:
-    store = _alerts(settings_for(home).home_path)
+def _transition(alert: str, state: str, note: str | None, by: str | None, home: Path | None) -> Transition:
+    path = settings_for(home).home_path / ALERTS
+    if not path.exists():
+        raise NotFoundError(f"no alert {alert!r} (no alerts in {path.parent})")
+    store = AlertStore(path)
     try:
-        return store.set_state(alert, state, note)
+        change = store.set_state(alert, state, note, by or _user())
+    except ConflictError as exc:
+        raise ConflictError(f"{exc} (exportgate monitor reopen {alert})") from None
     finally:
         store.close()
+    if change.changed:
+        typer.echo(f"{alert}: {state} (was {change.previous}; by {change.alert['history'][-1]['by']})")
+    else:
+        typer.echo(f"{alert}: already {state}; nothing changed")
+    return change
 
 
 @app.command("ack")
-def ack(
-    alert: Annotated[str, typer.Argument(help="Alert id.")],
-    note: Annotated[str | None, typer.Option(help="Why (kept with the alert).")] = None,
-    home: HomeOption = None,
-) -> None:
-    """Acknowledge an alert (someone is on it)."""
-    record = _transition(alert, "acknowledged", note, home)
-    typer.echo(f"{record['id']}: acknowledged")
+def ack(alert: AlertArgument, note: NoteOption = None, by: ByOption = None, home: HomeOption = None) -> None:
+    """Acknowledge an alert (someone is on it). A resolved alert is reopened first."""
+    _transition(alert, "acknowledged", note, by, home)
+
+
+@app.command("reopen")
+def reopen(alert: AlertArgument, note: NoteOption = None, by: ByOption = None, home: HomeOption = None) -> None:
+    """Open a resolved (or acknowledged) alert again."""
+    _transition(alert, "open", note, by, home)
 
 
 @app.command("resolve")
 def resolve(
-    alert: Annotated[str, typer.Argument(help="Alert id.")],
-    note: Annotated[str | None, typer.Option(help="Why (kept with the alert).")] = None,
+    alert: AlertArgument,
+    note: NoteOption = None,
     restore: Annotated[bool, typer.Option(help="Also undo the alert's action (unsuspend / restore KYC).")] = False,
+    by: ByOption = None,
     home: HomeOption = None,
 ) -> None:
     """Resolve an alert, optionally undoing what its action did to the account."""
-    record = _transition(alert, "resolved", note, home)
-    if restore and record["action"] != "alert":
-        accounts = account_store(settings_for(home))
-        try:
-            if record["action"] == "suspend":
-                accounts.set_suspended(record["account"], False)
-            else:
-                accounts.restore_kyc(record["account"])
-        finally:
-            accounts.close()
-        typer.echo(f"{record['id']}: resolved; {record['action']} of {record['account']} undone")
+    change = _transition(alert, "resolved", note, by, home)
+    record = change.alert
+    if not restore or record["action"] == "alert":
         return
-    typer.echo(f"{record['id']}: resolved")
+    if not change.changed:
+        typer.echo(f"{alert}: its {record['action']} was not undone; to undo it: exportgate monitor reopen {alert}, "
+                   f"then exportgate monitor resolve {alert} --restore", err=True)  # fmt: skip
+        return
+    accounts = account_store(settings_for(home))
+    try:
+        if record["action"] == "suspend":
+            accounts.set_suspended(record["account"], False)
+        else:
+            accounts.restore_kyc(record["account"])
+    finally:
+        accounts.close()
+    typer.echo(f"{alert}: {record['action']} of {record['account']} undone")

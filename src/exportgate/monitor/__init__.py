@@ -5,7 +5,7 @@ The audit trail is read with the store's own query (SQLite and PostgreSQL alike)
 streaming state machines (``_detectors``), so a batch run and ``--follow`` find the same things.
 """
 
-from ._alerts import SCHEMA, STATES, AlertStore, alert_id
+from ._alerts import MEMORY, SCHEMA, STATES, TRANSITIONS, AlertStore, Transition, alert_id
 from ._centroids import min_distance_km
 from ._config import ACTIONS, MonitorConfig, load_config
 from ._detectors import DETECTORS, Detector, Finding, Trips, detector_named
@@ -23,8 +23,11 @@ __all__ = [
     "scorecard",
     "send_plan",
     "DETECTORS",
+    "MEMORY",
     "SCHEMA",
     "STATES",
+    "TRANSITIONS",
+    "Transition",
     "AlertStore",
     "Detector",
     "Event",
