@@ -29,6 +29,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, dict
     server = serve(work / "home", "--trusted-proxy", "127.0.0.1/32")
     labels, config = work / "labels.json", work / "monitor.yaml"
     config.write_text(CONFIG)
+    (server.home / "synthetic").write_text("synthetic accounts only\n")  # alerts and actions of scaled runs kept
     assert main(["sim", "traffic", "--gateway", server.url, "--home", str(server.home), "--per-population", "2",
                  "--hours", "12", "--time-scale", "7200", "--labels", str(labels), "--seed", "3"]) == 0  # fmt: skip
     assert main(["monitor", "--home", str(server.home), "--since", "5m", "--time-scale", "7200",

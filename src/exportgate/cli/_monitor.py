@@ -9,12 +9,25 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
-import orjson
 import typer
 
-from exportgate.errors import ConfigError, ConflictError, NotFoundError
+from exportgate.errors import ConflictError, NotFoundError
 from exportgate.identity import account_store
-from exportgate.monitor import DETECTORS, STATES, AlertStore, Monitor, Transition, Webhook, load_config, scorecard
+from exportgate.monitor import (
+    DETECTORS,
+    MEMORY,
+    STATES,
+    SYNTHETIC,
+    AlertStore,
+    Monitor,
+    MonitorConfig,
+    Transition,
+    Webhook,
+    is_synthetic,
+    load_config,
+    load_labels,
+    scorecard,
+)
 
 from ._audit import UrlOption, _store
 from ._common import DefaultCommandGroup, HomeOption, parse_time, settings_for
@@ -23,7 +36,10 @@ from ._output import Format, emit_json, table
 __all__ = ["app"]
 
 ALERTS = "alerts.db"
-TIME_SCALE_HELP = "Read time stretched by this factor (synthetic runs compressed into seconds; 1 in real use)."
+TIME_SCALE_HELP = (
+    "Read time stretched by this factor from the first record read (synthetic runs compressed into seconds; "
+    "1 in real use). Outside a synthetic home, alerts are kept in memory and no actions are applied."
+)
 AlertArgument = Annotated[str, typer.Argument(help="Alert id.")]
 NoteOption = Annotated[str | None, typer.Option(help="Why (kept in the alert's history).")]
 ByOption = Annotated[
@@ -73,6 +89,18 @@ def _last_by(alert: dict[str, Any]) -> str | None:
     return history[-1].get("by") if history else None
 
 
+def _monitor(home: Path, config: MonitorConfig, time_scale: float, settings_home: Path | None) -> Monitor:
+    """The monitor for a scan. A --time-scale run outside a synthetic home keeps its alerts in memory and
+    applies no actions (its stretched times are not real ones, and the accounts are real)."""
+    rehearsal = time_scale != 1.0 and not is_synthetic(home)
+    if rehearsal:
+        typer.echo(f"{home} is not a synthetic home (no {home / SYNTHETIC}): the alerts of this --time-scale run "
+                   "are kept in memory only, and no actions or webhooks are applied", err=True)  # fmt: skip
+    webhook = Webhook(config.webhook_url, config.webhook_secret) if config.webhook_url and not rehearsal else None
+    alerts = AlertStore(MEMORY if rehearsal else home / ALERTS)
+    return Monitor(config, alerts, account_store(settings_for(settings_home)), webhook, apply_actions=not rehearsal)
+
+
 @app.command("scan")
 def scan(
     since: Annotated[str, typer.Option(help="Start of the window: an age (24h, 7d) or an ISO time.")] = "24h",
@@ -87,18 +115,15 @@ def scan(
     home: HomeOption = None,
 ) -> None:
     """Run every enabled detector over the audit records in the window; print the alerts raised."""
-    settings = settings_for(home)
     since_ns, until_ns = parse_time(since, "--since"), parse_time(until, "--until")  # bad input before any I/O
     the_config = load_config(config)
+    the_labels = load_labels(labels) if labels is not None else None
     store, home_path = _store(home, audit_url, read_only=True)
-    accounts = account_store(settings)
-    webhook = Webhook(the_config.webhook_url, the_config.webhook_secret) if the_config.webhook_url else None
-    monitor = Monitor(the_config, AlertStore(home_path / ALERTS), accounts, webhook)
+    monitor = _monitor(home_path, the_config, time_scale, home)
     try:
-        alerts = monitor.scan_store(store, since_ns, until_ns, time_scale)
-        _show(alerts, output)
-        if labels is not None:
-            _scorecard(monitor.alerts.list(), labels, output)
+        _show(monitor.scan_store(store, since_ns, until_ns, time_scale), output)
+        if the_labels is not None:
+            _scorecard(monitor.alerts.list(), the_labels, output)
         while follow:
             time.sleep(interval)
             fresh = monitor.follow_once(store)
@@ -107,18 +132,16 @@ def scan(
     except KeyboardInterrupt:
         pass
     finally:
-        if webhook is not None:
-            webhook.close()
+        if monitor.webhook is not None:
+            monitor.webhook.close()
         monitor.alerts.close()
         store.close()
-        accounts.close()
+        if monitor.accounts is not None:
+            monitor.accounts.close()
 
 
-def _scorecard(alerts: list[dict[str, Any]], labels: Path, output: Format) -> None:
-    try:
-        card = scorecard(alerts, orjson.loads(labels.read_bytes()))
-    except (OSError, orjson.JSONDecodeError, KeyError, TypeError) as exc:
-        raise ConfigError(f"cannot read labels {labels}: {exc}") from None
+def _scorecard(alerts: list[dict[str, Any]], labels: dict[str, Any], output: Format) -> None:
+    card = scorecard(alerts, labels)
     if output is Format.json:
         emit_json({"scorecard": card})
         return

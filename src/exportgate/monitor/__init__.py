@@ -11,12 +11,25 @@ from ._config import ACTIONS, MonitorConfig, load_config
 from ._detectors import DETECTORS, Detector, Finding, Trips, detector_named
 from ._events import Event, network_of, read_events
 from ._monitor import Monitor
-from ._traffic import POPULATIONS, AddressBook, Plan, build_plan, scorecard, send_plan
+from ._traffic import (
+    POPULATIONS,
+    SYNTHETIC,
+    AddressBook,
+    Plan,
+    build_plan,
+    is_synthetic,
+    load_labels,
+    scorecard,
+    send_plan,
+)
 from ._webhook import Webhook, signature
 
 __all__ = [
     "ACTIONS",
     "POPULATIONS",
+    "SYNTHETIC",
+    "is_synthetic",
+    "load_labels",
     "AddressBook",
     "Plan",
     "build_plan",

@@ -17,18 +17,27 @@ import random
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import orjson
 
 from exportgate._http import HttpClient, parse_base_url
 from exportgate._types import KycLevel
+from exportgate.errors import ConfigError
 from exportgate.geo import GeoLookup
 from exportgate.identity import AccountStore
 
-__all__ = ["POPULATIONS", "AddressBook", "Plan", "build_plan", "scorecard", "send_plan"]
+__all__ = ["POPULATIONS", "SYNTHETIC", "AddressBook", "Plan", "build_plan", "is_synthetic", "load_labels", "scorecard",
+           "send_plan"]  # fmt: skip
 
 HOUR = 3600.0
+SYNTHETIC = "synthetic"  # HOME/synthetic marks a home that holds synthetic accounts only
+
+
+def is_synthetic(home: Path) -> bool:
+    """Whether ``home`` is marked as holding synthetic accounts (``HOME/synthetic``, written by sim traffic)."""
+    return (home / SYNTHETIC).is_file()
 
 
 class AddressBook:
@@ -222,6 +231,23 @@ async def send_plan(plan: Plan, gateway: str, *, progress: Callable[[int], None]
     finally:
         await client.close()
     return statuses
+
+
+def load_labels(path: Path) -> dict[str, Any]:
+    """Labels as ``sim traffic`` writes them; ConfigError unless the file holds an ``accounts`` object of
+    ``{"expected": [detector, ...]}``."""
+    try:
+        labels = orjson.loads(path.read_bytes())
+    except OSError as exc:
+        raise ConfigError(f"cannot read labels {path}: {exc.strerror or exc}") from None
+    except orjson.JSONDecodeError as exc:
+        raise ConfigError(f"labels {path} are not JSON: {exc}") from None
+    accounts = labels.get("accounts") if isinstance(labels, dict) else None
+    if not isinstance(labels, dict) or not isinstance(accounts, dict) or not all(
+        isinstance(a, dict) and isinstance(a.get("expected"), list) for a in accounts.values()
+    ):
+        raise ConfigError(f"{path} holds no labels (an 'accounts' object of {{\"expected\": [...]}} entries)")
+    return labels
 
 
 def scorecard(alerts: Sequence[dict[str, Any]], labels: dict[str, Any]) -> dict[str, dict[str, Any]]:
