@@ -89,7 +89,7 @@ def _last_by(alert: dict[str, Any]) -> str | None:
     return history[-1].get("by") if history else None
 
 
-def _monitor(home: Path, config: MonitorConfig, time_scale: float, settings_home: Path | None) -> Monitor:
+def _monitor(home: Path, config: MonitorConfig, time_scale: float) -> Monitor:
     """The monitor for a scan. A --time-scale run outside a synthetic home keeps its alerts in memory and
     applies no actions (its stretched times are not real ones, and the accounts are real)."""
     rehearsal = time_scale != 1.0 and not is_synthetic(home)
@@ -98,7 +98,7 @@ def _monitor(home: Path, config: MonitorConfig, time_scale: float, settings_home
                    "are kept in memory only, and no actions or webhooks are applied", err=True)  # fmt: skip
     webhook = Webhook(config.webhook_url, config.webhook_secret) if config.webhook_url and not rehearsal else None
     alerts = AlertStore(MEMORY if rehearsal else home / ALERTS)
-    return Monitor(config, alerts, account_store(settings_for(settings_home)), webhook, apply_actions=not rehearsal)
+    return Monitor(config, alerts, account_store(settings_for(home)), webhook, apply_actions=not rehearsal)
 
 
 @app.command("scan")
@@ -119,7 +119,7 @@ def scan(
     the_config = load_config(config)
     the_labels = load_labels(labels) if labels is not None else None
     store, home_path = _store(home, audit_url, read_only=True)
-    monitor = _monitor(home_path, the_config, time_scale, home)
+    monitor = _monitor(home_path, the_config, time_scale)
     try:
         _show(monitor.scan_store(store, since_ns, until_ns, time_scale), output)
         if the_labels is not None:
