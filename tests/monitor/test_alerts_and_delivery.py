@@ -33,7 +33,7 @@ def test_alerts_are_deduplicated_and_keep_their_evidence(tmp_path: Path):
     assert alert["state"] == "open" and alert["action"] == "suspend" and alert["severity"] == "high"
     next_day = Finding(**{**FINDING.__dict__, "start_ns": FINDING.start_ns + 86400 * 10**9})
     assert store.upsert(next_day, 86400, "suspend").new
-    assert store.set_state(alert["id"], "acknowledged", "looking")["notes"][0]["note"] == "looking"
+    assert store.set_state(alert["id"], "acknowledged", "looking").alert["history"][0]["note"] == "looking"
     assert [a["state"] for a in store.list()] == ["acknowledged", "open"]
     with pytest.raises(ConfigError):
         store.set_state(alert["id"], "ignored")

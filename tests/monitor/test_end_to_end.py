@@ -4,8 +4,9 @@
 from __future__ import annotations
 
 import random
+import shlex
+import stat
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,34 +19,49 @@ from exportgate.cli import main
 from exportgate.geo import GeoLookup
 from exportgate.identity import AccountStore
 from exportgate.monitor import AddressBook
-from tests.gateway.conftest import Server, serve
+from tests.gateway.conftest import EXPORTGATE, Server, serve
 
 CONFIG = "detectors:\n  key_sharing: {action: suspend}\n  impossible_travel: {action: reverify}\n"
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, dict]]:
+def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, dict, dict]]:
+    """``sim traffic`` in a home of its own (a new directory where it runs, its own gateway), then the
+    monitor command it prints, with actions configured: the labels and the scorecard."""
     work = tmp_path_factory.mktemp("monitor-e2e")
-    server = serve(work / "home", "--trusted-proxy", "127.0.0.1/32")
-    labels, config = work / "labels.json", work / "monitor.yaml"
+    config = work / "monitor.yaml"
     config.write_text(CONFIG)
-    assert main(["sim", "traffic", "--gateway", server.url, "--home", str(server.home), "--per-population", "2",
-                 "--hours", "12", "--time-scale", "7200", "--labels", str(labels), "--seed", "3"]) == 0  # fmt: skip
-    assert main(["monitor", "--home", str(server.home), "--since", "5m", "--time-scale", "7200",
-                 "--config", str(config), "--format", "json"]) == 0  # fmt: skip
-    yield server, orjson.loads(labels.read_bytes())
-    server.stop()
+    sent = subprocess.run([*EXPORTGATE, "sim", "traffic", "--per-population", "2", "--hours", "12", "--time-scale",
+                           "7200", "--seed", "3"], cwd=work, capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert sent.returncode == 0, sent.stderr
+    [home] = work.glob("sim-traffic-*")
+    then = shlex.split(sent.stdout.splitlines()[-1].removeprefix("then: "))
+    assert then[:4] == ["exportgate", "monitor", "--home", home.name] and "--time-scale" in then
+    scan = subprocess.run([*EXPORTGATE, *then[1:], "--config", str(config)], cwd=work, capture_output=True,
+                          text=True, timeout=120)  # fmt: skip
+    assert scan.returncode == 0 and "not a synthetic home" not in scan.stderr, scan.stderr
+    lines = scan.stdout.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("detector "))
+    card = {row.split()[0]: row.split()[1:] for row in lines[header + 1 :]}
+    yield home, orjson.loads((home / "labels.json").read_bytes()), card
 
 
-def _alerts(server: Server) -> list[dict]:
-    out = subprocess.run([sys.executable, "-m", "exportgate.cli", "monitor", "alerts", "--home", str(server.home),
-                          "--format", "json"], capture_output=True, check=True).stdout  # fmt: skip
+def _alerts(home: Path) -> list[dict]:
+    out = subprocess.run([*EXPORTGATE, "monitor", "alerts", "--home", str(home), "--format", "json"],
+                         capture_output=True, check=True).stdout  # fmt: skip
     return orjson.loads(out)
 
 
-def test_every_evader_is_caught_and_nobody_else(run: tuple[Server, dict]):
-    server, labels = run
-    alerts = _alerts(server)
+def test_the_scorecard_of_the_printed_command_is_perfect(run: tuple[Path, dict, dict]):
+    _, _, card = run
+    assert set(card) == {"anonymizer_restricted", "country_hopping", "deny_then_allow", "impossible_travel",
+                         "key_sharing", "residency_mismatch"}  # fmt: skip
+    assert all(row[-2:] == ["1.0", "1.0"] for row in card.values()), card  # precision, recall
+
+
+def test_every_evader_is_caught_and_nobody_else(run: tuple[Path, dict, dict]):
+    home, labels, _ = run
+    alerts = _alerts(home)
     by_account: dict[str, set[str]] = {}
     for alert in alerts:
         by_account.setdefault(alert["account"], set()).add(alert["detector"])
@@ -56,8 +72,16 @@ def test_every_evader_is_caught_and_nobody_else(run: tuple[Server, dict]):
     assert travellers and not any(t in by_account for t in travellers)
 
 
-def test_actions_take_effect_on_the_next_request(run: tuple[Server, dict]):
-    server, labels = run
+def test_actions_take_effect_on_the_next_request(run: tuple[Path, dict, dict]):
+    home, labels, _ = run
+    server = serve(home, "--trusted-proxy", "127.0.0.1/32")  # a gateway on the synthetic home again
+    try:
+        _next_request_sees_the_actions(server, labels)
+    finally:
+        server.stop()
+
+
+def _next_request_sees_the_actions(server: Server, labels: dict) -> None:
     store = AccountStore(server.home / "accounts.db")
     sharer = next(n for n, a in labels["accounts"].items() if a["population"] == "key-sharer")
     hopper = next(n for n, a in labels["accounts"].items() if a["population"] == "region-hopper")
@@ -68,7 +92,7 @@ def test_actions_take_effect_on_the_next_request(run: tuple[Server, dict]):
     answer = httpx.post(server.url + "/v1/chat/completions", json=body, timeout=10,
                         headers={"Authorization": f"Bearer {key}", "X-Forwarded-For": "3.3.3.3"})  # fmt: skip
     assert answer.status_code == 451 and answer.json()["error"]["code"] == "account_suspended"
-    alert = next(a for a in _alerts(server) if a["account"] == sharer)
+    alert = next(a for a in _alerts(server.home) if a["account"] == sharer)
     assert main(["monitor", "resolve", alert["id"], "--restore", "--home", str(server.home)]) == 0
     answer = httpx.post(server.url + "/v1/chat/completions", json=body, timeout=10,
                         headers={"Authorization": f"Bearer {key}", "X-Forwarded-For": "3.3.3.3"})  # fmt: skip
@@ -101,3 +125,25 @@ def test_the_gateway_runs_the_monitor_in_the_background(tmp_path: Path, workers:
         assert server.log.read_text().count("runs the evasion detectors") == 1
     finally:
         server.stop()
+
+
+def test_sim_traffic_leaves_a_marked_home_and_no_gateway(run: tuple[Path, dict, dict]):
+    home, labels, _ = run
+    assert "synthetic accounts" in (home / "synthetic").read_text()
+    assert stat.S_IMODE(home.stat().st_mode) == 0o700
+    assert all(stat.S_IMODE((home / f).stat().st_mode) == 0o600 for f in ("synthetic", "labels.json", "alerts.db"))
+    assert len(labels["accounts"]) == 16 and (home / "gateway.log").read_text().startswith("exportgate gateway on ")
+    assert running_in(home) == []  # the gateway it started has stopped
+
+
+def running_in(home: Path) -> list[str]:
+    """Command lines of the processes that name ``home`` (a gateway serving it)."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            args = cmdline.read_bytes().split(b"\0")
+        except OSError:  # ended meanwhile
+            continue
+        if str(home).encode() in args or home.name.encode() in args:
+            found.append(b" ".join(args).decode(errors="replace"))
+    return found

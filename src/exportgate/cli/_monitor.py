@@ -3,16 +3,31 @@ manage the alerts they raise."""
 
 from __future__ import annotations
 
+import getpass
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
-import orjson
 import typer
 
-from exportgate.errors import ConfigError
+from exportgate.errors import ConflictError, NotFoundError
 from exportgate.identity import account_store
-from exportgate.monitor import STATES, AlertStore, Monitor, Webhook, load_config, scorecard
+from exportgate.monitor import (
+    DETECTORS,
+    MEMORY,
+    STATES,
+    SYNTHETIC,
+    AlertStore,
+    Monitor,
+    MonitorConfig,
+    Transition,
+    Webhook,
+    is_synthetic,
+    load_config,
+    load_labels,
+    scorecard,
+)
 
 from ._audit import UrlOption, _store
 from ._common import DefaultCommandGroup, HomeOption, parse_time, settings_for
@@ -21,7 +36,15 @@ from ._output import Format, emit_json, table
 __all__ = ["app"]
 
 ALERTS = "alerts.db"
-TIME_SCALE_HELP = "Read time stretched by this factor (synthetic runs compressed into seconds; 1 in real use)."
+TIME_SCALE_HELP = (
+    "Read time stretched by this factor from the first record read (synthetic runs compressed into seconds; "
+    "1 in real use). Outside a synthetic home, alerts are kept in memory and no actions are applied."
+)
+AlertArgument = Annotated[str, typer.Argument(help="Alert id.")]
+NoteOption = Annotated[str | None, typer.Option(help="Why (kept in the alert's history).")]
+ByOption = Annotated[
+    str | None, typer.Option("--by", help="Who (kept in the alert's history) [default: your user name].")
+]
 
 
 class _ScanByDefault(DefaultCommandGroup):
@@ -36,8 +59,17 @@ app = typer.Typer(
 )
 
 
-def _alerts(home: Path) -> AlertStore:
-    return AlertStore(home / ALERTS)
+def _one_of(value: str | None, choices: Sequence[str], option: str) -> str | None:
+    if value is not None and value not in choices:
+        raise typer.BadParameter(f"{value!r} is not one of {', '.join(choices)}", param_hint=option)
+    return value
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser() or "unknown"
+    except (OSError, KeyError):  # no login name in the environment, and none in the password database
+        return "unknown"
 
 
 def _show(alerts: list[dict[str, Any]], output: Format) -> None:
@@ -47,9 +79,26 @@ def _show(alerts: list[dict[str, Any]], output: Format) -> None:
     if not alerts:
         typer.echo("no alerts")
         return
-    rows = [(a["id"], a["detector"], a["account"], a["severity"], a["state"], a["action"], a["window"]["start"][:19],
-             len(a["evidence"]), a["summary"]) for a in alerts]  # fmt: skip
-    table(("id", "detector", "account", "severity", "state", "action", "from", "records", "summary"), rows)
+    rows = [(a["id"], a["detector"], a["account"], a["severity"], a["state"], _last_by(a), a["action"],
+             a["window"]["start"][:19], len(a["evidence"]), a["summary"]) for a in alerts]  # fmt: skip
+    table(("id", "detector", "account", "severity", "state", "by", "action", "from", "records", "summary"), rows)
+
+
+def _last_by(alert: dict[str, Any]) -> str | None:
+    history = alert.get("history")
+    return history[-1].get("by") if history else None
+
+
+def _monitor(home: Path, config: MonitorConfig, time_scale: float) -> Monitor:
+    """The monitor for a scan. A --time-scale run outside a synthetic home keeps its alerts in memory and
+    applies no actions (its stretched times are not real ones, and the accounts are real)."""
+    rehearsal = time_scale != 1.0 and not is_synthetic(home)
+    if rehearsal:
+        typer.echo(f"{home} is not a synthetic home (no {home / SYNTHETIC}): the alerts of this --time-scale run "
+                   "are kept in memory only, and no actions or webhooks are applied", err=True)  # fmt: skip
+    webhook = Webhook(config.webhook_url, config.webhook_secret) if config.webhook_url and not rehearsal else None
+    alerts = AlertStore(MEMORY if rehearsal else home / ALERTS)
+    return Monitor(config, alerts, account_store(settings_for(home)), webhook, apply_actions=not rehearsal)
 
 
 @app.command("scan")
@@ -66,18 +115,15 @@ def scan(
     home: HomeOption = None,
 ) -> None:
     """Run every enabled detector over the audit records in the window; print the alerts raised."""
-    settings = settings_for(home)
     since_ns, until_ns = parse_time(since, "--since"), parse_time(until, "--until")  # bad input before any I/O
     the_config = load_config(config)
+    the_labels = load_labels(labels) if labels is not None else None
     store, home_path = _store(home, audit_url, read_only=True)
-    accounts = account_store(settings)
-    webhook = Webhook(the_config.webhook_url, the_config.webhook_secret) if the_config.webhook_url else None
-    monitor = Monitor(the_config, _alerts(home_path), accounts, webhook)
+    monitor = _monitor(home_path, the_config, time_scale)
     try:
-        alerts = monitor.scan_store(store, since_ns, until_ns, time_scale)
-        _show(alerts, output)
-        if labels is not None:
-            _scorecard(monitor.alerts.list(), labels, output)
+        _show(monitor.scan_store(store, since_ns, until_ns, time_scale), output)
+        if the_labels is not None:
+            _scorecard(monitor.alerts.list(), the_labels, output)
         while follow:
             time.sleep(interval)
             fresh = monitor.follow_once(store)
@@ -86,18 +132,16 @@ def scan(
     except KeyboardInterrupt:
         pass
     finally:
-        if webhook is not None:
-            webhook.close()
+        if monitor.webhook is not None:
+            monitor.webhook.close()
         monitor.alerts.close()
         store.close()
-        accounts.close()
+        if monitor.accounts is not None:
+            monitor.accounts.close()
 
 
-def _scorecard(alerts: list[dict[str, Any]], labels: Path, output: Format) -> None:
-    try:
-        card = scorecard(alerts, orjson.loads(labels.read_bytes()))
-    except (OSError, orjson.JSONDecodeError, KeyError, TypeError) as exc:
-        raise ConfigError(f"cannot read labels {labels}: {exc}") from None
+def _scorecard(alerts: list[dict[str, Any]], labels: dict[str, Any], output: Format) -> None:
+    card = scorecard(alerts, labels)
     if output is Format.json:
         emit_json({"scorecard": card})
         return
@@ -112,54 +156,79 @@ def _scorecard(alerts: list[dict[str, Any]], labels: Path, output: Format) -> No
 def alerts(
     state: Annotated[str | None, typer.Option(help=f"Only alerts in this state ({', '.join(STATES)}).")] = None,
     since: Annotated[str | None, typer.Option(help="Only alerts active since (an age or ISO time).")] = None,
-    output: Annotated[Format, typer.Option("--format", help="text or json.")] = Format.text,
+    account: Annotated[str | None, typer.Option(help="Only this account's alerts.")] = None,
+    detector: Annotated[str | None, typer.Option(help="Only this detector's alerts.")] = None,
+    output: Annotated[Format, typer.Option("--format", help="text, or json with each alert's history.")] = Format.text,
     home: HomeOption = None,
 ) -> None:
-    """List stored alerts."""
-    store = _alerts(settings_for(home).home_path)
+    """List stored alerts (read-only: nothing is created)."""
+    _one_of(state, STATES, "--state")
+    _one_of(detector, tuple(DETECTORS), "--detector")
+    since_ns = parse_time(since, "--since")
+    path = settings_for(home).home_path / ALERTS
+    if not path.exists():
+        _show([], output)
+        return
+    store = AlertStore(path, read_only=True)
     try:
-        _show(store.list(state, parse_time(since, "--since")), output)
+        _show(store.list(state, since_ns, account=account, detector=detector), output)
     finally:
         store.close()
 
 
-def _transition(alert: str, state: str, note: str | None, home: Path | None) -> dict[str, Any]:
-    store = _alerts(settings_for(home).home_path)
+def _transition(alert: str, state: str, note: str | None, by: str | None, home: Path | None) -> Transition:
+    path = settings_for(home).home_path / ALERTS
+    if not path.exists():
+        raise NotFoundError(f"no alert {alert!r} (no alerts in {path.parent})")
+    store = AlertStore(path)
     try:
-        return store.set_state(alert, state, note)
+        change = store.set_state(alert, state, note, by or _user())
+    except ConflictError as exc:
+        raise ConflictError(f"{exc} (exportgate monitor reopen {alert})") from None
     finally:
         store.close()
+    if change.changed:
+        typer.echo(f"{alert}: {state} (was {change.previous}; by {change.alert['history'][-1]['by']})")
+    else:
+        typer.echo(f"{alert}: already {state}; nothing changed")
+    return change
 
 
 @app.command("ack")
-def ack(
-    alert: Annotated[str, typer.Argument(help="Alert id.")],
-    note: Annotated[str | None, typer.Option(help="Why (kept with the alert).")] = None,
-    home: HomeOption = None,
-) -> None:
-    """Acknowledge an alert (someone is on it)."""
-    record = _transition(alert, "acknowledged", note, home)
-    typer.echo(f"{record['id']}: acknowledged")
+def ack(alert: AlertArgument, note: NoteOption = None, by: ByOption = None, home: HomeOption = None) -> None:
+    """Acknowledge an alert (someone is on it). A resolved alert is reopened first."""
+    _transition(alert, "acknowledged", note, by, home)
+
+
+@app.command("reopen")
+def reopen(alert: AlertArgument, note: NoteOption = None, by: ByOption = None, home: HomeOption = None) -> None:
+    """Open a resolved (or acknowledged) alert again."""
+    _transition(alert, "open", note, by, home)
 
 
 @app.command("resolve")
 def resolve(
-    alert: Annotated[str, typer.Argument(help="Alert id.")],
-    note: Annotated[str | None, typer.Option(help="Why (kept with the alert).")] = None,
+    alert: AlertArgument,
+    note: NoteOption = None,
     restore: Annotated[bool, typer.Option(help="Also undo the alert's action (unsuspend / restore KYC).")] = False,
+    by: ByOption = None,
     home: HomeOption = None,
 ) -> None:
     """Resolve an alert, optionally undoing what its action did to the account."""
-    record = _transition(alert, "resolved", note, home)
-    if restore and record["action"] != "alert":
-        accounts = account_store(settings_for(home))
-        try:
-            if record["action"] == "suspend":
-                accounts.set_suspended(record["account"], False)
-            else:
-                accounts.restore_kyc(record["account"])
-        finally:
-            accounts.close()
-        typer.echo(f"{record['id']}: resolved; {record['action']} of {record['account']} undone")
+    change = _transition(alert, "resolved", note, by, home)
+    record = change.alert
+    if not restore or record["action"] == "alert":
         return
-    typer.echo(f"{record['id']}: resolved")
+    if not change.changed:
+        typer.echo(f"{alert}: its {record['action']} was not undone; to undo it: exportgate monitor reopen {alert}, "
+                   f"then exportgate monitor resolve {alert} --restore", err=True)  # fmt: skip
+        return
+    accounts = account_store(settings_for(home))
+    try:
+        if record["action"] == "suspend":
+            accounts.set_suspended(record["account"], False)
+        else:
+            accounts.restore_kyc(record["account"])
+    finally:
+        accounts.close()
+    typer.echo(f"{alert}: {record['action']} of {record['account']} undone")

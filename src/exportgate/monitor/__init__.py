@@ -5,26 +5,42 @@ The audit trail is read with the store's own query (SQLite and PostgreSQL alike)
 streaming state machines (``_detectors``), so a batch run and ``--follow`` find the same things.
 """
 
-from ._alerts import SCHEMA, STATES, AlertStore, alert_id
+from ._alerts import MEMORY, SCHEMA, STATES, TRANSITIONS, AlertStore, Transition, alert_id
 from ._centroids import min_distance_km
 from ._config import ACTIONS, MonitorConfig, load_config
 from ._detectors import DETECTORS, Detector, Finding, Trips, detector_named
 from ._events import Event, network_of, read_events
 from ._monitor import Monitor
-from ._traffic import POPULATIONS, AddressBook, Plan, build_plan, scorecard, send_plan
+from ._traffic import (
+    POPULATIONS,
+    SYNTHETIC,
+    AddressBook,
+    Plan,
+    build_plan,
+    is_synthetic,
+    load_labels,
+    scorecard,
+    send_plan,
+)
 from ._webhook import Webhook, signature
 
 __all__ = [
     "ACTIONS",
     "POPULATIONS",
+    "SYNTHETIC",
+    "is_synthetic",
+    "load_labels",
     "AddressBook",
     "Plan",
     "build_plan",
     "scorecard",
     "send_plan",
     "DETECTORS",
+    "MEMORY",
     "SCHEMA",
     "STATES",
+    "TRANSITIONS",
+    "Transition",
     "AlertStore",
     "Detector",
     "Event",

@@ -4,6 +4,11 @@ resolved, in ``HOME/alerts.db`` (SQLite).
 An alert's id is derived from the detector, the account and the dedup period its finding started in, so
 running the monitor twice over the same records, or ``--follow`` seeing a pattern continue, adds evidence
 to the same alert instead of raising a new one.
+
+Every change of state is kept in the alert's ``history`` (when, from what, to what, by whom, why), in a
+column of its own that the monitor's evidence updates never rewrite. A resolved alert is reopened before it
+can be acknowledged again. Schema changes are numbered migrations recorded in ``PRAGMA user_version``;
+files from before the history column still list (read-only, they show an empty history).
 """
 
 from __future__ import annotations
@@ -11,22 +16,44 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import hashlib
+import os
 import sqlite3
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from exportgate.errors import ConfigError, NotFoundError, StoreError
+from exportgate.errors import ConfigError, ConflictError, NotFoundError, StoreError
 
 from ._detectors import NS_PER_S, Finding
 
-__all__ = ["SCHEMA", "STATES", "AlertStore", "alert_id"]
+__all__ = ["MEMORY", "SCHEMA", "STATES", "TRANSITIONS", "AlertStore", "Transition", "alert_id"]
 
 SCHEMA = "exportgate.alert/v1"
 STATES = ("open", "acknowledged", "resolved")
+TRANSITIONS = {"open": ("acknowledged", "resolved"), "acknowledged": ("open", "resolved"), "resolved": ("open",)}
+MEMORY = ":memory:"  # an AlertStore at this path keeps its alerts in memory only
 MAX_EVIDENCE = 200
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (  # 1: the first release (its files have user_version 0 and this table)
+        "CREATE TABLE IF NOT EXISTS alerts (id TEXT PRIMARY KEY, detector TEXT NOT NULL, account TEXT NOT NULL,"
+        " severity TEXT NOT NULL, state TEXT NOT NULL, start_ns INTEGER NOT NULL, end_ns INTEGER NOT NULL,"
+        " record TEXT NOT NULL)",
+        "CREATE INDEX IF NOT EXISTS alerts_state ON alerts (state, start_ns)",
+    ),
+    (  # 2: each alert's transitions; account and detector filters on an index
+        "ALTER TABLE alerts ADD COLUMN history TEXT NOT NULL DEFAULT '[]'",
+        "CREATE INDEX alerts_account ON alerts (account, start_ns)",
+        "CREATE INDEX alerts_detector ON alerts (detector, start_ns)",
+    ),
+)
+_UPSERT = (
+    "INSERT INTO alerts (id, detector, account, severity, state, start_ns, end_ns, record)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET severity = excluded.severity,"
+    " state = excluded.state, end_ns = excluded.end_ns, record = excluded.record"
+)
 
 
 def _iso(ns: int) -> str:
@@ -43,101 +70,164 @@ def alert_id(finding: Finding, dedup_s: int) -> str:
     return "alert-" + hashlib.sha256(material.encode()).hexdigest()[:16]
 
 
+def check_state(state: str) -> str:
+    if state not in STATES:
+        raise ConfigError(f"state must be one of {', '.join(STATES)}, not {state!r}")
+    return state
+
+
 @dataclass(frozen=True)
 class Upserted:
     alert: dict[str, Any]
     new: bool
 
 
+@dataclass(frozen=True)
+class Transition:
+    alert: dict[str, Any]
+    changed: bool  # False: the alert was already in that state (nothing recorded)
+    previous: str
+
+
 class AlertStore:
-    def __init__(self, path: str | Path) -> None:
+    """Alerts in SQLite at ``path`` (created 0600 in a 0700 directory), or in memory at :data:`MEMORY`.
+    ``read_only`` opens an existing file for listing: nothing is created, migrated or written."""
+
+    def __init__(self, path: str | Path, *, read_only: bool = False) -> None:
         self.path = Path(path)
+        self.read_only = read_only
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db = _connect(self.path, read_only)
             self._db.execute("PRAGMA busy_timeout=5000")
-            self._db.execute("PRAGMA synchronous=NORMAL")  # WAL: durable at checkpoints, never corrupt
-            self._db.execute(
-                "CREATE TABLE IF NOT EXISTS alerts (id TEXT PRIMARY KEY, detector TEXT NOT NULL, account TEXT NOT NULL,"
-                " severity TEXT NOT NULL, state TEXT NOT NULL, start_ns INTEGER NOT NULL, end_ns INTEGER NOT NULL,"
-                " record TEXT NOT NULL)"
-            )
-            self._db.execute("CREATE INDEX IF NOT EXISTS alerts_state ON alerts (state, start_ns)")
+            if not read_only:
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute("PRAGMA synchronous=NORMAL")  # WAL: durable at checkpoints, never corrupt
+                self._migrate()
+            self._columns = {str(r[1]) for r in self._db.execute("PRAGMA table_info(alerts)")}
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open the alert store {self.path}: {exc}") from None
+        self._history = "history" if "history" in self._columns else "'[]'"  # read-only, a file from before it
+
+    def _migrate(self) -> None:
+        with self._transaction("cannot upgrade"):
+            version = int(self._db.execute("PRAGMA user_version").fetchone()[0])
+            if version > len(MIGRATIONS):
+                known = len(MIGRATIONS)
+                raise StoreError(f"alert store {self.path} has schema {version}; this exportgate knows {known}")
+            for number, steps in enumerate(MIGRATIONS[version:], start=version + 1):
+                for step in steps:
+                    self._db.execute(step)
+                self._db.execute(f"PRAGMA user_version = {number}")
+
+    @contextlib.contextmanager
+    def _transaction(self, what: str) -> Iterator[None]:
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            with contextlib.suppress(sqlite3.Error):
+                self._db.execute("ROLLBACK")
+            raise StoreError(f"{what} the alert store {self.path}: {exc}") from None
 
     def upsert(self, finding: Finding, dedup_s: int, action: str) -> Upserted:
         """A new alert for the finding, or the finding merged into the alert it continues."""
         return self.upsert_many([(finding, action)], dedup_s)[0]
 
     def upsert_many(self, findings: list[tuple[Finding, str]], dedup_s: int) -> list[Upserted]:
-        """Upsert findings (with their actions) in one transaction; one result per alert touched."""
+        """Upsert findings (with their actions) in one transaction; one result per alert touched. An
+        alert's state and history are kept as they are."""
         now = _iso(_now_ns())
         merged: dict[str, dict[str, Any]] = {}
+        histories: dict[str, list[dict[str, Any]]] = {}
         new: set[str] = set()
-        try:
-            self._db.execute("BEGIN IMMEDIATE")
+        with self._transaction("cannot record alerts in"):
             for finding, action in findings:
                 key = alert_id(finding, dedup_s)
                 alert = merged.get(key)
                 if alert is None:
-                    row = self._db.execute("SELECT record FROM alerts WHERE id = ?", (key,)).fetchone()
+                    row = self._row(key)
                     if row is None:
                         new.add(key)
-                        merged[key] = _new_alert(key, finding, action, now)
+                        merged[key], histories[key] = _new_alert(key, finding, action, now), []
                         continue
-                    alert = orjson.loads(row[0])
+                    alert, histories[key] = orjson.loads(row[0]), orjson.loads(row[1])
                 merged[key] = _merged(alert, finding, now)
             self._db.executemany(
-                "INSERT OR REPLACE INTO alerts VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                _UPSERT,
                 [(k, a["detector"], a["account"], a["severity"], a["state"], a["_start_ns"], a["_end_ns"],
                   orjson.dumps(a).decode()) for k, a in merged.items()],
             )  # fmt: skip
-            self._db.execute("COMMIT")
-        except sqlite3.Error as exc:
-            self._rollback()
-            raise StoreError(f"cannot record alerts in {self.path}: {exc}") from None
-        return [Upserted(_public(a), k in new) for k, a in merged.items()]
+        return [Upserted(_public(a, histories[k]), k in new) for k, a in merged.items()]
 
-    def set_state(self, alert: str, state: str, note: str | None = None) -> dict[str, Any]:
-        if state not in STATES:
-            raise ConfigError(f"state must be one of {', '.join(STATES)}")
-        row = self._db.execute("SELECT record FROM alerts WHERE id = ?", (alert,)).fetchone()
-        if row is None:
-            raise NotFoundError(f"no alert {alert!r}")
-        record = orjson.loads(row[0])
-        record["state"] = state
-        record["updated"] = _iso(_now_ns())
-        if note:
-            record.setdefault("notes", []).append({"at": record["updated"], "state": state, "note": note})
-        self._db.execute(
-            "UPDATE alerts SET state = ?, record = ? WHERE id = ?", (state, orjson.dumps(record).decode(), alert)
-        )
-        return _public(record)
+    def set_state(self, alert: str, state: str, note: str | None = None, by: str | None = None) -> Transition:
+        """Move an alert to ``state`` and record the transition in its history (at, state, from, by, note).
+        Already in that state: nothing changes or is recorded. A resolved alert cannot be acknowledged
+        (ConflictError): it is reopened first."""
+        check_state(state)
+        with self._transaction(f"cannot change {alert} in"):
+            row = self._row(alert)
+            if row is None:
+                raise NotFoundError(f"no alert {alert!r}")
+            record, history = orjson.loads(row[0]), orjson.loads(row[1])
+            previous = record["state"]
+            if previous == state:
+                return Transition(_public(record, history), False, previous)
+            if state not in TRANSITIONS[previous]:
+                raise ConflictError(f"alert {alert} is {previous}: it cannot become {state} before it is reopened")
+            record["state"] = state
+            record["updated"] = _iso(_now_ns())
+            history.append({"at": record["updated"], "state": state, "from": previous, "by": by, "note": note})
+            self._db.execute("UPDATE alerts SET state = ?, record = ?, history = ? WHERE id = ?",
+                             (state, orjson.dumps(record).decode(), orjson.dumps(history).decode(), alert))  # fmt: skip
+        return Transition(_public(record, history), True, previous)
+
+    def _row(self, alert: str) -> tuple[str, str] | None:
+        sql = f"SELECT record, {self._history} FROM alerts WHERE id = ?"  # noqa: S608 - a column name or a constant
+        row = self._db.execute(sql, (alert,)).fetchone()
+        return None if row is None else (str(row[0]), str(row[1]))
 
     def get(self, alert: str) -> dict[str, Any]:
-        row = self._db.execute("SELECT record FROM alerts WHERE id = ?", (alert,)).fetchone()
+        row = self._row(alert) if self._columns else None
         if row is None:
             raise NotFoundError(f"no alert {alert!r}")
-        return _public(orjson.loads(row[0]))
+        return _public(orjson.loads(row[0]), orjson.loads(row[1]))
 
-    def list(self, state: str | None = None, since_ns: int | None = None) -> list[dict[str, Any]]:
-        sql, params = "SELECT record FROM alerts WHERE 1 = 1", list[object]()
+    def list(self, state: str | None = None, since_ns: int | None = None, *, account: str | None = None,
+             detector: str | None = None) -> list[dict[str, Any]]:  # fmt: skip
+        """Alerts in start order; each filter given narrows the query (on the table's indexed columns)."""
         if state is not None:
-            sql, params = sql + " AND state = ?", [state]
-        if since_ns is not None:
-            sql += " AND end_ns >= ?"
-            params.append(since_ns)
-        rows = self._db.execute(sql + " ORDER BY start_ns, id", params).fetchall()
-        return [_public(orjson.loads(r[0])) for r in rows]
-
-    def _rollback(self) -> None:
-        with contextlib.suppress(sqlite3.Error):
-            self._db.execute("ROLLBACK")
+            check_state(state)
+        if not self._columns:  # read-only, a file without the table
+            return []
+        where = [(c, v) for c, v in (("state = ?", state), ("end_ns >= ?", since_ns), ("account = ?", account),
+                                     ("detector = ?", detector)) if v is not None]  # fmt: skip
+        clauses = " AND ".join(c for c, _ in where) or "1 = 1"  # constant clauses; the values are parameters
+        sql = f"SELECT record, {self._history} FROM alerts WHERE {clauses} ORDER BY start_ns, id"  # noqa: S608
+        try:
+            rows = self._db.execute(sql, [v for _, v in where]).fetchall()
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot read the alert store {self.path}: {exc}") from None
+        return [_public(orjson.loads(r[0]), orjson.loads(r[1])) for r in rows]
 
     def close(self) -> None:
         self._db.close()
+
+
+def _connect(path: Path, read_only: bool) -> sqlite3.Connection:
+    if str(path) == MEMORY:
+        return sqlite3.connect(MEMORY, isolation_level=None, check_same_thread=False)
+    if read_only:
+        uri = path.resolve().as_uri() + "?mode=ro"
+        return sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if not path.exists():
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))  # SQLite gives its -wal and -shm the same mode
+    return sqlite3.connect(path, isolation_level=None, check_same_thread=False)
 
 
 def _new_alert(key: str, finding: Finding, action: str, now: str) -> dict[str, Any]:
@@ -174,5 +264,7 @@ def _merged(alert: dict[str, Any], finding: Finding, now: str) -> dict[str, Any]
     }
 
 
-def _public(alert: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in alert.items() if not k.startswith("_")}
+def _public(alert: dict[str, Any], history: list[dict[str, Any]]) -> dict[str, Any]:
+    """The alert as shown and delivered: its ``history`` of transitions, and ``notes`` as alerts from
+    before the history kept them."""
+    return {**{k: v for k, v in alert.items() if not k.startswith("_")}, "history": history}

@@ -47,14 +47,15 @@ def _collector_paused() -> Iterator[None]:
 class Monitor:
     config: MonitorConfig
     alerts: AlertStore
-    accounts: AccountStore | None = None
+    accounts: AccountStore | None = None  # declared trips; and the accounts actions apply to
     webhook: Webhook | None = None
+    apply_actions: bool = True  # False: alerts are raised but no account is suspended or held
     detectors: list[Detector] = field(init=False)
     last_ns: int | None = field(init=False, default=None)  # time of the newest event seen
     recent: dict[str, int] = field(init=False, default_factory=dict)  # records seen within OVERLAP_NS of it
     floor_ns: int | None = field(init=False, default=None)  # where the first scan started: follow never reads before
     time_scale: float = field(init=False, default=1.0)
-    scale_base_ns: int | None = field(init=False, default=None)
+    scale_base_ns: int | None = field(init=False, default=None)  # time is stretched from here: the first record read
     events: int = field(init=False, default=0)
 
     def __post_init__(self) -> None:
@@ -88,6 +89,8 @@ class Monitor:
 
     def _observe(self, batch: list[Event]) -> None:
         """Count the events and keep those within ``OVERLAP_NS`` of the newest, for :meth:`follow_once`."""
+        if self.time_scale != 1.0 and self.scale_base_ns is None:
+            self.scale_base_ns = batch[0].time_ns  # the first record read is not moved by the stretch
         self.events += len(batch)
         self.last_ns = max(self.last_ns or 0, *(e.time_ns for e in batch))
         horizon = self.last_ns - OVERLAP_NS
@@ -105,10 +108,13 @@ class Monitor:
 
     def scan_store(self, store: AuditStore, since_ns: int | None, until_ns: int | None = None,
                    time_scale: float = 1.0) -> list[dict[str, Any]]:  # fmt: skip
-        """The records in a window. A later :meth:`follow_once` continues from here (same time scale)."""
-        self.floor_ns, self.time_scale = since_ns, time_scale
-        self.scale_base_ns = since_ns if time_scale != 1.0 else None
-        return self.scan(read_events(store, since_ns, until_ns, time_scale=time_scale, base_ns=self.scale_base_ns))
+        """The records in a window. A later :meth:`follow_once` continues from here (same time scale).
+
+        With ``time_scale`` (a synthetic run compressed into seconds), time is stretched from the first
+        record read, where the traffic started, not from ``since_ns``: the records then stand for the hours
+        they were sent as, from when they were sent (declared trips are for those days)."""
+        self.floor_ns, self.time_scale, self.scale_base_ns = since_ns, time_scale, None
+        return self.scan(read_events(store, since_ns, until_ns, time_scale=time_scale))
 
     def follow_once(self, store: AuditStore) -> list[dict[str, Any]]:
         """The records committed since the last pass (everything on a first call). Passes overlap by
@@ -130,7 +136,7 @@ class Monitor:
 
     def _act(self, alert: dict[str, Any]) -> None:
         action = alert["action"]
-        if action != "alert" and self.accounts is not None:
+        if action != "alert" and self.accounts is not None and self.apply_actions:
             try:
                 if action == "suspend":
                     self.accounts.set_suspended(alert["account"], True)

@@ -12,23 +12,33 @@ VPN: a vpn or hosting flag), so every request is classified by the gateway exact
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import random
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import orjson
 
 from exportgate._http import HttpClient, parse_base_url
 from exportgate._types import KycLevel
+from exportgate.errors import ConfigError, ExportgateError, UpstreamError
 from exportgate.geo import GeoLookup
 from exportgate.identity import AccountStore
 
-__all__ = ["POPULATIONS", "AddressBook", "Plan", "build_plan", "scorecard", "send_plan"]
+__all__ = ["POPULATIONS", "SYNTHETIC", "AddressBook", "Plan", "build_plan", "is_synthetic", "load_labels", "scorecard",
+           "send_plan"]  # fmt: skip
 
 HOUR = 3600.0
+SYNTHETIC = "synthetic"  # HOME/synthetic marks a home that holds synthetic accounts only
+
+
+def is_synthetic(home: Path) -> bool:
+    """Whether ``home`` is marked as holding synthetic accounts (``HOME/synthetic``, written by sim traffic)."""
+    return (home / SYNTHETIC).is_file()
 
 
 class AddressBook:
@@ -191,37 +201,111 @@ def build_plan(accounts: AccountStore, geo: GeoLookup, *, per_population: int = 
     return Plan(sorted(steps, key=lambda s: s.t), members, keys, hours, time_scale)
 
 
-async def send_plan(plan: Plan, gateway: str, *, progress: Callable[[int], None] | None = None) -> dict[str, int]:
-    """Send every step at its compressed time; returns the count of each HTTP status."""
-    origin, prefix = parse_base_url(gateway)
-    client = HttpClient()
-    statuses: dict[str, int] = {}
-    start = time.monotonic()
-    in_flight: set[asyncio.Task[None]] = set()
+class _Sender:
+    """The requests of one plan in flight. The first that fails stops the run: nothing more is sent and
+    the others are cancelled (a gateway that is down refuses them all; one error says so)."""
 
-    async def one(step: Step) -> None:
+    def __init__(self, plan: Plan, gateway: str) -> None:
+        self.plan, self.gateway = plan, gateway
+        self.origin, self.prefix = parse_base_url(gateway)
+        self.client = HttpClient()
+        self.statuses: dict[str, int] = {}
+        self.in_flight: set[asyncio.Task[None]] = set()
+        self.failure: Exception | None = None
+        self.stopped = asyncio.Event()
+        self.sent = 0
+
+    def start(self, step: Step) -> None:
+        task = asyncio.create_task(self._one(step))
+        self.in_flight.add(task)
+        task.add_done_callback(self.in_flight.discard)
+        self.sent += 1
+
+    async def wait(self, seconds: float) -> bool:
+        """Sleep ``seconds`` (at least one pass of the event loop, so a failure is seen) unless the run stops
+        first; whether it goes on."""
+        if seconds > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stopped.wait(), seconds)
+        else:
+            await asyncio.sleep(0)
+        return not self.stopped.is_set()
+
+    async def _one(self, step: Step) -> None:
         body = orjson.dumps({"model": step.model, "messages": [{"role": "user", "content": "Say hello."}],
                              "max_tokens": 16})  # fmt: skip
-        headers = [(b"authorization", b"Bearer " + plan.keys[step.account].encode()),
+        headers = [(b"authorization", b"Bearer " + self.plan.keys[step.account].encode()),
                    (b"x-forwarded-for", step.ip.encode()), (b"content-type", b"application/json")]  # fmt: skip
-        response = await client.request(origin, b"POST", prefix + b"/v1/chat/completions", headers, body, 10, 30)
-        await response.read()
-        statuses[str(response.status)] = statuses.get(str(response.status), 0) + 1
+        try:
+            response = await self.client.request(self.origin, b"POST", self.prefix + b"/v1/chat/completions",
+                                                 headers, body, 10, 30)  # fmt: skip
+            await response.read()
+        except (ExportgateError, OSError) as exc:
+            self._stop(exc)
+            return
+        self.statuses[str(response.status)] = self.statuses.get(str(response.status), 0) + 1
 
+    def _stop(self, exc: Exception) -> None:
+        if self.failure is None:
+            self.failure = exc
+            self.stopped.set()
+            mine = asyncio.current_task()
+            for task in self.in_flight:
+                if task is not mine:
+                    task.cancel()
+
+    async def drain(self) -> None:
+        """Wait for the requests in flight, until they are done or the run stops."""
+        while self.in_flight and not self.stopped.is_set():
+            await asyncio.wait([*self.in_flight], return_when=asyncio.FIRST_COMPLETED)
+
+    async def close(self) -> None:
+        """Cancel what is still in flight (the run stopped, or was interrupted) and close the connections."""
+        for task in self.in_flight:
+            task.cancel()
+        await asyncio.gather(*self.in_flight, return_exceptions=True)
+        await self.client.close()
+
+    def check(self) -> None:
+        if self.failure is not None:
+            raise UpstreamError(f"the gateway at {self.gateway} failed after {self.sent} of {len(self.plan.steps)} "
+                                f"requests: {self.failure}")  # fmt: skip
+
+
+async def send_plan(plan: Plan, gateway: str, *, progress: Callable[[int], None] | None = None) -> dict[str, int]:
+    """Send every step at its compressed time; returns the count of each HTTP status. The first request that
+    fails ends the run (UpstreamError): nothing more is sent, and the requests in flight are cancelled."""
+    sender = _Sender(plan, gateway)
+    start = time.monotonic()
     try:
         for done, step in enumerate(plan.steps):
-            delay = start + step.t / plan.time_scale - time.monotonic()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            task = asyncio.create_task(one(step))
-            in_flight.add(task)
-            task.add_done_callback(in_flight.discard)
+            if not await sender.wait(start + step.t / plan.time_scale - time.monotonic()):
+                break
+            sender.start(step)
             if progress is not None:
                 progress(done + 1)
-        await asyncio.gather(*in_flight)
+        await sender.drain()
     finally:
-        await client.close()
-    return statuses
+        await sender.close()
+    sender.check()
+    return sender.statuses
+
+
+def load_labels(path: Path) -> dict[str, Any]:
+    """Labels as ``sim traffic`` writes them; ConfigError unless the file holds an ``accounts`` object of
+    ``{"expected": [detector, ...]}``."""
+    try:
+        labels = orjson.loads(path.read_bytes())
+    except OSError as exc:
+        raise ConfigError(f"cannot read labels {path}: {exc.strerror or exc}") from None
+    except orjson.JSONDecodeError as exc:
+        raise ConfigError(f"labels {path} are not JSON: {exc}") from None
+    accounts = labels.get("accounts") if isinstance(labels, dict) else None
+    if not isinstance(labels, dict) or not isinstance(accounts, dict) or not all(
+        isinstance(a, dict) and isinstance(a.get("expected"), list) for a in accounts.values()
+    ):
+        raise ConfigError(f"{path} holds no labels (an 'accounts' object of {{\"expected\": [...]}} entries)")
+    return labels
 
 
 def scorecard(alerts: Sequence[dict[str, Any]], labels: dict[str, Any]) -> dict[str, dict[str, Any]]:
