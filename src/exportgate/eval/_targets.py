@@ -27,7 +27,7 @@ from exportgate.sim import SimModel, profile_named
 
 from ._records import Message, TargetReply
 
-__all__ = ["AnthropicTarget", "OpenAITarget", "RateLimits", "SimTarget", "Target", "target_for"]
+__all__ = ["AnthropicTarget", "OpenAITarget", "RateLimits", "SimTarget", "Target", "comparable", "target_for"]
 
 
 class Target(Protocol):
@@ -46,6 +46,11 @@ def _fingerprint(kind: str, endpoint: str, model: str, system: str | None) -> di
         "system_prompt_sha256": hashlib.sha256(system.encode()).hexdigest() if system else None,
         "date": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
+
+
+def comparable(target: Target) -> dict[str, Any]:
+    """A target's fingerprint without its date: what must match for two runs (and a resume) to be the same."""
+    return {k: v for k, v in target.fingerprint().items() if k != "date"}
 
 
 class SimTarget:
