@@ -118,8 +118,9 @@ class _HttpTarget(ABC):
         max_tokens: int = 512,
         client: HttpClient | None = None,
     ) -> None:
-        self.base_url, self.model, self.system = base_url.rstrip("/"), model, system
-        self.origin, prefix = parse_base_url(self.base_url)
+        self.model, self.system = model, system
+        self.origin, prefix = parse_base_url(base_url)
+        self.base_url = self.origin.url(prefix)  # one spelling: https://host/v1 and https://host/ are the same target
         self.target = prefix + self.path
         self.headers = [(b"content-type", b"application/json"), *self._auth(api_key)]
         self.limits, self.retries, self.timeout, self.max_tokens = limits or RateLimits(), retries, timeout, max_tokens
@@ -162,7 +163,7 @@ class _HttpTarget(ABC):
         raise UpstreamError(f"{self.base_url}: gave up after {self.retries + 1} attempts: {error}")
 
     def fingerprint(self) -> dict[str, Any]:
-        return _fingerprint(self.kind, self.base_url + self.target.decode(), self.model, self.system)
+        return _fingerprint(self.kind, self.origin.url(self.target), self.model, self.system)
 
     async def close(self) -> None:
         await self.client.close()
