@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import datetime as dt
 import heapq
-import json
 from collections import deque
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, TypeGuard
+
+import orjson
 
 from ._record import ChainRow
 from ._store import AuditStore, RecordFilter
@@ -62,8 +63,8 @@ class Exported:
 
 def _decode(row: ChainRow) -> dict[str, Any] | None:
     try:
-        record = json.loads(row.body)
-    except ValueError:
+        record = orjson.loads(row.body)
+    except orjson.JSONDecodeError:
         return None
     return record if isinstance(record, dict) else None
 
@@ -165,45 +166,45 @@ def _yes_no(value: Any) -> str:
     return UNKNOWN if value is None else ("yes" if value else "no")
 
 
-def _subject_columns(subject: Mapping[str, Any] | None) -> dict[str, str]:
+def _subject_cells(subject: Mapping[str, Any] | None) -> list[str]:
+    """``subject_id`` to ``controlled_by``, in column order."""
     known = subject or {}
-    return {
-        "subject_id": _text(known.get("subject_id")),
-        "organization": _text(known.get("organization")),
-        "citizenships": _codes(known.get("citizenships")),
-        "residencies": _codes(known.get("residencies")),
-        "us_person": _yes_no(known.get("us_person")),
-        "kyc": _text(known.get("kyc")),
-        "screening": _text(known.get("screening")),
-        "controlled_by": _text(known.get("controlled_by")),
-    }
+    return [
+        _text(known.get("subject_id")),
+        _text(known.get("organization")),
+        _codes(known.get("citizenships")),
+        _codes(known.get("residencies")),
+        _yes_no(known.get("us_person")),
+        _text(known.get("kyc")),
+        _text(known.get("screening")),
+        _text(known.get("controlled_by")),
+    ]
 
 
-def _outcome_columns(outcome: Mapping[str, Any] | None) -> dict[str, Any]:
+def _outcome_cells(outcome: Mapping[str, Any] | None) -> list[Any]:
+    """``outcome_http_status`` to ``completion_tokens``, in column order."""
     known = outcome or {}
     tokens = known.get("tokens") or {}
-    return {
-        "outcome_http_status": known.get("http_status"),
-        "outcome_upstream_status": known.get("upstream_status"),
-        "outcome_latency_ms": known.get("latency_ms"),
-        "prompt_tokens": tokens.get("prompt_tokens"),
-        "completion_tokens": tokens.get("completion_tokens"),
-    }
+    return [known.get("http_status"), known.get("upstream_status"), known.get("latency_ms"),
+            tokens.get("prompt_tokens"), tokens.get("completion_tokens")]  # fmt: skip
 
 
-def csv_row(item: Exported) -> dict[str, Any]:
-    """A decodable row as CSV cells (``None`` is an empty cell): lists ``;``-joined, subject attributes
-    ``?`` when not known, outcome columns empty unless an outcome was joined."""
+_STORED = CSV_COLUMNS[: CSV_COLUMNS.index("hash") + 1]  # the columns named after the record's own fields
+_TIME, _ANONYMIZERS, _REASONS, _HASH = (_STORED.index(c) for c in ("time", "anonymizers", "reasons", "hash"))
+
+
+def csv_row(item: Exported) -> list[Any]:
+    """A decodable row's cells in :data:`CSV_COLUMNS` order (``None`` is an empty cell): lists ``;``-joined,
+    subject attributes ``?`` when not known, outcome cells empty unless an outcome was joined."""
     record = item.record or {}
-    flat = dict(record)
-    flat["time"] = iso_time(int(record.get("time_ns", item.row.time_ns)))
-    flat["anonymizers"] = ";".join(record.get("anonymizers") or [])
-    flat["reasons"] = ";".join(str(r.get("code")) for r in record.get("reasons") or [])
-    flat["hash"] = item.row.hash
+    cells: list[Any] = [record.get(column) for column in _STORED]
+    cells[_TIME] = iso_time(int(record.get("time_ns", item.row.time_ns)))
+    cells[_ANONYMIZERS] = ";".join(record.get("anonymizers") or [])
+    cells[_REASONS] = ";".join(str(r.get("code")) for r in record.get("reasons") or [])
+    cells[_HASH] = item.row.hash
     if _is_decision(record):
-        flat.update(_subject_columns(record.get("subject")))
-        flat.update(_outcome_columns(item.outcome))
-    return flat
+        return [*cells, *_subject_cells(record.get("subject")), *_outcome_cells(item.outcome)]
+    return [*cells, *[None] * (len(CSV_COLUMNS) - len(cells))]
 
 
 def jsonl_line(item: Exported, *, outcome: bool = False) -> dict[str, Any]:

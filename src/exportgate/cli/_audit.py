@@ -219,9 +219,9 @@ def _output(out: Path | None) -> Iterator[TextIO]:
 
 
 def _write(handle: TextIO, output_format: str, items: Iterable[Exported], joined: bool, bad: list[str]) -> int:
-    writer = csv.DictWriter(handle, CSV_COLUMNS, extrasaction="ignore") if output_format == "csv" else None
+    writer = csv.writer(handle) if output_format == "csv" else None
     if writer is not None:
-        writer.writeheader()
+        writer.writerow(CSV_COLUMNS)
     written = 0
     for item in items:
         if item.record is None:
