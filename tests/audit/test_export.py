@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -29,7 +28,7 @@ from exportgate.audit import (
 )
 from exportgate.cli import main
 from exportgate.identity import AccountStore
-from tests.audit.conftest import entry
+from tests.audit.conftest import entry, run
 from tests.gateway.conftest import serve
 from tests.recorder import COMPLETION_TOKENS, PROMPT_TOKENS, PathRecorder
 
@@ -38,12 +37,6 @@ T0 = 1_780_000_000 * S  # a fixed moment in 2026
 NEW_COLUMNS = ("subject_id", "organization", "citizenships", "residencies", "us_person", "kyc", "screening",
                "controlled_by", "outcome_http_status", "outcome_upstream_status", "outcome_latency_ms",
                "prompt_tokens", "completion_tokens")  # fmt: skip
-
-
-def run(capsys, *args) -> tuple[int, str, str]:
-    code = main([str(a) for a in args])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def csv_rows(text: str) -> list[dict[str, str]]:
@@ -276,21 +269,6 @@ def test_record_not_in_the_store_writes_nothing(store_url: str, tmp_path: Path, 
     assert err.count("\n") == 1 and "Traceback" not in err
     code, _, err = run(capsys, *base, "--record", "nobody:1", "--format", "csv", "--out", tmp_path / "e.csv")
     assert code == 1 and "no record nobody:1" in err and not (tmp_path / "e.csv").exists()
-
-
-@pytest.mark.parametrize(
-    ("args", "fragment"),
-    [
-        (["--record", "w-1"], "expected WRITER:SEQ"),
-        (["--record", "w-1:x"], "expected WRITER:SEQ"),
-        (["--record", "w-1:1", "--since", "1h"], "takes no --since"),
-        (["--outcome-wait", "soon"], "expected seconds or an age like 15m"),
-    ],
-)
-def test_bad_record_and_wait_options(tmp_path: Path, capsys, args, fragment):
-    write(None, tmp_path, [entry(0)])
-    code, _, err = run(capsys, "audit", "export", "--home", tmp_path, *args)
-    assert code == 2 and fragment in err and err.count("\n") == 1
 
 
 # -- --out --------------------------------------------------------------------------------------------------

@@ -34,8 +34,8 @@ __all__ = [
     "row_with_outcome",
 ]
 
-#: Default wait for an allowed decision's outcome: the gateway writes outcomes within ~100 ms, so 15 minutes
-#: covers long streamed answers with room to spare.
+#: Default wait for an allowed decision's outcome: the gateway records an outcome within ~100 ms of the
+#: request's end, so 15 minutes covers long streamed answers with room to spare.
 DEFAULT_HORIZON_NS = 15 * 60 * 1_000_000_000
 #: A subject attribute the record does not know (``null``, absent, or no subject at all).
 UNKNOWN = "?"

@@ -6,6 +6,7 @@ import csv
 import datetime as dt
 import json
 import os
+import secrets
 import sys
 import time
 from collections.abc import Iterable, Iterator
@@ -204,7 +205,7 @@ def _output(out: Path | None) -> Iterator[TextIO]:
     if out is None:
         yield sys.stdout
         return
-    partial = out.with_name(f".{out.name}.{os.getpid()}.partial")
+    partial = out.with_name(f".{out.name}.{os.getpid()}-{secrets.token_hex(4)}.partial")
     try:
         handle = partial.open("x", encoding="utf-8", newline="")
     except OSError as exc:
