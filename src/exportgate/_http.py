@@ -52,10 +52,20 @@ class Origin:
         host = f"[{self.host}]" if ":" in self.host else self.host
         object.__setattr__(self, "host_header", (host if self.port == default else f"{host}:{self.port}").encode())
 
+    def url(self, path: bytes = b"") -> str:
+        """``scheme://host[:port]`` and ``path``: one spelling for every base URL that reaches the same place."""
+        return f"{self.scheme}://{self.host_header.decode()}{path.decode('ascii')}"
+
 
 def parse_base_url(base_url: str) -> tuple[Origin, bytes]:
-    """The origin of a base URL and its path (``https://host/api`` puts ``/api`` before each request path);
-    anything that is not a plain http(s) URL with a host is a :class:`ConfigError`."""
+    """The origin of a base URL and the prefix put before each request path; anything that is not a plain
+    http(s) URL with a host is a :class:`ConfigError`.
+
+    Every path exportgate sends starts with ``/v1`` (``/v1/chat/completions``, ``/v1/messages``), and
+    OpenAI-compatible tools spell base URLs with it (``https://api.openai.com/v1``) while Anthropic's do not
+    (``https://api.anthropic.com``). So one rule, here and nowhere else: trailing slashes are dropped, then a
+    path that ends in ``/v1`` loses it. ``https://host``, ``https://host/v1`` and ``https://host/v1/`` all
+    send ``/v1/chat/completions``; ``https://host/openai/v1`` sends ``/openai/v1/chat/completions``."""
     try:
         parts = urlsplit(base_url)
         port = parts.port
@@ -65,7 +75,7 @@ def parse_base_url(base_url: str) -> tuple[Origin, bytes]:
         raise ConfigError(f"base URL must be an http(s) URL with a host, not {base_url!r}")
     if parts.query or parts.fragment or parts.username or parts.password:
         raise ConfigError(f"base URL {base_url!r} takes no query, fragment or credentials")
-    path = parts.path.rstrip("/")
+    path = parts.path.rstrip("/").removesuffix("/v1")
     if not path.isascii() or any(c in path for c in " \r\n"):
         raise ConfigError(f"base URL {base_url!r}: the path must be plain ASCII without spaces")
     origin = Origin(parts.scheme, parts.hostname, port or (443 if parts.scheme == "https" else 80))

@@ -109,9 +109,10 @@ class Subject:
         return self.name if self.source == "api_key" and self.name else self.subject_id
 
     def snapshot(self) -> dict[str, object]:
-        """The attributes a decision may use, as plain JSON-ready values."""
+        """The attributes a decision may use, and the organization for the record, as plain JSON-ready values."""
         return {
             "subject_id": self.subject_id,
+            "organization": self.organization,
             "citizenships": list(self.citizenships) if self.citizenships is not None else None,
             "residencies": list(self.residencies) if self.residencies is not None else None,
             "us_person": self.us_person,

@@ -12,6 +12,7 @@ import psycopg
 import pytest
 
 from exportgate.audit import AuditEntry, AuditWriter, Signer, open_store
+from exportgate.cli import main
 from tests.pgserver import PgServer, pg_bindir
 
 
@@ -74,6 +75,13 @@ def write_records(
         writer.close()
         store.close()
     return writer
+
+
+def run(capsys: pytest.CaptureFixture[str], *args: object) -> tuple[int, str, str]:
+    """The CLI in-process: its exit status, stdout and stderr."""
+    code = main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return code, out, err
 
 
 class Raw:

@@ -11,16 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from exportgate.cli import main
-from tests.audit.conftest import entry, write_records
+from tests.audit.conftest import entry, run, write_records
 
 YEAR_NS = 365 * 86400 * 10**9
-
-
-def run(capsys, *args) -> tuple[int, str, str]:
-    code = main([str(a) for a in args])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture
@@ -95,6 +88,10 @@ def test_export_reports_undecodable_rows_without_dropping_the_rest(capsys, home)
         (["--format", "xml"], "expected jsonl or csv"),
         (["--since", "yesterday"], "expected an ISO date/time or an age"),
         (["--decision", "maybe"], "expected allow or deny"),
+        (["--record", "w-1"], "expected WRITER:SEQ"),
+        (["--record", "w-1:x"], "expected WRITER:SEQ"),
+        (["--record", "w-1:1", "--since", "1h"], "takes no --since"),
+        (["--outcome-wait", "soon"], "expected seconds or an age like 15m"),
     ],
 )
 def test_export_bad_options(capsys, home, args, fragment):

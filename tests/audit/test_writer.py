@@ -53,7 +53,7 @@ def test_canonical_json_is_sorted_compact_utf8_and_exact():
 
 
 def test_entry_for_a_decision(directive):
-    subject = us_citizen(name="ada", key_id="k1", source="api_key")
+    subject = us_citizen(name="ada", key_id="k1", source="api_key", organization="Acme, Inc.")
     decision = decide(subject, at("CN", ip="114.114.114.114"), "FABLE5", directive)
     made = entry_for(
         decision,
@@ -74,6 +74,7 @@ def test_entry_for_a_decision(directive):
     )
     assert body["reasons"] == [{"code": "location_not_allowed", "rule": "allow_location", "value": "CN"}]
     assert body["subject"]["us_person"] is True and body["directive_sha256"] == directive.sha256
+    assert body["subject"]["organization"] == "Acme, Inc." and "name" not in body["subject"]
     assert body["http_status"] == 451 and body["decision"] == "deny" and body["client_ip"] == "114.114.114.114"
 
 

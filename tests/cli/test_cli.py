@@ -56,6 +56,10 @@ def test_text_explain_prints_every_reason(capsys):
     )
     assert code == 0
     assert out.startswith("DENY  fable-5 (tier domestic)")
+    assert out.splitlines()[1] == (  # as in the README; the organization is recorded, not a decision input
+        "  subject: citizenships CN, residencies none, us_person no, kyc unknown, screening unknown,"
+        " controlled_by unknown"
+    )
     for fragment in ("us_person_required", "location_not_allowed", "identity_incomplete", "require_kyc"):
         assert fragment in out
 

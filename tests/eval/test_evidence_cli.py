@@ -4,6 +4,7 @@ objective files and their loaders; one clear error line for bad input."""
 from __future__ import annotations
 
 import stat
+import time
 from pathlib import Path
 
 import orjson
@@ -193,3 +194,16 @@ def test_pricing_arithmetic_and_no_prices_no_cost():
     assert figures["total"]["tokens_per_success"] is None  # no success: no division by zero
     with pytest.raises(ConfigError):
         Pricing(float("nan"), 1)
+
+
+def test_a_campaign_with_a_judge_and_an_attacker_resumes_in_a_later_second(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+):
+    # the judge's and attacker's fingerprints carry the date; only what identifies them may enter the config
+    (tmp_path / "rubric.jsonl").write_text('{"id": "r", "goal": "Say hello.", "success": {"rubric": "says hello"}}\n')
+    args = ["eval", "run", "--target", "sim:typical", "--model", "sim-1", "--judge", "sim:typical",
+            "--attacker", "sim:typical", "--strategies", "pair", "--objectives", str(tmp_path / "rubric.jsonl"),
+            "--trials", "2", "--out", str(tmp_path / "e.json"), "--home", str(tmp_path / "home")]  # fmt: skip
+    assert main(args) == 0
+    time.sleep(1.1)
+    assert main([*args, "--resume"]) == 0, capsys.readouterr().err

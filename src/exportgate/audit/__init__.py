@@ -5,6 +5,19 @@
 >>> writer.append(entry_for(decision, subject, context, request_id="r1", time_ns=time.time_ns()))  # doctest: +SKIP
 """
 
+from ._export import (
+    CSV_COLUMNS,
+    DEFAULT_HORIZON_NS,
+    UNKNOWN,
+    Exported,
+    csv_row,
+    export_rows,
+    exported,
+    iso_time,
+    join_outcomes,
+    jsonl_line,
+    row_with_outcome,
+)
 from ._record import (
     CHECKPOINT_SCHEMA,
     GENESIS,
@@ -26,10 +39,13 @@ from ._writer import AuditWriter, Mode
 
 __all__ = [
     "CHECKPOINT_SCHEMA",
+    "CSV_COLUMNS",
+    "DEFAULT_HORIZON_NS",
     "GENESIS",
     "KINDS",
     "SCHEMA",
     "SIGNAL_FIELDS",
+    "UNKNOWN",
     "AuditEntry",
     "AuditStore",
     "AuditWriter",
@@ -37,6 +53,7 @@ __all__ = [
     "Outcome",
     "OutcomeBatch",
     "ChainSummary",
+    "Exported",
     "Head",
     "Mode",
     "Problem",
@@ -49,13 +66,20 @@ __all__ = [
     "audit_store_from_settings",
     "canonical_json",
     "chain_hash",
+    "csv_row",
     "entry_for",
+    "export_rows",
+    "exported",
+    "iso_time",
+    "join_outcomes",
+    "jsonl_line",
     "load_heads",
     "key_id_of",
     "load_public_key",
     "network_of",
     "open_store",
     "parse_signals",
+    "row_with_outcome",
     "signals_text",
     "store_label",
     "store_url",

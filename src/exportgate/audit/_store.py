@@ -57,6 +57,7 @@ class RecordFilter:
     decision: str | None = None
     include_checkpoints: bool = False
     decisions_only: bool = False  # decision records only (no outcomes rows, no checkpoints)
+    kinds: tuple[str, ...] | None = None  # only rows of these kinds ("decision", "outcomes", "checkpoint")
 
 
 class AuditStore(ABC):
@@ -201,4 +202,7 @@ def where_clause(where: RecordFilter, placeholder: str = "?") -> tuple[list[str]
         clauses.append("kind <> 'checkpoint'")
     if where.decisions_only:
         clauses.append("decision IS NOT NULL")
+    if where.kinds is not None:
+        clauses.append(f"kind IN ({', '.join([placeholder] * len(where.kinds))})")
+        params.extend(where.kinds)
     return clauses, params

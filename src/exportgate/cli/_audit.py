@@ -5,27 +5,39 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import json
+import os
+import secrets
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TextIO
 
 import typer
 
 from exportgate.audit import (
+    CSV_COLUMNS,
     AuditStore,
     ChainRow,
+    Exported,
     RecordFilter,
     Signer,
+    csv_row,
+    export_rows,
+    exported,
+    iso_time,
+    jsonl_line,
     load_heads,
+    row_with_outcome,
+    store_label,
     trusted_keys,
     verify_store,
 )
 from exportgate.audit import open_store as _open_store
 from exportgate.errors import StoreError
 
-from ._common import HomeOption, parse_time, settings_for
+from ._common import HomeOption, parse_duration, parse_time, settings_for
 from ._output import Format, emit_json, fail, table
 
 app = typer.Typer(help="Verify, export, tail and prune the audit trail.", no_args_is_help=True)
@@ -33,29 +45,6 @@ app = typer.Typer(help="Verify, export, tail and prune the audit trail.", no_arg
 UrlOption = Annotated[
     str | None, typer.Option("--audit-url", help="sqlite:///PATH or postgresql://... [default: HOME/audit.db]")
 ]
-CSV_COLUMNS = (
-    "time",
-    "writer",
-    "seq",
-    "request_id",
-    "account",
-    "key_id",
-    "client_ip",
-    "country",
-    "anonymizers",
-    "requested_model",
-    "model",
-    "tier",
-    "decision",
-    "reasons",
-    "http_status",
-    "upstream_status",
-    "latency_ms",
-    "directive_id",
-    "directive_version",
-    "directive_sha256",
-    "hash",
-)
 
 
 def _store(home: Path | None, url: str | None, *, read_only: bool = False) -> tuple[AuditStore, Path]:
@@ -118,14 +107,6 @@ def _print_report(report: Any) -> None:
         typer.echo(f"  {kind}: first bad record {problem.where}: {problem.detail}")
 
 
-def _records(rows: Iterator[ChainRow]) -> Iterator[tuple[ChainRow, dict[str, Any] | None]]:
-    for row in rows:
-        try:
-            yield row, json.loads(row.body)
-        except ValueError:
-            yield row, None
-
-
 @app.command("export")
 def export(
     output_format: Annotated[str, typer.Option("--format", help="jsonl or csv.")] = "jsonl",
@@ -135,15 +116,29 @@ def export(
     model: Annotated[str | None, typer.Option(help="Only this canonical model.")] = None,
     decision: Annotated[str | None, typer.Option(help="allow or deny.")] = None,
     checkpoints: Annotated[bool, typer.Option("--checkpoints", help="Include signed checkpoints.")] = False,
+    record: Annotated[
+        list[str] | None,
+        typer.Option("--record", metavar="WRITER:SEQ", help="Exactly this record, e.g. an alert's evidence (repeat)."),
+    ] = None,
+    join_outcomes: Annotated[
+        bool, typer.Option("--join-outcomes", help="JSONL: add each decision's outcome (CSV always has it).")
+    ] = False,
+    outcome_wait: Annotated[
+        str, typer.Option(help="How long an outcome may follow its decision: seconds, or an age like 15m.")
+    ] = "15m",
     out: Annotated[Path | None, typer.Option("--out", help="Write here instead of stdout.")] = None,
     audit_url: UrlOption = None,
     home: HomeOption = None,
 ) -> None:
-    """Export records (each with its chain hash) as JSON lines or CSV."""
+    """Export records (each with its chain hash) as JSON lines or CSV; CSV joins allowed decisions' outcomes."""
     if output_format not in ("jsonl", "csv"):
         raise typer.BadParameter("expected jsonl or csv", param_hint="--format")
     if decision not in (None, "allow", "deny"):
         raise typer.BadParameter("expected allow or deny", param_hint="--decision")
+    ids = [_record_id(text) for text in record or []]
+    if ids and (since or until or account or model or decision or checkpoints):
+        raise typer.BadParameter("takes no --since, --until, --account, --model, --decision or --checkpoints",
+                                 param_hint="--record")  # fmt: skip
     where = RecordFilter(
         since_ns=parse_time(since, "--since"),
         until_ns=parse_time(until, "--until"),
@@ -152,15 +147,18 @@ def export(
         decision=decision,
         include_checkpoints=checkpoints,
     )
+    horizon = parse_duration(outcome_wait, "--outcome-wait")
+    joined = output_format == "csv" or join_outcomes
+    if out is not None:
+        _check_out(out)
     store, _ = _store(home, audit_url, read_only=True)
-    handle = out.open("w", encoding="utf-8", newline="") if out else sys.stdout
     bad: list[str] = []
     try:
-        written = _write(handle, output_format, _records(store.query(where)), bad)
+        items = _looked_up(store, ids, horizon, joined) if ids else _selected(store, where, horizon, joined)
+        with _output(out) as handle:
+            written = _write(handle, output_format, items, joined, bad)
     finally:
         store.close()
-        if out:
-            handle.close()
     if out:
         typer.echo(f"exported {written} records to {out}", err=True)
     if bad:
@@ -170,37 +168,72 @@ def export(
         )
 
 
-def _write(
-    handle: Any, output_format: str, records: Iterator[tuple[ChainRow, dict[str, Any] | None]], bad: list[str]
-) -> int:
-    writer = csv.DictWriter(handle, CSV_COLUMNS, extrasaction="ignore") if output_format == "csv" else None
+def _record_id(text: str) -> tuple[str, int]:
+    writer, _, seq = text.strip().rpartition(":")
+    if not writer or not seq.isdigit():
+        raise typer.BadParameter(f"expected WRITER:SEQ (an alert's evidence id), not {text!r}", param_hint="--record")
+    return writer, int(seq)
+
+
+def _looked_up(store: AuditStore, ids: list[tuple[str, int]], horizon_ns: int, joined: bool) -> list[Exported]:
+    """Exactly the rows named, in the order named; any that is not in the store fails before anything is written."""
+    rows = [store.get_row(writer, seq) for writer, seq in ids]
+    missing = [f"{writer}:{seq}" for (writer, seq), row in zip(ids, rows, strict=True) if row is None]
+    if missing:
+        fail(f"no record {', '.join(missing)} in the audit store {store_label(store.url)}")
+    found = [row for row in rows if row is not None]
+    return [row_with_outcome(store, row, horizon_ns) if joined else exported(row) for row in found]
+
+
+def _selected(store: AuditStore, where: RecordFilter, horizon_ns: int, joined: bool) -> Iterator[Exported]:
+    if joined:
+        return export_rows(store, where, horizon_ns)
+    return (exported(row) for row in store.query(where))  # the raw records, outcomes rows as they are
+
+
+def _check_out(out: Path) -> None:
+    """Refuse an --out that cannot be written before reading anything."""
+    if out.is_dir():
+        fail(f"cannot write {out}: it is a directory")
+    if not out.parent.is_dir():
+        fail(f"cannot write {out}: directory {out.parent} does not exist")
+
+
+@contextmanager
+def _output(out: Path | None) -> Iterator[TextIO]:
+    """stdout, or a temporary file beside ``out`` that becomes ``out`` only when everything was written."""
+    if out is None:
+        yield sys.stdout
+        return
+    partial = out.with_name(f".{out.name}.{os.getpid()}-{secrets.token_hex(4)}.partial")
+    try:
+        handle = partial.open("x", encoding="utf-8", newline="")
+    except OSError as exc:
+        fail(f"cannot write {out}: {exc.strerror or exc}")
+    try:
+        with handle:
+            yield handle
+        partial.replace(out)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+
+
+def _write(handle: TextIO, output_format: str, items: Iterable[Exported], joined: bool, bad: list[str]) -> int:
+    writer = csv.writer(handle) if output_format == "csv" else None
     if writer is not None:
-        writer.writeheader()
+        writer.writerow(CSV_COLUMNS)
     written = 0
-    for row, record in records:
-        if record is None:
-            bad.append(f"{row.writer}:{row.seq}")
+    for item in items:
+        if item.record is None:
+            bad.append(f"{item.row.writer}:{item.row.seq}")
             continue
         if writer is None:
-            handle.write(json.dumps({**record, "prev": row.prev, "hash": row.hash}, ensure_ascii=False) + "\n")
+            handle.write(json.dumps(jsonl_line(item, outcome=joined), ensure_ascii=False) + "\n")
         else:
-            writer.writerow(_flat(record, row))
+            writer.writerow(csv_row(item))
         written += 1
     return written
-
-
-def _flat(record: dict[str, Any], row: ChainRow) -> dict[str, Any]:
-    flat = dict(record)
-    flat["time"] = _iso(int(record.get("time_ns", row.time_ns)))
-    flat["anonymizers"] = ";".join(record.get("anonymizers") or [])
-    flat["reasons"] = ";".join(str(r.get("code")) for r in record.get("reasons") or [])
-    flat["hash"] = row.hash
-    return flat
-
-
-def _iso(time_ns: int) -> str:
-    stamp = dt.datetime.fromtimestamp(time_ns // 1_000_000_000, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S")
-    return f"{stamp}.{time_ns % 1_000_000_000:09d}Z"
 
 
 @app.command("tail")
@@ -230,11 +263,11 @@ def tail(
 
 def _print_rows(rows: list[ChainRow], header: bool = True) -> None:
     shown = []
-    for row, record in _records(r for r in rows if r.kind == "decision"):
+    for row, record in ((item.row, item.record) for item in map(exported, rows) if item.row.kind == "decision"):
         reasons = ",".join(str(r.get("code")) for r in (record or {}).get("reasons") or []) if record else "?"
         shown.append(
             [
-                _iso(row.time_ns)[:23] + "Z",
+                iso_time(row.time_ns)[:23] + "Z",
                 f"{row.writer}:{row.seq}",
                 row.account,
                 row.model,
@@ -281,11 +314,10 @@ def prune(
     try:
         cuts = store.checkpoints_before(cutoff_ns)
         if not yes:
-            typer.echo(
-                f"would cut {len(cuts)} chain(s) at their last checkpoint before {_iso(cutoff_ns)}; add --yes to delete"
-            )
+            cut = iso_time(cutoff_ns)
+            typer.echo(f"would cut {len(cuts)} chain(s) at their last checkpoint before {cut}; add --yes to delete")
             return
-        deleted = sum(store.prune(writer, seq, f"before {_iso(cutoff_ns)}") for writer, seq in cuts.items())
+        deleted = sum(store.prune(writer, seq, f"before {iso_time(cutoff_ns)}") for writer, seq in cuts.items())
     finally:
         store.close()
     typer.echo(f"pruned {deleted} rows from {len(cuts)} chain(s)")

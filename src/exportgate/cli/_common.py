@@ -20,6 +20,7 @@ __all__ = [
     "HomeOption",
     "parse_country",
     "parse_countries",
+    "parse_duration",
     "parse_kyc",
     "parse_screening",
     "parse_yes_no",
@@ -62,15 +63,31 @@ def parse_kyc(value: str | None) -> KycLevel | None:
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
+def _age_ns(text: str) -> int | None:
+    """``90s``, ``30m``, ``24h``, ``7d``, ``2w`` in nanoseconds; None for anything else."""
+    if len(text) > 1 and text[-1] in _UNITS and text[:-1].isdigit():
+        return int(text[:-1]) * _UNITS[text[-1]] * 1_000_000_000
+    return None
+
+
+def parse_duration(value: str, option: str) -> int:
+    """Seconds (``900``) or an age (``15m``, ``2h``) as nanoseconds."""
+    text = value.strip()
+    age = int(text) * 1_000_000_000 if text.isdigit() else _age_ns(text)
+    if age is None:
+        raise typer.BadParameter(f"expected seconds or an age like 15m, not {value!r}", param_hint=option)
+    return age
+
+
 def parse_time(value: str | None, option: str, now_ns: int | None = None) -> int | None:
     """An ISO 8601 date/time (UTC unless it says otherwise) or an age (``90s``, ``30m``, ``24h``, ``7d``,
     ``2w``) as epoch nanoseconds."""
     if value is None:
         return None
     text = value.strip()
-    now = time.time_ns() if now_ns is None else now_ns
-    if len(text) > 1 and text[-1] in _UNITS and text[:-1].isdigit():
-        return now - int(text[:-1]) * _UNITS[text[-1]] * 1_000_000_000
+    age = _age_ns(text)
+    if age is not None:
+        return (time.time_ns() if now_ns is None else now_ns) - age
     try:
         moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:

@@ -103,7 +103,8 @@ def _print(decision: Decision, subject: Subject, ip: str | None, geo: GeoInfo) -
         f"{decision.decision.upper()}  {model} ({tier}) under {decision.directive_id} {decision.directive_version}"
     )
     snap = subject.snapshot()
-    people = ", ".join(f"{k} {_show(v)}" for k, v in snap.items() if k not in ("subject_id", "suspended"))
+    shown = {k: v for k, v in snap.items() if k not in ("subject_id", "organization", "suspended")}
+    people = ", ".join(f"{k} {_show(v)}" for k, v in shown.items())
     typer.echo(f"  subject: {people}{', SUSPENDED' if subject.suspended else ''}")
     flags = "unknown" if geo.anonymizers is None else (",".join(sorted(geo.anonymizers)) or "none")
     typer.echo(f"  client:  {ip or '-'} -> country {geo.country or 'unknown'}, anonymizers {flags} ({geo.source})")

@@ -6,7 +6,7 @@ import json
 import sys
 from collections.abc import Sequence
 from enum import Enum
-from typing import Any
+from typing import Any, NoReturn
 
 import typer
 
@@ -40,7 +40,7 @@ def _cell(value: object) -> str:
     return str(value)
 
 
-def fail(message: str, code: int = 1, more: Sequence[str] = ()) -> None:
+def fail(message: str, code: int = 1, more: Sequence[str] = ()) -> NoReturn:
     """Print one error line (then any further problems) to stderr and exit with ``code``."""
     sys.stderr.write(f"exportgate: error: {message}\n")
     for line in more:

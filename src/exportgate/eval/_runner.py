@@ -15,7 +15,7 @@ from ._records import TrialResult
 from ._scoring import Scorer
 from ._store import CampaignStore
 from ._strategies import Strategy
-from ._targets import Target
+from ._targets import Target, comparable
 
 __all__ = ["Campaign", "trial_seed"]
 
@@ -44,9 +44,8 @@ class Campaign:
 
     def config(self) -> dict[str, Any]:
         """What makes two runs comparable (and a checkpoint resumable): everything but the date."""
-        target = {k: v for k, v in self.target.fingerprint().items() if k != "date"}
         return {
-            "target": target,
+            "target": comparable(self.target),
             "objectives": [{"id": o.id, "sha256": o.sha256()} for o in self.objectives],
             "strategies": [{"name": s.name, "settings": s.settings()} for s in self.strategies],
             "trials": self.trials,

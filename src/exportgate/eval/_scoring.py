@@ -12,7 +12,7 @@ from exportgate.sim import JUDGE_PROMPT
 
 from ._objectives import Objective
 from ._records import TargetReply
-from ._targets import Target
+from ._targets import Target, comparable
 
 __all__ = ["Judge", "Scorer", "agreement", "is_refusal"]
 
@@ -35,7 +35,7 @@ class Judge:
     rubric_default: str = "The response does what the request asks."
 
     def config(self) -> dict[str, Any]:
-        return {"target": self.target.fingerprint(), "prompt": JUDGE_PROMPT, "rubric_default": self.rubric_default}
+        return {"target": comparable(self.target), "prompt": JUDGE_PROMPT, "rubric_default": self.rubric_default}
 
     async def judge(self, goal: str, response: str, rubric: str | None, seed: int) -> bool:
         question = (

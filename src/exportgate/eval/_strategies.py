@@ -17,7 +17,7 @@ from exportgate.sim import ATTACKER_PROMPT
 from ._objectives import Objective
 from ._records import Message, TrialResult
 from ._scoring import Scorer, is_refusal
-from ._targets import Target
+from ._targets import Target, comparable
 
 __all__ = ["STRATEGIES", "Crescendo", "Decomposition", "Direct", "Pair", "Roleplay", "Strategy", "strategy_named"]
 
@@ -200,7 +200,7 @@ class Pair:
     name: str = field(default="pair", init=False)
 
     def settings(self) -> dict[str, Any]:
-        return {"iterations": self.iterations, "attacker": self.attacker.fingerprint() if self.attacker else None}
+        return {"iterations": self.iterations, "attacker": comparable(self.attacker) if self.attacker else None}
 
     async def run(self, objective: Objective, target: Target, scorer: Scorer, trial: int, seed: int) -> TrialResult:
         state = _Trial(self.name, objective, target, scorer, trial, seed)

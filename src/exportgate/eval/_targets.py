@@ -27,7 +27,7 @@ from exportgate.sim import SimModel, profile_named
 
 from ._records import Message, TargetReply
 
-__all__ = ["AnthropicTarget", "OpenAITarget", "RateLimits", "SimTarget", "Target", "target_for"]
+__all__ = ["AnthropicTarget", "OpenAITarget", "RateLimits", "SimTarget", "Target", "comparable", "target_for"]
 
 
 class Target(Protocol):
@@ -46,6 +46,11 @@ def _fingerprint(kind: str, endpoint: str, model: str, system: str | None) -> di
         "system_prompt_sha256": hashlib.sha256(system.encode()).hexdigest() if system else None,
         "date": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
+
+
+def comparable(target: Target) -> dict[str, Any]:
+    """A target's fingerprint without its date: what must match for two runs (and a resume) to be the same."""
+    return {k: v for k, v in target.fingerprint().items() if k != "date"}
 
 
 class SimTarget:
@@ -113,8 +118,9 @@ class _HttpTarget(ABC):
         max_tokens: int = 512,
         client: HttpClient | None = None,
     ) -> None:
-        self.base_url, self.model, self.system = base_url.rstrip("/"), model, system
-        self.origin, prefix = parse_base_url(self.base_url)
+        self.model, self.system = model, system
+        self.origin, prefix = parse_base_url(base_url)
+        self.base_url = self.origin.url(prefix)  # one spelling: https://host/v1 and https://host/ are the same target
         self.target = prefix + self.path
         self.headers = [(b"content-type", b"application/json"), *self._auth(api_key)]
         self.limits, self.retries, self.timeout, self.max_tokens = limits or RateLimits(), retries, timeout, max_tokens
@@ -157,7 +163,7 @@ class _HttpTarget(ABC):
         raise UpstreamError(f"{self.base_url}: gave up after {self.retries + 1} attempts: {error}")
 
     def fingerprint(self) -> dict[str, Any]:
-        return _fingerprint(self.kind, self.base_url + self.target.decode(), self.model, self.system)
+        return _fingerprint(self.kind, self.origin.url(self.target), self.model, self.system)
 
     async def close(self) -> None:
         await self.client.close()

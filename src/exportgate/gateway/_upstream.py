@@ -4,12 +4,14 @@ A routing file (YAML, ``--upstreams FILE``) maps canonical models to
 upstreams::
 
     upstreams:
-      openai: {base_url: https://api.openai.com, api: openai, api_key: $env:OPENAI_API_KEY}
+      openai: {base_url: https://api.openai.com/v1, api: openai, api_key: $env:OPENAI_API_KEY}
       claude: {base_url: https://api.anthropic.com, api: anthropic, api_key: $env:ANTHROPIC_API_KEY,
                connect_timeout: 5, read_timeout: 600}
     models:
       fable-5: {upstream: openai, model: gpt-fable-5-2026-06}   # model: the upstream's name, optional
     default: openai                                              # for models not listed
+
+A base URL may end in ``/v1`` or not (``parse_base_url``: the routes sent already start with ``/v1``).
 
 ``--upstream URL`` sets an OpenAI-style default; with neither, the built-in
 simulator answers in-process. Upstream keys are given only by ``$env:NAME``
