@@ -47,6 +47,11 @@ class PathRecorder:
                 self.end_headers()
                 self.wfile.write(payload)
 
+            def do_GET(self) -> None:  # /healthz, as a gateway answers it
+                self.send_response(200 if self.path == "/healthz" else 404)
+                self.send_header("content-length", "0")
+                self.end_headers()
+
             def log_message(self, *args: object) -> None:
                 return None
 

@@ -25,6 +25,7 @@ from typing import Annotated
 import orjson
 import typer
 
+from exportgate._http import parse_base_url
 from exportgate.config import ENV_PREFIX
 from exportgate.errors import ConfigError, UpstreamError
 from exportgate.geo import geo_from_settings
@@ -176,13 +177,14 @@ _DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # as the
 
 
 def _problem(url: str) -> str | None:
-    """Why ``url``/healthz does not answer (None when it does)."""
+    """Why the gateway at base URL ``url`` does not answer ``/healthz`` (None when it does)."""
     try:
-        with _DIRECT.open(url.rstrip("/") + "/healthz", timeout=2):
+        origin, prefix = parse_base_url(url)  # the same rule as for the traffic: a trailing /v1 is the API's
+        with _DIRECT.open(origin.url(prefix + b"/healthz"), timeout=2):
             return None
     except urllib.error.HTTPError as exc:
         return f"/healthz answered {exc.code}"
-    except (urllib.error.URLError, OSError, ValueError) as exc:
+    except (urllib.error.URLError, OSError, ValueError, ConfigError) as exc:
         return str(getattr(exc, "reason", None) or exc)
 
 
