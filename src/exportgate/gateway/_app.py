@@ -185,8 +185,9 @@ class Gateway:
         while True:
             await asyncio.sleep(parts.watch_interval)
             if parts.directives.changed():
-                outcome = "ok" if parts.directives.reload() else "refused"
-                self.metrics.count("exportgate_directive_reloads_total", (outcome,))
+                outcome = parts.directives.reload()
+                if outcome != "waiting":  # a file still being written is looked at again next time
+                    self.metrics.count("exportgate_directive_reloads_total", (outcome,))
             self._gauges()
             self.metrics.save()
             if parts.access_log is not None:

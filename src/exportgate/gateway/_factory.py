@@ -53,7 +53,9 @@ def body_limits_from_settings(settings: Settings) -> BodyLimits:
 def _checked_parts(settings: Settings) -> dict[str, Any]:
     """Every part that validates a setting; a bad setting fails here, not under load."""
     return {
-        "directives": DirectiveHolder(settings.directive or example_directive_path(), settings.home_path),
+        "directives": DirectiveHolder(
+            settings.directive or example_directive_path(), settings.home_path, settle=settings.watch_interval
+        ),
         "routing": routing_from_settings(settings),
         "client_ip": ClientIpResolver(settings.trusted_proxies),
         "authenticator": authenticator_from_settings(settings),
