@@ -13,6 +13,7 @@ import os
 import sys
 from pathlib import Path
 
+from exportgate._files import private_dir, private_file
 from exportgate._types import KycLevel
 from exportgate.cli import main
 from exportgate.errors import ConflictError
@@ -36,13 +37,13 @@ def sample_keys() -> dict[str, str]:
         except ConflictError:  # the account exists from an earlier run: give it a fresh key
             keys[name] = store.create_key(name).secret
     store.close()
-    saved.write_text(json.dumps(keys))
-    saved.chmod(0o600)
+    with private_file(saved) as handle:
+        handle.write(json.dumps(keys))
     return keys
 
 
 def run() -> int:
-    HOME.mkdir(parents=True, exist_ok=True)
+    private_dir(HOME)
     keys = sample_keys()
     url = f"http://127.0.0.1:{PORT}"
     body = '{"model":"fable-5","messages":[{"role":"user","content":"Hello"}]}'

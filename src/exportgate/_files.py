@@ -38,13 +38,15 @@ def private_dir(path: Path) -> Path:
     return path
 
 
-def private_file(path: Path, mode: str = "w", encoding: str | None = "utf-8") -> IO[Any]:
+def private_file(path: Path, mode: str = "w", encoding: str | None = "utf-8", newline: str | None = None) -> IO[Any]:
     """Open ``path`` for writing (``w``, ``a``, ``x``; add ``b`` for bytes) as a 0600 file."""
     binary = "b" in mode
     fd = os.open(path, _WRITE_FLAGS[mode.replace("b", "")], 0o600)
     try:
         os.fchmod(fd, 0o600)  # a file from before: tighten it too
-        return os.fdopen(fd, mode, encoding=None if binary else encoding)
+        if binary:
+            return os.fdopen(fd, mode)
+        return os.fdopen(fd, mode, encoding=encoding, newline=newline)
     except BaseException:
         os.close(fd)
         raise

@@ -109,7 +109,7 @@ def serve(home: Path, *extra: str, env: dict[str, str] | None = None) -> Server:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     keys = make_home(home) if not (home / "accounts.db").exists() else {}
-    log = home / f"serve-{port}.log"
+    log = home.parent / f"{home.name}-serve-{port}.log"  # beside the home: the home holds only what exportgate writes
     process = start(
         ["serve", "--home", str(home), "--port", str(port), *extra],
         url + "/healthz",

@@ -11,6 +11,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from exportgate._files import private_dir
 from exportgate.errors import ConfigError
 
 __all__ = ["Signer", "TrustedKeys", "key_id_of", "load_public_key"]
@@ -54,7 +55,7 @@ class Signer:
                 if not isinstance(key, Ed25519PrivateKey):
                     raise ConfigError(f"{path} is not an Ed25519 private key")
                 return cls(key)
-            path.parent.mkdir(parents=True, exist_ok=True)
+            private_dir(path.parent)
             key = Ed25519PrivateKey.generate()
             pem = key.private_bytes(
                 serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()

@@ -8,6 +8,7 @@ from typing import Any
 
 import orjson
 
+from exportgate._files import private_sqlite
 from exportgate.errors import StoreError
 
 __all__ = ["ClassificationHistory"]
@@ -17,7 +18,7 @@ class ClassificationHistory:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            private_sqlite(self.path)
             self._db = sqlite3.connect(self.path, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute(

@@ -12,10 +12,11 @@ import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, TextIO
+from typing import Annotated, Any, TextIO, cast
 
 import typer
 
+from exportgate._files import private_file
 from exportgate.audit import (
     CSV_COLUMNS,
     AuditStore,
@@ -207,7 +208,7 @@ def _output(out: Path | None) -> Iterator[TextIO]:
         return
     partial = out.with_name(f".{out.name}.{os.getpid()}-{secrets.token_hex(4)}.partial")
     try:
-        handle = partial.open("x", encoding="utf-8", newline="")
+        handle = cast(TextIO, private_file(partial, "x", newline=""))  # citizenships and KYC: owner-only
     except OSError as exc:
         fail(f"cannot write {out}: {exc.strerror or exc}")
     try:

@@ -25,6 +25,7 @@ from typing import Annotated
 import orjson
 import typer
 
+from exportgate._files import private_dir, private_file
 from exportgate._http import parse_base_url
 from exportgate.config import ENV_PREFIX
 from exportgate.errors import ConfigError, UpstreamError
@@ -102,7 +103,7 @@ def _prepare(home: Path, *, own: bool) -> None:
     if own and not empty and not is_synthetic(home):
         raise ConfigError(f"{home} is not empty and not a synthetic home (no {home / SYNTHETIC}); give sim traffic "
                           "a new --home, or --gateway and --home to use a running gateway's")  # fmt: skip
-    home.mkdir(parents=True, exist_ok=True, mode=0o700)
+    private_dir(home)
     if empty:
         _write_private(home / SYNTHETIC, MARKER.encode())
 
@@ -137,7 +138,7 @@ def _monitor_command(home: Path, started: dt.datetime, time_scale: float, labels
 
 
 def _write_private(path: Path, data: bytes) -> None:
-    with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as out:
+    with private_file(path, "wb") as out:
         out.write(data)
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import orjson
 
+from exportgate._files import private_sqlite
 from exportgate.errors import ConfigError, StoreError
 
 from ._records import TrialResult
@@ -19,7 +20,7 @@ class CampaignStore:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            private_sqlite(self.path)  # raw, unredacted transcripts: owner-only
             self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("CREATE TABLE IF NOT EXISTS campaign (id INTEGER PRIMARY KEY CHECK (id = 1), config TEXT)")

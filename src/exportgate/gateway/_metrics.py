@@ -16,6 +16,8 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from exportgate._files import private_dir, private_file
+
 __all__ = ["Metrics"]
 
 BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
@@ -78,9 +80,10 @@ class Metrics:
         if self.directory is None:
             return
         with contextlib.suppress(OSError):
-            self.directory.mkdir(parents=True, exist_ok=True)
+            private_dir(self.directory)
             tmp = self.directory / f".{os.getpid()}.tmp"
-            tmp.write_text(json.dumps(self.snapshot()))
+            with private_file(tmp) as handle:
+                handle.write(json.dumps(self.snapshot()))
             os.replace(tmp, self.directory / f"{os.getpid()}.json")
 
     def _others(self) -> list[dict[str, Any]]:

@@ -15,8 +15,9 @@ import logging
 import threading
 import time
 from pathlib import Path
-from typing import BinaryIO
+from typing import IO, Any
 
+from exportgate._files import private_file
 from exportgate.audit import open_store
 from exportgate.identity import AccountStore
 from exportgate.monitor import AlertStore, Monitor, Webhook, load_config
@@ -33,7 +34,7 @@ class BackgroundMonitor:
         self.config = load_config(config)  # a bad config stops the gateway at start, not later
         self.passes = 0
         self.lock_path = home / "monitor.lock"
-        self._lock: BinaryIO | None = None
+        self._lock: IO[Any] | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="exportgate-monitor", daemon=True)
 
@@ -52,7 +53,7 @@ class BackgroundMonitor:
     def _lead(self) -> bool:
         """Take ``HOME/monitor.lock`` if no other process (or monitor) holds it; keep it once taken."""
         if self._lock is None:
-            handle = self.lock_path.open("ab")
+            handle = private_file(self.lock_path, "ab")
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError:

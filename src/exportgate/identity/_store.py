@@ -15,6 +15,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+from exportgate._files import private_sqlite
 from exportgate._types import KycLevel, ScreeningStatus, Subject
 from exportgate.errors import ConflictError, InvalidApiKeyError, NotFoundError, StoreError
 
@@ -87,7 +88,8 @@ class AccountStore:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            if str(path) != ":memory:":
+                private_sqlite(self.path)  # citizenships and KYC levels: owner-only
             self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA busy_timeout=5000")

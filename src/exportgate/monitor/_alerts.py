@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import hashlib
-import os
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from typing import Any
 
 import orjson
 
+from exportgate._files import private_sqlite
 from exportgate.errors import ConfigError, ConflictError, NotFoundError, StoreError
 
 from ._detectors import NS_PER_S, Finding
@@ -224,10 +224,7 @@ def _connect(path: Path, read_only: bool) -> sqlite3.Connection:
     if read_only:
         uri = path.resolve().as_uri() + "?mode=ro"
         return sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    if not path.exists():
-        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))  # SQLite gives its -wal and -shm the same mode
-    return sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    return sqlite3.connect(private_sqlite(path), isolation_level=None, check_same_thread=False)
 
 
 def _new_alert(key: str, finding: Finding, action: str, now: str) -> dict[str, Any]:
