@@ -6,10 +6,15 @@ more per request than everything exportgate decides (docs/gateway.md).
 
 from __future__ import annotations
 
+import errno
+import socket
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 import orjson
+
+from exportgate._logs import server_log_config
+from exportgate.errors import ConfigError
 
 __all__ = [
     "JSON",
@@ -18,6 +23,7 @@ __all__ = [
     "Receive",
     "Scope",
     "Send",
+    "check_listen",
     "read_body",
     "send_bytes",
     "send_json",
@@ -88,15 +94,56 @@ async def start_stream(send: Send, status: int = 200, headers: list[tuple[bytes,
     await send({"type": "http.response.start", "status": status, "headers": head})
 
 
-def serve(target: str, *, host: str, port: int, workers: int = 1, factory: bool = True, log: bool = False) -> None:
+def check_listen(host: str, port: int, *, reuse_port: bool = False) -> None:
+    """Refuse, with one clear :class:`ConfigError`, an address this server could not have to itself: a
+    port out of range, an address not on this machine, or a port another process listens on. granian
+    binds with ``SO_REUSEPORT``, so a second server on a port in use would start silently and take part
+    of the first one's traffic; sharing a port is possible only when asked for (``reuse_port``)."""
+    if not 1 <= port <= 65535:
+        raise ConfigError(f"port {port} is out of range (1-65535)")
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a closed connection in TIME_WAIT is no owner
+        if reuse_port:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            hint = ""
+            if exc.errno == errno.EADDRINUSE:
+                hint = "; another process listens there (stop it, choose another --port, or --reuse-port to share it)"
+            raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror}{hint}") from None
+
+
+def serve(
+    target: str,
+    *,
+    host: str,
+    port: int,
+    workers: int = 1,
+    factory: bool = True,
+    log_level: str = "warning",
+    reuse_port: bool = False,
+    header_timeout: float = 10.0,
+) -> None:
     """Run an ASGI app (an import path, ``module:callable``) on granian until interrupted.
 
-    granian (Rust, hyper) measured fastest of the servers tried (docs/gateway.md);
-    each worker is a process that imports the target itself.
+    granian (Rust, hyper) measured fastest of the servers tried (docs/gateway.md); each worker is a
+    process that imports the target itself. A worker that dies is started again (a replica loses that
+    worker's requests in flight, not its service; a worker that dies again within seconds of its
+    restart stops the server: that is a crash loop, not bad luck). A client has ``header_timeout``
+    seconds, from its first byte, to send a request's headers.
     """
     from granian import Granian  # noqa: PLC0415 - heavy, only when serving
     from granian.constants import Interfaces, Loops  # noqa: PLC0415
+    from granian.http import HTTP1Settings  # noqa: PLC0415
+    from granian.log import LogLevels  # noqa: PLC0415
 
+    check_listen(host, port, reuse_port=reuse_port)
     Granian(
         target,
         address=host,
@@ -105,6 +152,11 @@ def serve(target: str, *, host: str, port: int, workers: int = 1, factory: bool 
         workers=workers,
         loop=Loops.uvloop,
         factory=factory,
-        log_enabled=log,
+        log_enabled=True,
+        log_level=LogLevels(log_level),
+        log_dictconfig=server_log_config(),
         backlog=2048,
+        respawn_failed_workers=True,
+        respawn_interval=1.0,
+        http1_settings=HTTP1Settings(header_read_timeout=int(header_timeout * 1000)),
     ).serve()

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from exportgate._asgi import check_listen
 from exportgate._asgi import serve as serve_asgi
 from exportgate.config import ENV_PREFIX, Settings
 from exportgate.errors import ConfigError
@@ -16,6 +18,11 @@ from exportgate.sim import PROFILES
 from ._common import HomeOption, settings_for
 
 __all__ = ["serve", "sim_app"]
+
+class AuditMode(str, Enum):
+    strict = "strict"
+    async_ = "async"
+
 
 sim_app = typer.Typer(help="The built-in model simulator (OpenAI- and Anthropic-compatible).", no_args_is_help=True)
 
@@ -27,13 +34,16 @@ def serve(
     ] = None,
     upstreams: Annotated[Path | None, typer.Option("--upstreams", help="Routing file: models to upstreams.")] = None,
     host: Annotated[str | None, typer.Option(help="Listen address [default: 127.0.0.1].")] = None,
-    port: Annotated[int | None, typer.Option(help="Listen port [default: 8080].")] = None,
+    port: Annotated[int | None, typer.Option(min=1, max=65535, help="Listen port [default: 8080].")] = None,
     trusted_proxy: Annotated[
         list[str] | None, typer.Option("--trusted-proxy", help="CIDR whose X-Forwarded-For is believed (repeat).")
     ] = None,
     audit_url: Annotated[str | None, typer.Option("--audit-url", help="sqlite:///PATH or postgresql://...")] = None,
-    audit_mode: Annotated[str | None, typer.Option("--audit-mode", help="strict (default) or async.")] = None,
-    workers: Annotated[int | None, typer.Option(help="Worker processes [default: 1].")] = None,
+    audit_mode: Annotated[AuditMode | None, typer.Option("--audit-mode", help="strict (default) or async.")] = None,
+    workers: Annotated[int | None, typer.Option(min=1, max=256, help="Worker processes [default: 1].")] = None,
+    reuse_port: Annotated[
+        bool, typer.Option("--reuse-port", help="Share the port with another server already on it (on purpose).")
+    ] = False,
     monitor: Annotated[
         bool | None, typer.Option("--monitor", help="Run the evasion detectors in the background.")
     ] = None,
@@ -49,12 +59,13 @@ def serve(
         "port": port,
         "trusted_proxies": trusted_proxy or None,
         "audit_url": audit_url,
-        "audit_mode": audit_mode,
+        "audit_mode": audit_mode.value if audit_mode else None,
         "workers": workers,
         "monitor": monitor,
         "monitor_config": str(monitor_config) if monitor_config else None,
     }
     settings = settings_for(home, **overrides)
+    check_listen(settings.host, settings.port, reuse_port=reuse_port)  # before anything is built
     _check(settings)
     _export(overrides, home)
     typer.echo(
@@ -62,7 +73,9 @@ def serve(
         f"({settings.workers} worker{'s' if settings.workers != 1 else ''}, home {settings.home_path})",
         err=True,
     )
-    serve_asgi("exportgate.gateway:create_app", host=settings.host, port=settings.port, workers=settings.workers)
+    serve_asgi("exportgate.gateway:create_app", host=settings.host, port=settings.port, workers=settings.workers,
+               log_level=settings.log_level, reuse_port=reuse_port,
+               header_timeout=settings.header_timeout)  # fmt: skip
 
 
 def _check(settings: Settings) -> None:
@@ -90,11 +103,14 @@ def _export(overrides: dict[str, object], home: Path | None) -> None:
 @sim_app.command("serve")
 def sim_serve(
     host: Annotated[str, typer.Option(help="Listen address.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Listen port.")] = 9100,
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Listen port.")] = 9100,
     seed: Annotated[int, typer.Option(help="Seed: the same seed and conversation give the same reply.")] = 0,
     chunk_delay_ms: Annotated[float, typer.Option(min=0, help="Pause between streamed chunks, ms.")] = 0.0,
     latency_ms: Annotated[float, typer.Option(min=0, help="Delay before every model reply, ms.")] = 0.0,
-    workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
+    workers: Annotated[int, typer.Option(min=1, max=256, help="Worker processes.")] = 1,
+    reuse_port: Annotated[
+        bool, typer.Option("--reuse-port", help="Share the port with another server already on it (on purpose).")
+    ] = False,
     profile: Annotated[
         str, typer.Option(help="Vulnerability profile: hardened, typical or vulnerable (docs/evaluation.md).")
     ] = "typical",
@@ -106,5 +122,6 @@ def sim_serve(
     os.environ["EXPORTGATE_SIM_SEED"] = str(seed)
     os.environ["EXPORTGATE_SIM_CHUNK_DELAY_MS"] = str(chunk_delay_ms)
     os.environ["EXPORTGATE_SIM_LATENCY_MS"] = str(latency_ms)
+    check_listen(host, port, reuse_port=reuse_port)
     typer.echo(f"exportgate simulator on http://{host}:{port} (profile {profile}, seed {seed})", err=True)
-    serve_asgi("exportgate.sim:app_from_env", host=host, port=port, workers=workers)
+    serve_asgi("exportgate.sim:app_from_env", host=host, port=port, workers=workers, reuse_port=reuse_port)

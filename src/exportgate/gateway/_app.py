@@ -42,7 +42,7 @@ from exportgate.identity import Authenticator
 from exportgate.policy import decide
 
 from ._admin import AdminGuard
-from ._body import BodyLimits, check_content_type, parse_request
+from ._body import BodyLimits, BodyTimeout, check_content_type, parse_request
 from ._clientip import ClientIpResolver
 from ._directives import DirectiveHolder
 from ._errors import ErrorAnswer, denial, error_answer, shown
@@ -201,7 +201,7 @@ class Gateway:
         try:
             call.subject = self.parts.authenticator.authenticate(token)  # from the headers: no body read unless known
             check_content_type(content_type)
-            payload, model = parse_request(await read_body(receive, self.parts.max_body), self.parts.body_limits)
+            payload, model = parse_request(await self._body(receive), self.parts.body_limits)
             call.context = self._context(scope, forwarded_for)
             directive = self.parts.directives.current
             call.decision = decision = decide(call.subject, call.context, model, directive)
@@ -224,6 +224,13 @@ class Gateway:
         upstream_headers += ((b"content-type", JSON_CONTENT_TYPE), (b"x-request-id", call.request_id.encode()))
         self.metrics.observe("exportgate_gateway_overhead_seconds", (path,), time.perf_counter() - call.started)
         await self._forward(send, receive, call, upstream, orjson.dumps(payload), upstream_headers)
+
+    async def _body(self, receive: Receive) -> bytes:
+        try:
+            async with asyncio.timeout(self.parts.body_limits.timeout):
+                return await read_body(receive, self.parts.max_body)
+        except TimeoutError:
+            raise BodyTimeout("the request body did not arrive in time") from None
 
     def _context(self, scope: Scope, forwarded_for: list[bytes]) -> RequestContext:
         client = scope.get("client")

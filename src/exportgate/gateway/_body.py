@@ -29,7 +29,7 @@ import orjson
 
 from exportgate.errors import BadRequestError, UnsupportedMediaError
 
-__all__ = ["MAX_MODEL_BYTES", "BodyLimits", "check_content_type", "parse_request"]
+__all__ = ["MAX_MODEL_BYTES", "BodyLimits", "BodyTimeout", "BodyTooComplex", "check_content_type", "parse_request"]
 
 MAX_MODEL_BYTES = 256
 
@@ -39,10 +39,17 @@ class BodyTooComplex(BadRequestError):
     code = "request_too_large"
 
 
+class BodyTimeout(BadRequestError):
+    status = 408
+    code = "request_timeout"
+
+
 @dataclass(frozen=True)
 class BodyLimits:
     max_depth: int = 64
     max_elements: int = 500_000
+    #: Seconds the whole body may take to arrive (a client trickling it holds a connection and a task).
+    timeout: float = 30.0
 
 
 def check_content_type(value: bytes | None) -> None:

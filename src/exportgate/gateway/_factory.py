@@ -47,7 +47,9 @@ def admin_from_settings(settings: Settings) -> AdminGuard:
 def body_limits_from_settings(settings: Settings) -> BodyLimits:
     if settings.max_json_depth < 1 or settings.max_json_values < 1:
         raise ConfigError("max_json_depth and max_json_values must be at least 1")
-    return BodyLimits(settings.max_json_depth, settings.max_json_values)
+    if settings.body_timeout <= 0 or settings.header_timeout <= 0:
+        raise ConfigError("body_timeout and header_timeout must be positive")
+    return BodyLimits(settings.max_json_depth, settings.max_json_values, settings.body_timeout)
 
 
 def _checked_parts(settings: Settings) -> dict[str, Any]:

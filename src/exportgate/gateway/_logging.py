@@ -7,49 +7,16 @@ record (the audit trail, not the log, is the record).
 
 from __future__ import annotations
 
-import logging
 import sys
 import time
-from typing import IO, Any
+from typing import IO
 
 import orjson
 
+from exportgate._logs import JsonFormatter, configure_logging, printable
 from exportgate._types import Decision, RequestContext
 
 __all__ = ["AccessLog", "JsonFormatter", "configure_logging"]
-
-
-class JsonFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        line: dict[str, Any] = {
-            "time": round(record.created, 6),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        if record.exc_info:
-            line["exception"] = self.formatException(record.exc_info)
-        try:
-            return orjson.dumps(line).decode()
-        except TypeError:
-            return orjson.dumps({k: _printable(v) for k, v in line.items()}).decode()
-
-
-def configure_logging(level: str = "info") -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter())
-    root = logging.getLogger("exportgate")
-    root.handlers[:] = [handler]
-    root.setLevel(level.upper())
-    root.propagate = False
-
-
-def _printable(value: Any) -> Any:
-    if isinstance(value, str):
-        return value.encode("utf-8", "backslashreplace").decode("utf-8")
-    if isinstance(value, list):
-        return [_printable(v) for v in value]
-    return value
 
 
 class AccessLog:
@@ -89,7 +56,7 @@ class AccessLog:
         try:
             encoded = orjson.dumps(line)
         except TypeError:  # a value that is not valid Unicode (a claim with a lone surrogate): escape it
-            encoded = orjson.dumps({k: _printable(v) for k, v in line.items()})
+            encoded = orjson.dumps(printable(line))
         self._lines.append(encoded)
         if len(self._lines) >= self.batch:
             self.flush()
