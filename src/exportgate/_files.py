@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sqlite3
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Literal
 
-__all__ = ["private_dir", "private_file", "private_sqlite"]
+__all__ = ["private_dir", "private_file", "private_sqlite", "sqlite_connect"]
 
+_Isolation = Literal["DEFERRED", "EXCLUSIVE", "IMMEDIATE"] | None
 _WRITE_FLAGS = {
     "w": os.O_WRONLY | os.O_CREAT | os.O_TRUNC,
     "a": os.O_WRONLY | os.O_CREAT | os.O_APPEND,
@@ -66,3 +68,19 @@ def private_sqlite(path: Path) -> Path:
         if companion.exists():
             companion.chmod(0o600)
     return path
+
+
+def sqlite_connect(
+    path: Path, *, read_only: bool = False, isolation_level: _Isolation = None, check_same_thread: bool = True
+) -> sqlite3.Connection:
+    """Connect to an SQLite database (autocommit unless ``isolation_level`` says otherwise): for writing,
+    created owner-only when missing (:func:`private_sqlite`); read-only, never created (``FileNotFoundError``
+    when missing) and opened with SQLite's ``mode=ro``. ``:memory:`` is an in-memory database either way."""
+    target, uri = str(path), False
+    if target != ":memory:" and not read_only:
+        private_sqlite(path)
+    elif target != ":memory:":
+        if not path.is_file():
+            raise FileNotFoundError(path)
+        target, uri = path.resolve().as_uri() + "?mode=ro", True
+    return sqlite3.connect(target, uri=uri, isolation_level=isolation_level, check_same_thread=check_same_thread)

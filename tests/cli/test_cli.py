@@ -103,6 +103,7 @@ def test_check_reports_a_good_directive(capsys):
     ],
 )
 def test_bad_input_gives_one_line_and_nonzero_exit(capsys, home: Path, args, code, fragment):
+    home.mkdir()  # an existing home: a missing one is its own error (tests/cli/test_read_only.py)
     got, out, err = run(capsys, *[a.format(home=home) if isinstance(a, str) else a for a in args])
     assert got == code
     assert err.count("\n") == 1 and err.startswith("exportgate: error: ") and fragment in err

@@ -27,6 +27,7 @@ def test_bad_input_is_one_line(args: list[str], message: str, tmp_path: Path, ca
     config = tmp_path / "monitor.yaml"
     config.write_text("detectors: {telepathy: {}}\n")
     args = [str(config) if a == "CONFIG" else a for a in args]
+    (tmp_path / "home").mkdir()  # a home that exists: a missing one is its own error (tests/cli/test_read_only.py)
     assert main([*args, "--home", str(tmp_path / "home")]) != 0
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1, err

@@ -8,18 +8,23 @@ from typing import Any
 
 import orjson
 
-from exportgate._files import private_sqlite
+from exportgate._files import sqlite_connect
 from exportgate.errors import StoreError
 
 __all__ = ["ClassificationHistory"]
 
 
 class ClassificationHistory:
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, read_only: bool = False) -> None:
+        """``read_only`` reads an existing history and never creates one (a missing one has no records)."""
         self.path = Path(path)
+        self._db: sqlite3.Connection | None = None
+        if read_only and not self.path.is_file():
+            return
         try:
-            private_sqlite(self.path)
-            self._db = sqlite3.connect(self.path, isolation_level=None)
+            self._db = sqlite_connect(self.path, read_only=read_only, isolation_level=None)
+            if read_only:
+                return
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute(
                 "CREATE TABLE IF NOT EXISTS classifications (seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT UNIQUE"
@@ -29,9 +34,14 @@ class ClassificationHistory:
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open the classification history {self.path}: {exc}") from None
 
+    def _open(self) -> sqlite3.Connection:
+        if self._db is None:
+            raise StoreError(f"the classification history {self.path} is open read-only")
+        return self._db
+
     def add(self, record: dict[str, Any]) -> None:
         try:
-            self._db.execute(
+            self._open().execute(
                 "INSERT INTO classifications (id, model, created, record) VALUES (?, ?, ?, ?)",
                 (record["id"], record["model"], record["created"], orjson.dumps(record).decode()),
             )
@@ -40,6 +50,8 @@ class ClassificationHistory:
 
     def records(self, model: str) -> list[dict[str, Any]]:
         """The model's classifications, oldest first."""
+        if self._db is None:
+            return []  # read-only, and no history yet
         try:
             rows = self._db.execute("SELECT record FROM classifications WHERE model = ? ORDER BY seq", (model,))
             return [orjson.loads(row[0]) for row in rows.fetchall()]
@@ -51,4 +63,5 @@ class ClassificationHistory:
         return records[-1] if records else None
 
     def close(self) -> None:
-        self._db.close()
+        if self._db is not None:
+            self._db.close()

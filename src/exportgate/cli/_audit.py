@@ -49,14 +49,11 @@ UrlOption = Annotated[
 
 
 def _store(home: Path | None, url: str | None, *, read_only: bool = False) -> tuple[AuditStore, Path]:
+    """The audit store; ``read_only`` never creates one (a store that is not there is an error)."""
     settings = settings_for(home, audit_url=url)
-    effective = settings.audit_url
-    if effective is None and read_only:
-        path = settings.home_path.expanduser().resolve() / "audit.db"
-        if not path.exists():
-            raise StoreError(f"no audit store at {path}")
-        effective = f"sqlite:///{path}?mode=ro"
-    return _open_store(effective, settings.home_path), settings.home_path
+    if read_only and settings.audit_url is None and not (settings.home_path / "audit.db").is_file():
+        raise StoreError(f"no audit store at {settings.home_path.expanduser().resolve() / 'audit.db'}")
+    return _open_store(settings.audit_url, settings.home_path, read_only=read_only), settings.home_path
 
 
 @app.command("verify")
@@ -330,7 +327,10 @@ def public_key(
     home: HomeOption = None,
 ) -> None:
     """Print this home's checkpoint signing public key (PEM), for verifiers elsewhere."""
-    signer = Signer.load_or_create(settings_for(home).home_path / "audit")
+    key = settings_for(home).home_path / "audit" / "signing-key.pem"
+    if not key.is_file():
+        fail(f"no signing key at {key}: it is made when a gateway first writes records in this home")
+    signer = Signer.load_or_create(key.parent)
     if out:
         out.write_text(signer.public_pem())
         typer.echo(f"wrote public key {signer.key_id} to {out}", err=True)

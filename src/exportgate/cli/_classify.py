@@ -12,7 +12,7 @@ from exportgate.audit import load_public_key
 from exportgate.classify import HISTORY, METRICS, ClassificationHistory, bundled_frameworks, load_framework
 from exportgate.classify import run_classification as classify_evidence
 
-from ._common import DefaultCommandGroup, HomeOption, settings_for
+from ._common import DefaultCommandGroup, HomeOption, existing_home, settings_for
 from ._output import Format, emit_json, table
 
 __all__ = ["app"]
@@ -77,7 +77,7 @@ def history(
     home: HomeOption = None,
 ) -> None:
     """List the classifications of MODEL, oldest first."""
-    store = ClassificationHistory(settings_for(home).home_path / HISTORY)
+    store = ClassificationHistory(existing_home(home).home_path / HISTORY, read_only=True)
     try:
         records = store.records(model)
     finally:

@@ -13,11 +13,13 @@ from typer.core import TyperGroup
 
 from exportgate._types import KycLevel, ScreeningStatus
 from exportgate.config import Settings
+from exportgate.errors import ConfigError
 from exportgate.policy import is_country_code
 
 __all__ = [
     "DefaultCommandGroup",
     "HomeOption",
+    "existing_home",
     "parse_country",
     "parse_countries",
     "parse_duration",
@@ -35,6 +37,14 @@ HomeOption = Annotated[
 
 def settings_for(home: Path | None, **overrides: object) -> Settings:
     return Settings({"home": str(home) if home else None, **overrides})
+
+
+def existing_home(home: Path | None, **overrides: object) -> Settings:
+    """Settings for a read-only command: the home must already exist (such a command never creates one)."""
+    settings = settings_for(home, **overrides)
+    if not settings.home_path.is_dir():
+        raise ConfigError(f"no exportgate home at {settings.home_path} (check --home or EXPORTGATE_HOME)")
+    return settings
 
 
 def parse_country(value: str, option: str) -> str:

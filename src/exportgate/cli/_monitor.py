@@ -30,7 +30,7 @@ from exportgate.monitor import (
 )
 
 from ._audit import UrlOption, _store
-from ._common import DefaultCommandGroup, HomeOption, parse_time, settings_for
+from ._common import DefaultCommandGroup, HomeOption, existing_home, parse_time, settings_for
 from ._output import Format, emit_json, table
 
 __all__ = ["app"]
@@ -165,7 +165,7 @@ def alerts(
     _one_of(state, STATES, "--state")
     _one_of(detector, tuple(DETECTORS), "--detector")
     since_ns = parse_time(since, "--since")
-    path = settings_for(home).home_path / ALERTS
+    path = existing_home(home).home_path / ALERTS
     if not path.exists():
         _show([], output)
         return
@@ -177,7 +177,7 @@ def alerts(
 
 
 def _transition(alert: str, state: str, note: str | None, by: str | None, home: Path | None) -> Transition:
-    path = settings_for(home).home_path / ALERTS
+    path = existing_home(home).home_path / ALERTS
     if not path.exists():
         raise NotFoundError(f"no alert {alert!r} (no alerts in {path.parent})")
     store = AlertStore(path)

@@ -23,6 +23,7 @@ class Account:
     controlled_by: str | None
     suspended: bool
     created_at: str
+    deleted_at: str | None = None
 
     def subject(self, key_id: str | None = None) -> Subject:
         return Subject(

@@ -12,9 +12,9 @@ from ._store import AccountStore
 __all__ = ["account_store", "authenticator_from_settings"]
 
 
-def account_store(settings: Settings) -> AccountStore:
-    """The account store in the settings' home directory."""
-    return AccountStore(settings.home_path / "accounts.db")
+def account_store(settings: Settings, *, read_only: bool = False) -> AccountStore:
+    """The account store in the settings' home directory (``read_only``: an existing one, never created)."""
+    return AccountStore(settings.home_path / "accounts.db", read_only=read_only)
 
 
 def authenticator_from_settings(settings: Settings, store: AccountStore | None = None) -> Authenticator:

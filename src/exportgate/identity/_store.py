@@ -15,7 +15,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from exportgate._files import private_sqlite
+from exportgate._files import sqlite_connect
 from exportgate._types import KycLevel, ScreeningStatus, Subject
 from exportgate.errors import ConflictError, InvalidApiKeyError, NotFoundError, StoreError
 
@@ -62,11 +62,12 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX trips_account ON trips(account_id);
     ALTER TABLE accounts ADD COLUMN kyc_held TEXT;
     """,
+    "ALTER TABLE accounts ADD COLUMN deleted_at TEXT",
 )
 
 _ACCOUNT_COLUMNS = (
     "id, name, organization, citizenships, residencies, us_person_attested, kyc, screening, "
-    "controlled_by, suspended, created_at"
+    "controlled_by, suspended, created_at, deleted_at"
 )
 
 
@@ -85,16 +86,20 @@ def _now() -> str:
 class AccountStore:
     """Accounts and keys. Safe to share between threads (one connection, one lock)."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, read_only: bool = False) -> None:
+        """``read_only`` opens an existing store and never creates one (a missing store is a StoreError)."""
         self.path = Path(path)
+        self.read_only = read_only
+        memory = str(path) == ":memory:"
         try:
-            if str(path) != ":memory:":
-                private_sqlite(self.path)  # citizenships and KYC levels: owner-only
-            self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db = sqlite_connect(self.path, read_only=read_only, check_same_thread=False, isolation_level=None)
+            if not read_only:
+                self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA busy_timeout=5000")
             self._db.execute("PRAGMA foreign_keys=ON")
-            self.revision = Revision(None if str(path) == ":memory:" else self.path.with_name(self.path.name + ".rev"))
+            self.revision = Revision(None if memory or read_only else self.path.with_name(self.path.name + ".rev"))
+        except FileNotFoundError:
+            raise StoreError(f"no account store at {self.path}") from None
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"cannot open account store {self.path}: {exc}") from None
         self._lock = threading.Lock()
@@ -125,6 +130,12 @@ class AccountStore:
                 raise StoreError(f"account store {self.path}: {exc}") from None
 
     def _migrate(self) -> None:
+        if self.read_only:
+            version = int(str(self._query("PRAGMA user_version")[0][0]))
+            if version != len(MIGRATIONS):
+                raise StoreError(f"account store {self.path} has schema {version}, this exportgate "
+                                 f"{len(MIGRATIONS)}: open it once for writing to upgrade it")  # fmt: skip
+            return
         with self._tx() as db:
             version = int(db.execute("PRAGMA user_version").fetchone()[0])
             if version > len(MIGRATIONS):
@@ -174,7 +185,10 @@ class AccountStore:
         key = generate_key()
         now = _now()
         with self._tx() as db:
-            if db.execute("SELECT 1 FROM accounts WHERE name = ?", (name,)).fetchone():
+            found = db.execute("SELECT deleted_at FROM accounts WHERE name = ?", (name,)).fetchone()
+            if found and found[0] is not None:
+                raise ConflictError(f"account {name!r} was deleted; restore it, or choose another name")
+            if found:
                 raise ConflictError(f"account {name!r} already exists")
             cursor = db.execute(
                 "INSERT INTO accounts (name, organization, citizenships, residencies, us_person_attested, kyc,"
@@ -203,8 +217,30 @@ class AccountStore:
             raise NotFoundError(f"no account named {name!r}")
         return _account(rows[0])
 
-    def list_accounts(self) -> list[Account]:
-        return [_account(row) for row in self._query(_SELECT_ACCOUNTS + " ORDER BY name")]
+    def list_accounts(self, *, deleted: bool = False) -> list[Account]:
+        """Live accounts (and, with ``deleted``, the deleted ones too)."""
+        where = "" if deleted else " WHERE deleted_at IS NULL"
+        return [_account(row) for row in self._query(_SELECT_ACCOUNTS + where + " ORDER BY name")]
+
+    def delete_account(self, name: str) -> Account:
+        """Tombstone an account: it is no longer listed or usable and every key is revoked; the row stays, so
+        records that name it keep meaning something, and :meth:`restore_account` can bring it back."""
+        now = _now()
+        with self._tx() as db:
+            row = db.execute("SELECT id FROM accounts WHERE name = ? AND deleted_at IS NULL", (name,)).fetchone()
+            if row is None:
+                raise NotFoundError(f"no account named {name!r}")
+            db.execute("UPDATE accounts SET deleted_at = ? WHERE id = ?", (now, row[0]))
+            db.execute("UPDATE api_keys SET revoked_at = ? WHERE account_id = ? AND revoked_at IS NULL", (now, row[0]))
+        return self.get_account(name)
+
+    def restore_account(self, name: str) -> Account:
+        """Undo a deletion. Its keys stay revoked: create a new one."""
+        with self._tx() as db:
+            if db.execute("UPDATE accounts SET deleted_at = NULL WHERE name = ? AND deleted_at IS NOT NULL",
+                          (name,)).rowcount == 0:  # fmt: skip
+                raise NotFoundError(f"no deleted account named {name!r}")
+        return self.get_account(name)
 
     def set_suspended(self, name: str, suspended: bool) -> Account:
         self._update(name, "suspended = ?", (int(suspended),))
@@ -241,7 +277,7 @@ class AccountStore:
         """Declare that the account will use the service from ``country`` between the two dates (inclusive)."""
         if ends < starts:
             raise ConflictError("a trip must end on or after the day it starts")
-        account = self.get_account(name)
+        account = self._live(name)
         with self._tx() as db:
             cursor = db.execute(
                 "INSERT INTO trips (account_id, country, starts, ends, note, created_at) VALUES (?, ?, ?, ?, ?, ?)",
@@ -266,14 +302,20 @@ class AccountStore:
 
     def _update(self, name: str, assignment: str, params: tuple[object, ...]) -> None:
         with self._tx() as db:
-            sql = f"UPDATE accounts SET {assignment} WHERE name = ?"  # noqa: S608 - assignment is a constant
+            sql = f"UPDATE accounts SET {assignment} WHERE name = ? AND deleted_at IS NULL"  # noqa: S608 - constant
             if db.execute(sql, (*params, name)).rowcount == 0:
                 raise NotFoundError(f"no account named {name!r}")
 
     # -- keys --------------------------------------------------------------
 
-    def create_key(self, name: str) -> NewKey:
+    def _live(self, name: str) -> Account:
         account = self.get_account(name)
+        if account.deleted_at is not None:
+            raise NotFoundError(f"account {name!r} was deleted (accounts restore {name} brings it back)")
+        return account
+
+    def create_key(self, name: str) -> NewKey:
+        account = self._live(name)
         key = generate_key()
         with self._tx() as db:
             db.execute(
@@ -312,11 +354,14 @@ class AccountStore:
             raise InvalidApiKeyError("unknown API key")
         if rows[0][1] is not None:
             raise InvalidApiKeyError("API key revoked")
-        return _account(rows[0][2:]).subject(key_id)
+        account = _account(rows[0][2:])
+        if account.deleted_at is not None:
+            raise InvalidApiKeyError("the key's account was deleted")
+        return account.subject(key_id)
 
 
 def _account(row: Sequence[object]) -> Account:
-    (id_, name, org, cits, res, attested, kyc, screening, controlled_by, suspended, created) = row
+    (id_, name, org, cits, res, attested, kyc, screening, controlled_by, suspended, created, deleted) = row
     return Account(
         id=int(id_),  # type: ignore[call-overload]
         name=str(name),
@@ -329,4 +374,5 @@ def _account(row: Sequence[object]) -> Account:
         controlled_by=None if controlled_by is None else str(controlled_by),
         suspended=bool(suspended),
         created_at=str(created),
+        deleted_at=None if deleted is None else str(deleted),
     )

@@ -24,7 +24,7 @@ from typing import Any
 
 import orjson
 
-from exportgate._files import private_sqlite
+from exportgate._files import sqlite_connect
 from exportgate.errors import ConfigError, ConflictError, NotFoundError, StoreError
 
 from ._detectors import NS_PER_S, Finding
@@ -97,7 +97,7 @@ class AlertStore:
         self.path = Path(path)
         self.read_only = read_only
         try:
-            self._db = _connect(self.path, read_only)
+            self._db = sqlite_connect(self.path, read_only=read_only, isolation_level=None, check_same_thread=False)
             self._db.execute("PRAGMA busy_timeout=5000")
             if not read_only:
                 self._db.execute("PRAGMA journal_mode=WAL")
@@ -216,15 +216,6 @@ class AlertStore:
 
     def close(self) -> None:
         self._db.close()
-
-
-def _connect(path: Path, read_only: bool) -> sqlite3.Connection:
-    if str(path) == MEMORY:
-        return sqlite3.connect(MEMORY, isolation_level=None, check_same_thread=False)
-    if read_only:
-        uri = path.resolve().as_uri() + "?mode=ro"
-        return sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
-    return sqlite3.connect(private_sqlite(path), isolation_level=None, check_same_thread=False)
 
 
 def _new_alert(key: str, finding: Finding, action: str, now: str) -> dict[str, Any]:
