@@ -104,7 +104,9 @@ def check_listen(host: str, port: int, *, reuse_port: bool = False) -> None:
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror as exc:
-        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+        raise ConfigError(f"cannot listen on {host[:80]}:{port}: {exc.strerror}") from None
+    except UnicodeError:  # a name no resolver would take (a label over 63 characters, say)
+        raise ConfigError(f"cannot listen on {host[:80]}: not a valid host name or address") from None
     family, kind, proto, _, address = infos[0]
     with socket.socket(family, kind, proto) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a closed connection in TIME_WAIT is no owner

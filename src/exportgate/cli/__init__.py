@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
+from typing import Annotated
 
 import typer
 from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError  # typer vendors click
@@ -46,10 +47,28 @@ def version() -> None:
     typer.echo(f"exportgate {__version__}")
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        version()
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    _version: Annotated[
+        bool, typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """Enforce export-control directives on frontier-model APIs."""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point. Returns (and, as a script, exits with) the status code."""
     command = typer.main.get_command(app)
     args = list(sys.argv[1:] if argv is None else argv)
+    unreadable = next((i for i, arg in enumerate(args, 1) if not _is_text(arg)), None)
+    if unreadable is not None:  # bytes that are not UTF-8 reach Python as lone surrogates: refused here, once
+        return _error(f"argument {unreadable} is not valid UTF-8 text", 2)
     try:
         result = command.main(args, prog_name="exportgate", standalone_mode=False)
     except typer.Exit as exc:
@@ -66,9 +85,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _error("interrupted", 130)
     except ExportgateError as exc:
         return _error(str(exc), 1)
+    except OSError as exc:  # the file system said no (a name too long, no permission, a full disk): one line
+        return _error(_os_error(exc), 1)
     except BrokenPipeError:
         return 0
     return result if isinstance(result, int) else 0
+
+
+def _os_error(exc: OSError) -> str:
+    name = str(exc.filename) if exc.filename is not None else ""
+    where = f": {name[:100]}{'...' if len(name) > 100 else ''}" if name else ""
+    return f"{exc.strerror or exc}{where}"
+
+
+def _is_text(arg: str) -> bool:
+    try:
+        arg.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _one_line(message: str) -> str:

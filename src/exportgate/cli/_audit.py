@@ -236,7 +236,7 @@ def _write(handle: TextIO, output_format: str, items: Iterable[Exported], joined
 
 @app.command("tail")
 def tail(
-    lines: Annotated[int, typer.Option("-n", "--lines", help="How many of the newest records.")] = 20,
+    lines: Annotated[int, typer.Option("-n", "--lines", min=0, help="How many of the newest records.")] = 20,
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new records (Ctrl-C stops).")] = False,
     audit_url: UrlOption = None,
     home: HomeOption = None,

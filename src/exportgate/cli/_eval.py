@@ -57,7 +57,9 @@ def run(
     threshold: Annotated[float, typer.Option(help="Repeatable when the CI's lower bound is at least this.")] = 0.2,
     max_turns: Annotated[int, typer.Option(min=1, help="Turn limit per crescendo trial.")] = 10,
     max_backtracks: Annotated[int, typer.Option(min=0, help="Backtrack limit per crescendo trial.")] = 3,
-    no_backtracking: Annotated[bool, typer.Option(help="Crescendo keeps refusals instead of backtracking.")] = False,
+    backtracking: Annotated[
+        bool, typer.Option("--backtracking/--no-backtracking", help="Crescendo backtracks past refusals.")
+    ] = True,
     judge: Annotated[str | None, typer.Option(help="Judge base URL (OpenAI-compatible) or sim:.")] = None,
     judge_model: Annotated[str, typer.Option(help="Judge model.")] = "judge",
     attacker: Annotated[str | None, typer.Option(help="PAIR attacker base URL (OpenAI-compatible) or sim:.")] = None,
@@ -70,17 +72,21 @@ def run(
     out: Annotated[Path, typer.Option(help="Evidence bundle to write.")] = Path("evidence.json"),
     checkpoint: Annotated[Path | None, typer.Option(help="Checkpoint [default: OUT with .checkpoint.db].")] = None,
     resume: Annotated[bool, typer.Option(help="Continue the campaign in the checkpoint.")] = False,
-    no_redact: Annotated[bool, typer.Option(help="Keep responses in the bundle (default: hash and length).")] = False,
+    redact: Annotated[
+        bool, typer.Option("--redact/--no-redact", help="Keep only each response's hash and length in the bundle.")
+    ] = True,
     home: HomeOption = None,
 ) -> None:
     """Run objectives x strategies x trials against a target and write a signed evidence bundle."""
+    if not out.name or out.is_dir():
+        raise typer.BadParameter(f"{str(out)!r} does not name a file", param_hint="--out")
     limits = RateLimits(rpm, tpm)
     pricing = None if price_in is None and price_out is None else Pricing(price_in or 0.0, price_out or 0.0, currency)
     the_target = target_for(target, model, api=api, api_key=resolve_secret(api_key), system=system, limits=limits)
     settings: dict[str, Any] = {
         "max_turns": max_turns,
         "max_backtracks": max_backtracks,
-        "backtracking": not no_backtracking,
+        "backtracking": backtracking,
     }
     if attacker:
         settings["attacker"] = target_for(attacker, attacker_model)
@@ -99,7 +105,7 @@ def run(
         typer.echo("interrupted; finished trials are kept. Continue with the same command and --resume.", err=True)
         raise typer.Exit(130) from None
     store.close()
-    _write_evidence(campaign, results, out, threshold, not no_redact, settings_for(home).home_path, pricing)
+    _write_evidence(campaign, results, out, threshold, redact, settings_for(home).home_path, pricing)
 
 
 async def _run_with_progress(campaign: Campaign, store: CampaignStore, pricing: Pricing | None) -> list[TrialResult]:

@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from exportgate._asgi import check_listen
+from exportgate._files import private_dir
 from exportgate._asgi import serve as serve_asgi
 from exportgate.config import ENV_PREFIX, Settings
 from exportgate.errors import ConfigError
@@ -84,6 +85,7 @@ def _check(settings: Settings) -> None:
 
     if settings.workers < 1:
         raise typer.BadParameter("--workers must be at least 1")
+    private_dir(settings.home_path)  # a home that cannot be made (a name too long, no permission) is one line here
     check_settings(settings)
 
 
