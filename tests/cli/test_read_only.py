@@ -41,7 +41,7 @@ READING = [
 @pytest.mark.parametrize("args", READING, ids=" ".join)
 def test_a_command_given_a_home_that_does_not_exist_creates_nothing(capsys, tmp_path: Path, args: list[str]):
     typo = tmp_path / "typo"
-    code, out, err = run(capsys, *args, "--home", typo)
+    code, _, err = run(capsys, *args, "--home", typo)
     assert code in (1, 2) and err.startswith("exportgate: error: ") and err.count("\n") == 1, err
     assert not typo.exists() and list(tmp_path.iterdir()) == []
 
@@ -71,7 +71,7 @@ def test_serve_refuses_a_directive_that_is_not_there(capsys, tmp_path: Path):
 
 def test_a_deleted_account_cannot_call_and_its_records_remain(capsys, tmp_path: Path):
     home = tmp_path / "home"
-    code, key, _ = run(capsys, "accounts", "add", "ada", "--citizenship", "US", "--home", home)
+    run(capsys, "accounts", "add", "ada", "--citizenship", "US", "--home", home)
     write_records(None, home, 3)  # records that name accounts stay whatever happens to the account
     records_before = run(capsys, "audit", "export", "--home", home)[1]
     assert run(capsys, "accounts", "delete", "ada", "--home", home)[0] == 0

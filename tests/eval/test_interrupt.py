@@ -50,7 +50,10 @@ def _cells(bundle: Path) -> list[dict[str, object]]:
     return list(orjson.loads(bundle.read_bytes())["statistics"]["cells"])
 
 
-def test_ctrl_c_keeps_finished_trials_and_resume_matches_an_uninterrupted_run(slow_vulnerable_sim: str, tmp_path: Path):
+@pytest.mark.parametrize("sent", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_keeps_finished_trials_and_resume_matches_an_uninterrupted_run(
+    slow_vulnerable_sim: str, tmp_path: Path, sent: signal.Signals
+):
     out = tmp_path / "interrupted" / "ev.json"
     out.parent.mkdir()
     checkpoint = out.with_suffix(".checkpoint.db")
@@ -59,7 +62,7 @@ def test_ctrl_c_keeps_finished_trials_and_resume_matches_an_uninterrupted_run(sl
     while _finished(checkpoint) < 3 and run.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
     assert run.poll() is None, "the campaign finished before it could be interrupted; slow the simulator down"
-    run.send_signal(signal.SIGINT)
+    run.send_signal(sent)  # SIGTERM (a service manager, a container stopping) is handled as Ctrl-C
     _, err = run.communicate(timeout=30)
     assert run.returncode == 130, err.decode()
     assert b"--resume" in err and b"Traceback" not in err

@@ -6,9 +6,12 @@ error becomes one line on stderr and a non-zero exit status.
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import sys
-from collections.abc import Sequence
-from typing import Annotated
+import threading
+from collections.abc import Iterator, Sequence
+from typing import Annotated, Any
 
 import typer
 from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError  # typer vendors click
@@ -69,6 +72,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     unreadable = next((i for i, arg in enumerate(args, 1) if not _is_text(arg)), None)
     if unreadable is not None:  # bytes that are not UTF-8 reach Python as lone surrogates: refused here, once
         return _error(f"argument {unreadable} is not valid UTF-8 text", 2)
+    with _terminate_as_interrupt():
+        return _run(command, args)
+
+
+@contextlib.contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    """SIGTERM (a service manager stopping a command, a container's shutdown) is handled as Ctrl-C: a
+    campaign keeps its finished trials and says how to resume, a follow loop ends cleanly."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _run(command: Any, args: list[str]) -> int:
     try:
         result = command.main(args, prog_name="exportgate", standalone_mode=False)
     except typer.Exit as exc:
@@ -85,10 +111,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _error("interrupted", 130)
     except ExportgateError as exc:
         return _error(str(exc), 1)
-    except OSError as exc:  # the file system said no (a name too long, no permission, a full disk): one line
-        return _error(_os_error(exc), 1)
     except BrokenPipeError:
         return 0
+    except OSError as exc:  # the file system said no (a name too long, no permission, a full disk): one line
+        return _error(_os_error(exc), 1)
     return result if isinstance(result, int) else 0
 
 

@@ -10,8 +10,8 @@ from typing import Annotated
 import typer
 
 from exportgate._asgi import check_listen
-from exportgate._files import private_dir
 from exportgate._asgi import serve as serve_asgi
+from exportgate._files import private_dir
 from exportgate.config import ENV_PREFIX, Settings
 from exportgate.errors import ConfigError
 from exportgate.sim import PROFILES
