@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import sys
 from pathlib import Path
 
@@ -25,10 +26,12 @@ SAMPLES = {"ada": (["US"], KycLevel.VERIFIED), "li": (["CN"], KycLevel.VERIFIED)
 
 
 def sample_keys() -> dict[str, str]:
-    """The sample accounts' keys, created once and kept in HOME/demo-keys.json (mode 0600)."""
+    """The sample accounts' keys and an admin token, created once and kept in HOME/demo-keys.json (0600)."""
     saved = HOME / "demo-keys.json"
     if saved.exists():
-        return dict(json.loads(saved.read_text()))
+        kept = dict(json.loads(saved.read_text()))
+        if "admin" in kept:
+            return kept
     store = AccountStore(HOME / "accounts.db")
     keys = {}
     for name, (citizenships, kyc) in SAMPLES.items():
@@ -37,6 +40,7 @@ def sample_keys() -> dict[str, str]:
         except ConflictError:  # the account exists from an earlier run: give it a fresh key
             keys[name] = store.create_key(name).secret
     store.close()
+    keys["admin"] = "demo-admin-" + secrets.token_hex(16)
     with private_file(saved) as handle:
         handle.write(json.dumps(keys))
     return keys
@@ -52,11 +56,11 @@ exportgate gateway: {url}  (home {HOME}, example directive, simulator upstream)
 
 A US person at home (allowed):
   curl -s {url}/v1/chat/completions -H 'Authorization: Bearer {keys["ada"]}' \\
-       -H 'X-Forwarded-For: 3.3.3.3' -d '{body}'
+       -H 'X-Forwarded-For: 3.3.3.3' -H 'Content-Type: application/json' -d '{body}'
 
 A Chinese national in China (451, reasons us_person_required, location_not_allowed):
   curl -si {url}/v1/chat/completions -H 'Authorization: Bearer {keys["li"]}' \\
-       -H 'X-Forwarded-For: 114.114.114.114' -d '{body}'
+       -H 'X-Forwarded-For: 114.114.114.114' -H 'Content-Type: application/json' -d '{body}'
 
 With the OpenAI SDK:
   OpenAI(base_url="{url}/v1", api_key="{keys["ada"]}",
@@ -64,8 +68,12 @@ With the OpenAI SDK:
 
 (X-Forwarded-For is believed here because loopback is a trusted proxy in this demo.)
 Then: .venv/bin/exportgate audit tail --home {HOME}   |   .venv/bin/exportgate audit verify --home {HOME}
-Metrics: {url}/metrics   Ready: {url}/readyz   Ctrl-C stops.
+Ready: {url}/readyz   Metrics and detail (admin token):
+  curl -s {url}/metrics -H 'Authorization: Bearer {keys["admin"]}'
+Ctrl-C stops.
 """, flush=True)
+    os.environ["EXPORTGATE_DEMO_ADMIN_TOKEN"] = keys["admin"]
+    os.environ.setdefault("EXPORTGATE_ADMIN_TOKEN", "$env:EXPORTGATE_DEMO_ADMIN_TOKEN")
     return main(["serve", "--home", str(HOME), "--port", str(PORT), "--trusted-proxy", "127.0.0.1/32"])
 
 
