@@ -63,8 +63,12 @@ def test_listing_an_existing_home_reads_without_writing(capsys, tmp_path: Path):
 
 
 def test_serve_refuses_a_directive_that_is_not_there(capsys, tmp_path: Path):
+    from exportgate.gateway import DirectiveHolder
+
     home = tmp_path / "home"
     assert run(capsys, "accounts", "add", "ada", "--citizenship", "US", "--home", home)[0] == 0
+    DirectiveHolder(EXAMPLE, home, settle=0.01)  # the home keeps a last good copy: of another file
+    assert (home / "directive.last-good.yaml").exists()
     code, _, err = run(capsys, "serve", "--directive", tmp_path / "typo.yaml", "--home", home, "--port", "8931")
     assert code == 1 and "cannot read directive" in err and err.count("\n") == 1
 
