@@ -106,7 +106,7 @@ def show(label: str, figures: dict[str, float]) -> None:
 def conclude(
     name: str, results: dict[str, Any], targets: dict[str, Any], figures: dict[str, float], ok: bool, description: str
 ) -> None:
-    """Print the verdict against the SPEC target, then write the JSON document."""
+    """Print the verdict against the target (docs/performance.md), then write the JSON document."""
     shown = ", ".join(f"{key} {value}" for key, value in figures.items())
     print(f"  target {description}: {'met' if ok else 'MISSED'} ({shown})")
     results["summary"] = {**figures, "target_met": ok}

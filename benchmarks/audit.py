@@ -1,4 +1,4 @@
-"""Benchmark: audit records written per second, and verify speed (SPEC §8).
+"""Benchmark: audit records written per second, and verify speed (docs/performance.md).
 
 Targets on this machine: >= 20,000 records/s durable (strict) on SQLite;
 verify >= 200,000 records/s. PostgreSQL figures are reported too (a

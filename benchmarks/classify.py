@@ -8,7 +8,7 @@ measurement), and how long a whole classification takes.
 - a whole classification (dry run): verify a signed 20-trial bundle of 4 canaries x 2 strategies, compute
   metrics, decide, rewrite the directive, sign the record.
 
-No SPEC target: classification runs once per study, not per request; the figures are for the choice of
+No target (docs/performance.md): classification runs once per study, not per request; the figures are for the choice of
 engine and to keep the command interactive.
 """
 

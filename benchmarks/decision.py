@@ -1,4 +1,4 @@
-"""Benchmark: one policy decision in-process (SPEC §8: median <= 2 us, p99 <= 10 us).
+"""Benchmark: one policy decision in-process (docs/performance.md: median <= 2 us, p99 <= 10 us).
 
 Peer in the same run: the same domestic-tier rule as a Cedar policy through
 cedarpy (pre-parsed policy set and entities), when cedarpy is installed.

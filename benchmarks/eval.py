@@ -1,4 +1,4 @@
-"""Benchmark: evaluation harness speed (SPEC §8: >= 500 turns/s against the simulator, <= 1 ms overhead per
+"""Benchmark: evaluation harness speed (docs/performance.md: >= 500 turns/s against the simulator, <= 1 ms overhead per
 turn). The simulator is served by ``exportgate sim serve`` on CPU 1; the harness runs crescendo over the
 canary set at concurrency 64 on CPU 0. Overhead per turn = the harness process's CPU time / turns (it
 includes the HTTP client's work, excludes the simulator's).

@@ -1,4 +1,4 @@
-"""Benchmark: gateway throughput and added latency on loopback (SPEC §8).
+"""Benchmark: gateway throughput and added latency on loopback (docs/performance.md).
 
 Peers in the same run, all in front of the same upstream (``exportgate sim serve``):
 

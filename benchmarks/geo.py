@@ -1,4 +1,4 @@
-"""Benchmark: IP -> country + anonymizer flags (SPEC §8: median <= 1 us).
+"""Benchmark: IP -> country + anonymizer flags (docs/performance.md: median <= 1 us).
 
 Measures exportgate's lookup cold (memo off, a fresh random public address
 each call) and warm (memo on, a working set of repeat clients), and, in the

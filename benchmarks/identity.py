@@ -1,4 +1,4 @@
-"""Benchmark: bearer token check (SPEC §8: warm cache median <= 5 us).
+"""Benchmark: bearer token check (docs/performance.md: warm cache median <= 5 us).
 
 Warm: the token was verified before and sits in the authenticator's cache
 (keyed by its SHA-256). Cold: a full verification, for scale: an API key

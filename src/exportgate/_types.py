@@ -59,7 +59,7 @@ class ScreeningStatus(enum.Enum):
 
 
 class ReasonCode(enum.StrEnum):
-    """The fixed reason codes of SPEC §4. Values are part of the wire format."""
+    """The fixed reason codes (docs/directives.md, Reason codes). Values are part of the wire format."""
 
     UNKNOWN_MODEL = "unknown_model"
     CITIZENSHIP_DENIED = "citizenship_denied"

@@ -89,7 +89,7 @@ SETTINGS: tuple[Setting, ...] = (
         "audit_checkpoint_seconds", 10.0, "Sign a checkpoint at least this often (seconds) while records arrive.", float
     ),
     Setting("audit_retention_years", 5, "audit prune refuses to delete records younger than this (15 CFR 762.6).", int),
-    Setting("key_cache_ttl", 5.0, "Seconds a verified API key stays cached (bounds revocation delay).", float),
+    Setting("key_cache_ttl", 5.0, "Seconds a key lookup is reused; any account change drops the cache at once.", float),
     Setting("directive", None, "Directive file the gateway enforces; the bundled example when unset."),
     Setting("upstream", None, "Default upstream base URL (OpenAI-style); the built-in simulator when unset."),
     Setting("upstream_api_key", None, "Key for --upstream, by reference only: $env:NAME."),

@@ -1,4 +1,4 @@
-"""The CLI: SPEC names, one-line errors, no tracebacks, the done-when examples."""
+"""The CLI: the documented command names, one-line errors, no tracebacks, the done-when examples."""
 
 from __future__ import annotations
 

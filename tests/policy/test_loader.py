@@ -146,7 +146,7 @@ def test_model_shorthand_and_aliases_are_normalized():
     assert d.resolve_model("acme/vm-latest") == "Vendor-Model"
 
 
-# The table of shared/facts/export-controls.md, transcribed independently of the data file.
+# The table of docs/export-controls.md, transcribed independently of the data file.
 FACTS = {
     "ear:D:1": "AM AZ BY MM KH CN GE IQ KZ KP KG LA LY MO MD MN NI RU TJ TM UZ VE VN YE",
     "ear:D:2": "BY CU IR IQ IL KP LY PK RU VE",

@@ -1,4 +1,4 @@
-"""Classification (SPEC §6): evaluation evidence -> a level per risk-framework domain -> a control tier
+"""Classification (docs/classification.md): evaluation evidence -> a level per risk-framework domain -> a control tier
 -> a new directive, with a signed ``exportgate.classification/v1`` record kept in the history.
 
 Raising a tier needs only evidence that crosses a threshold; relaxing needs stronger evidence

@@ -1,4 +1,4 @@
-"""Evaluation campaigns (SPEC §1, §7): multi-turn red-teaming with honest statistics and signed evidence.
+"""Evaluation campaigns (docs/evaluation.md): multi-turn red-teaming with honest statistics and signed evidence.
 
 Parts compose as small protocols over shared records (``_records``): a :class:`Target` answers a
 conversation, a strategy drives one trial, a :class:`Scorer` says whether a reply reached the objective,

@@ -1,4 +1,4 @@
-"""The client's IP address (SPEC §4): the socket peer, unless it is a trusted proxy.
+"""The client's IP address (docs/gateway.md, Per request): the socket peer, unless it is a trusted proxy.
 
 When the peer is inside a ``--trusted-proxy`` CIDR, ``X-Forwarded-For`` is
 read from the right, skipping trusted hops; the first untrusted address is

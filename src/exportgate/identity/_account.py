@@ -1,4 +1,4 @@
-"""The account record (SPEC §5)."""
+"""The account record (docs/identity.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Evasion monitoring (SPEC §6 ``exportgate monitor``): detectors over the audit record, deduplicated
+"""Evasion monitoring (``exportgate monitor``, docs/monitoring.md): detectors over the audit record, deduplicated
 ``exportgate.alert/v1`` alerts with states, actions on accounts, and webhook delivery.
 
 The audit trail is read with the store's own query (SQLite and PostgreSQL alike); detectors are

@@ -1,4 +1,4 @@
-"""Load and validate a directive (SPEC §3) into a compiled :class:`Directive`.
+"""Load and validate a directive (docs/directives.md) into a compiled :class:`Directive`.
 
 Every key is checked; unknown keys are errors (a misspelt rule must never
 silently open a tier). Problems are collected with their line numbers and

@@ -1,6 +1,7 @@
 """The directive's rule keys, their checks, and the order they run in.
 
-Evaluation order (SPEC §4; every failing rule is reported, none short-cuts):
+Evaluation order (docs/directives.md, "Rules, in evaluation order"; every failing rule is reported,
+none short-cuts):
 
 0. ``account_suspended``   the account is suspended (any model, any tier)
 1. ``unknown_model``       the model is not in the directive and

@@ -1,4 +1,4 @@
-"""The built-in model simulator (SPEC §7): a guarded, seeded, OpenAI- and Anthropic-compatible model."""
+"""The built-in model simulator (docs/evaluation.md): a guarded, seeded, OpenAI- and Anthropic-compatible model."""
 
 from ._app import SimApp
 from ._model import ATTACKER_PROMPT, JUDGE_PROMPT, REFUSAL, Reply, SimModel, canary_marker, count_tokens

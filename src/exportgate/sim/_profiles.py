@@ -1,5 +1,6 @@
-"""Vulnerability profiles of the simulated guarded model (SPEC §7): how likely each kind of pressure makes
-it comply with a restricted request. Compliance emits a canary marker, never content.
+"""Vulnerability profiles of the simulated guarded model (docs/evaluation.md, Simulator profiles): how
+likely each kind of pressure makes it comply with a restricted request. Compliance emits a canary marker,
+never content.
 
 For a restricted request (one naming a canary tag ``[canary:NAME]`` or a restricted marker word), the
 probability of complying is::
