@@ -134,21 +134,29 @@ def _check(code: int, err: str, args: list[str]) -> None:
     assert "Traceback" not in err
 
 
+@pytest.fixture
+def elsewhere(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A working directory of the test's own: ``--home ""`` or ``--home -`` means one there, never in the
+    repository."""
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
 @pytest.mark.parametrize(("path", "name"), list(_cases([])))
-def test_bad_values_for_every_parameter_are_one_line(world, capsys, path, name):
+def test_bad_values_for_every_parameter_are_one_line(world, capsys, elsewhere, path, name):
     command = COMMANDS[path]
     param = next(p for p in command.params if p.name == name)
     base = _base(path, command, world)
     for value in _bad_values(param, world):
         args = _with_bad(base, command, name, value)
         if path in SERVING:
-            _check_served(args)
+            _check_served(args, elsewhere)
             continue
         code = main(args)
         _check(code, capsys.readouterr().err, args)
 
 
-def _check_served(args: list[str]) -> None:
+def _check_served(args: list[str], cwd: Path) -> None:
     """A serving command as a process: a bad value must end it with one line; a value it accepts leaves it
     serving, which is stopped after a few seconds (no traceback either way)."""
     if "\udcff" in "".join(args):
@@ -157,7 +165,7 @@ def _check_served(args: list[str]) -> None:
     if args[:2] == ["sim", "traffic"]:
         extra = ["--hours", "1", "--time-scale", "1000000", "--per-population", "1"]
     process = subprocess.Popen([sys.executable, "-m", "exportgate.cli", *args, *extra], stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE, text=True)  # fmt: skip
+                               stderr=subprocess.PIPE, text=True, cwd=cwd)  # fmt: skip
     try:
         _, err = process.communicate(timeout=5)
     except subprocess.TimeoutExpired:
