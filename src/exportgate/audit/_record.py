@@ -87,11 +87,10 @@ class SealedRecord(NamedTuple):
         return f'{self.head},"seq":{seq},{self.tail},"writer":{writer_json}}}'
 
 
-def _seal(fields: dict[str, Any], columns: tuple[str | None, ...]) -> tuple[str, str]:
-    """Canonical JSON of a record without ``seq`` and ``writer``, split where ``seq`` goes (see
-    :class:`SealedRecord`); :class:`~exportgate.errors.UnrecordableError` for a value that cannot be stored."""
-    head = {k: v for k, v in fields.items() if k < "seq"}
-    tail = {k: v for k, v in fields.items() if k > "seq"}
+def _seal(head: dict[str, Any], tail: dict[str, Any], columns: tuple[str | None, ...]) -> tuple[str, str]:
+    """Canonical JSON of a record without ``seq`` and ``writer``: the keys before ``seq`` (``head``) and
+    between ``seq`` and ``writer`` (``tail``), see :class:`SealedRecord`;
+    :class:`~exportgate.errors.UnrecordableError` for a value that cannot be stored."""
     try:
         encoded = canonical_json(head)[:-1], canonical_json(tail)[1:-1]
     except TypeError as exc:  # orjson.JSONEncodeError: a lone surrogate, a non-string key, an int past 64 bits
@@ -140,7 +139,7 @@ class AuditEntry:
     def seal(self) -> SealedRecord:
         """Encode the record for the writer (see :class:`SealedRecord`); UnrecordableError if it cannot be."""
         columns = (self.request_id, self.account, self.model, self.decision)
-        head, tail = _seal(self.fields(), columns)
+        head, tail = _seal(*self._halves(), columns)
         signals = self.signals()  # its parts are in the body, so they encode; a NUL would be stored raw
         if signals is not None and "\x00" in signals:
             signals = None  # readers fall back to the body
@@ -152,25 +151,28 @@ class AuditEntry:
 
     def fields(self) -> dict[str, Any]:
         """Every field of the body except ``seq`` and ``writer``."""
-        return {
-            **_head(self.event, self.time_ns),
-            "request_id": self.request_id,
-            "account": self.account,
-            "key_id": self.key_id,
-            "subject": dict(self.subject) if self.subject is not None else None,
-            "client_ip": self.client_ip,
-            "country": self.country,
+        head, tail = self._halves()
+        return {**head, **tail}
+
+    def _halves(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The fields whose keys sort before ``seq``, and those between ``seq`` and ``writer``: built
+        apart, so sealing never splits a dict (a test checks they make the whole body)."""
+        latency = None if self.latency_ms is None else round(float(self.latency_ms), 3)
+        head = {
+            "schema": SCHEMA, "event": self.event, "request_id": self.request_id, "account": self.account,
+            "key_id": self.key_id, "client_ip": self.client_ip, "country": self.country,
             "anonymizers": list(self.anonymizers) if self.anonymizers is not None else None,
-            "requested_model": self.requested_model,
-            "model": self.model,
-            "tier": self.tier,
-            "directive_id": self.directive_id,
-            "directive_version": self.directive_version,
-            "directive_sha256": self.directive_sha256,
-            "decision": self.decision,
-            "reasons": [dict(r) for r in self.reasons],
-            **_after(self.http_status, self.upstream_status, self.latency_ms, self.tokens),
-        }
+            "requested_model": self.requested_model, "model": self.model, "directive_id": self.directive_id,
+            "directive_version": self.directive_version, "directive_sha256": self.directive_sha256,
+            "decision": self.decision, "reasons": [dict(r) for r in self.reasons], "http_status": self.http_status,
+            "latency_ms": latency,
+        }  # fmt: skip
+        tail = {
+            "time_ns": self.time_ns, "subject": dict(self.subject) if self.subject is not None else None,
+            "tier": self.tier, "upstream_status": self.upstream_status,
+            "tokens": dict(self.tokens) if self.tokens is not None else None,
+        }  # fmt: skip
+        return head, tail
 
     def signals(self) -> str | None:
         """The row's ``signals`` column: the facts monitoring reads without parsing the body."""
@@ -178,11 +180,6 @@ class AuditEntry:
             key_id=self.key_id, country=self.country, client_ip=self.client_ip, anonymizers=self.anonymizers,
             tier=self.tier, reasons=self.reasons, subject=self.subject,
         )  # fmt: skip
-
-
-def _head(event: str, time_ns: int) -> dict[str, Any]:
-    """The fields every chained record starts with (the writer adds ``writer`` and ``seq``)."""
-    return {"schema": SCHEMA, "event": event, "time_ns": time_ns}
 
 
 def _after(
@@ -231,8 +228,8 @@ class OutcomeBatch:
     decision: ClassVar[None] = None
 
     def seal(self) -> SealedRecord:
-        fields = {**_head(self.event, self.time_ns), "outcomes": [o.as_dict() for o in self.outcomes]}
-        head, tail = _seal(fields, ())
+        outcomes = [o.as_dict() for o in self.outcomes]
+        head, tail = _seal({"schema": SCHEMA, "event": self.event, "outcomes": outcomes}, {"time_ns": self.time_ns}, ())
         return SealedRecord(self.event, self.time_ns, None, None, None, None, head, tail, None)
 
     def body(self, writer: str, seq: int) -> str:

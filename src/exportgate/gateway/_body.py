@@ -89,19 +89,23 @@ def parse_request(body: bytes, limits: BodyLimits) -> tuple[dict[str, Any], str]
 
 
 def _shape(value: dict[str, Any], max_depth: int) -> tuple[int, int]:
-    """Keys in every object, and the deepest nesting (stops descending past ``max_depth``)."""
-    keys, deepest = 0, 1
-    stack: list[tuple[Any, int]] = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        deepest = max(deepest, depth)
-        if depth > max_depth:
-            break
-        children = item.values() if type(item) is dict else item
-        if type(item) is dict:
-            keys += len(item)
-        stack.extend((child, depth + 1) for child in children if type(child) is dict or type(child) is list)
-    return keys, deepest
+    """Keys in every object, and the depth reached (level by level; stops one level past ``max_depth``)."""
+    keys, depth = 0, 0
+    level: list[Any] = [value]
+    while level and depth <= max_depth:
+        depth += 1
+        below: list[Any] = []
+        for item in level:
+            children: Any = item
+            if type(item) is dict:
+                keys += len(item)
+                children = item.values()
+            for child in children:
+                kind = type(child)
+                if kind is dict or kind is list:
+                    below.append(child)
+        level = below
+    return keys, depth + (1 if level else 0)
 
 
 def _outside_strings(body: bytes) -> bytes:
