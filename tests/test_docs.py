@@ -30,8 +30,9 @@ def _texts(*roots: str) -> Iterator[tuple[Path, str]]:
     for root in roots:
         base = ROOT / root
         for path in sorted([base] if base.is_file() else base.rglob("*")):
-            if not path.is_file() or "__pycache__" in path.parts:
-                continue
+            inside = path.relative_to(base).parts if path != base else ()
+            if not path.is_file() or "__pycache__" in path.parts or any(part.startswith(".") for part in inside):
+                continue  # hidden folders are a tool's own (benchmarks/.litellm-venv), not the project's text
             data = path.read_bytes()
             if b"\0" in data:
                 continue
