@@ -21,7 +21,9 @@ render it in one place. Errors that map to an HTTP answer carry the status.
     │   └── InvalidTokenError       a JWT that fails verification
     ├── BadRequestError             a malformed API request (400)
     │   ├── UnrecordableError       a request with a value the audit record cannot hold
-    │   └── UnsupportedMediaError   a request body that is not JSON (415)
+    │   ├── UnsupportedMediaError   a request body that is not JSON (415)
+    │   ├── PayloadTooLargeError    a request body too large or with too many values (413)
+    │   └── RequestTimeoutError     a request body that did not arrive in time (408)
     └── UpstreamError               the upstream model failed (502)
         └── UpstreamTimeoutError    the upstream did not answer in time (504)
 """
@@ -42,6 +44,8 @@ __all__ = [
     "InvalidApiKeyError",
     "InvalidTokenError",
     "NotFoundError",
+    "PayloadTooLargeError",
+    "RequestTimeoutError",
     "StoreError",
     "UnrecordableError",
     "UnsupportedMediaError",
@@ -155,6 +159,16 @@ class UnrecordableError(BadRequestError):
 class UnsupportedMediaError(BadRequestError):
     status = 415
     code = "unsupported_media_type"
+
+
+class PayloadTooLargeError(BadRequestError):
+    status = 413
+    code = "request_too_large"
+
+
+class RequestTimeoutError(BadRequestError):
+    status = 408
+    code = "request_timeout"
 
 
 class UpstreamError(ExportgateError):

@@ -19,6 +19,7 @@ from exportgate.policy import is_country_code
 __all__ = [
     "DefaultCommandGroup",
     "HomeOption",
+    "ReusePortOption",
     "existing_home",
     "parse_country",
     "parse_countries",
@@ -29,6 +30,9 @@ __all__ = [
     "settings_for",
 ]
 
+ReusePortOption = Annotated[
+    bool, typer.Option("--reuse-port", help="Share the port with another server already on it (on purpose).")
+]
 HomeOption = Annotated[
     Path | None,
     typer.Option("--home", help="Data directory [env: EXPORTGATE_HOME; default: ./.exportgate]", show_default=False),

@@ -16,7 +16,7 @@ from exportgate.config import ENV_PREFIX, Settings
 from exportgate.errors import ConfigError
 from exportgate.sim import PROFILES
 
-from ._common import HomeOption, settings_for
+from ._common import HomeOption, ReusePortOption, settings_for
 
 __all__ = ["serve", "sim_app"]
 
@@ -42,9 +42,7 @@ def serve(
     audit_url: Annotated[str | None, typer.Option("--audit-url", help="sqlite:///PATH or postgresql://...")] = None,
     audit_mode: Annotated[AuditMode | None, typer.Option("--audit-mode", help="strict (default) or async.")] = None,
     workers: Annotated[int | None, typer.Option(min=1, max=256, help="Worker processes [default: 1].")] = None,
-    reuse_port: Annotated[
-        bool, typer.Option("--reuse-port", help="Share the port with another server already on it (on purpose).")
-    ] = False,
+    reuse_port: ReusePortOption = False,
     monitor: Annotated[
         bool | None, typer.Option("--monitor", help="Run the evasion detectors in the background.")
     ] = None,
@@ -110,9 +108,7 @@ def sim_serve(
     chunk_delay_ms: Annotated[float, typer.Option(min=0, help="Pause between streamed chunks, ms.")] = 0.0,
     latency_ms: Annotated[float, typer.Option(min=0, help="Delay before every model reply, ms.")] = 0.0,
     workers: Annotated[int, typer.Option(min=1, max=256, help="Worker processes.")] = 1,
-    reuse_port: Annotated[
-        bool, typer.Option("--reuse-port", help="Share the port with another server already on it (on purpose).")
-    ] = False,
+    reuse_port: ReusePortOption = False,
     profile: Annotated[
         str, typer.Option(help="Vulnerability profile: hardened, typical or vulnerable (docs/evaluation.md).")
     ] = "typical",

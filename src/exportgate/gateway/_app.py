@@ -36,13 +36,13 @@ from exportgate._asgi import (
 )
 from exportgate._types import Decision, RequestContext, Subject
 from exportgate.audit import AuditWriter, Outcome, OutcomeBatch, entry_for
-from exportgate.errors import ExportgateError, StoreError, UpstreamError, UpstreamTimeoutError
+from exportgate.errors import ExportgateError, RequestTimeoutError, StoreError, UpstreamError, UpstreamTimeoutError
 from exportgate.geo import GeoLookup
 from exportgate.identity import Authenticator
 from exportgate.policy import decide
 
 from ._admin import AdminGuard
-from ._body import BodyLimits, BodyTimeout, check_content_type, parse_request
+from ._body import BodyLimits, check_content_type, parse_request
 from ._clientip import ClientIpResolver
 from ._directives import DirectiveHolder
 from ._errors import ErrorAnswer, denial, error_answer, shown
@@ -237,7 +237,7 @@ class Gateway:
         except asyncio.CancelledError:
             if not expired or task.uncancel():
                 raise
-            raise BodyTimeout("the request body did not arrive in time") from None
+            raise RequestTimeoutError("the request body did not arrive in time") from None
         finally:
             timer.cancel()
 

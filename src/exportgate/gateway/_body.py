@@ -27,21 +27,11 @@ from typing import Any
 
 import orjson
 
-from exportgate.errors import BadRequestError, UnsupportedMediaError
+from exportgate.errors import BadRequestError, PayloadTooLargeError, UnsupportedMediaError
 
-__all__ = ["MAX_MODEL_BYTES", "BodyLimits", "BodyTimeout", "BodyTooComplex", "check_content_type", "parse_request"]
+__all__ = ["MAX_MODEL_BYTES", "BodyLimits", "check_content_type", "parse_request"]
 
 MAX_MODEL_BYTES = 256
-
-
-class BodyTooComplex(BadRequestError):
-    status = 413
-    code = "request_too_large"
-
-
-class BodyTimeout(BadRequestError):
-    status = 408
-    code = "request_timeout"
 
 
 @dataclass(frozen=True)
@@ -68,7 +58,7 @@ def check_content_type(value: bytes | None) -> None:
 def parse_request(body: bytes, limits: BodyLimits) -> tuple[dict[str, Any], str]:
     """The request object and its model, or the error a body outside the rules above gets."""
     if body.count(b",") >= limits.max_elements and _values_at_most(body) >= limits.max_elements:
-        raise BodyTooComplex(f"the request body has more than {limits.max_elements} JSON values")
+        raise PayloadTooLargeError(f"the request body has more than {limits.max_elements} JSON values")
     try:
         payload = orjson.loads(body)
     except orjson.JSONDecodeError:
