@@ -3,7 +3,10 @@
 - :class:`RecordingUpstream` answers every POST like an OpenAI chat model and records what it received
   (path, headers, raw body, and the model as *its* parser reads the body). ``reading`` picks the parser:
   ``first-wins`` (keeps the first of duplicate keys, as some JSON parsers do), ``last-wins`` (Python's
-  json), or ``form`` (honours ``application/x-www-form-urlencoded`` bodies, as a framework might).
+  json), ``any-case`` (matches keys without regard to case, the last match winning, as Go's
+  encoding/json does), ``nul-cut`` (a key ends at a NUL, as C parsers read it), or ``form`` (honours
+  ``application/x-www-form-urlencoded`` bodies, as a framework might). ``fail_with`` makes it answer
+  every request with that status and a body naming its internals.
 - :class:`HangingUpstream` accepts connections, reads requests and never answers; it counts the
   connections still open, so a test can see whether the gateway gave up on them.
 """
@@ -29,8 +32,8 @@ def _first_wins(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 
 class RecordingUpstream:
-    def __init__(self, reading: str = "last-wins") -> None:
-        self.reading = reading
+    def __init__(self, reading: str = "last-wins", fail_with: int | None = None) -> None:
+        self.reading, self.fail_with = reading, fail_with
         self.received: list[dict[str, Any]] = []
         upstream = self
 
@@ -50,7 +53,9 @@ class RecordingUpstream:
                 answer = json.dumps({"id": "chatcmpl-1", "object": "chat.completion", "model": model,
                                      "choices": [choice], "usage": {"prompt_tokens": 1, "completion_tokens": 2}})
                 answer = answer.encode()
-                self.send_response(200)
+                if upstream.fail_with is not None:
+                    answer = b'{"error": "boom at api_base=http://10.1.2.3:8000/v1 with key sk-internal-123"}'
+                self.send_response(upstream.fail_with or 200)
                 self.send_header("content-type", "application/json")
                 self.send_header("content-length", str(len(answer)))
                 self.end_headers()
@@ -64,10 +69,17 @@ class RecordingUpstream:
         if self.reading == "form" and content_type.startswith("application/x-www-form-urlencoded"):
             return parse_qs(body.decode("latin-1")).get("model", [None])[0]
         try:
-            hook = _first_wins if self.reading == "first-wins" else None
-            return json.loads(body, object_pairs_hook=hook).get("model")
+            pairs = json.loads(body, object_pairs_hook=lambda p: p)
         except ValueError:
             return None
+        if self.reading == "first-wins":
+            return _first_wins(pairs).get("model")
+        matches = {
+            "any-case": lambda key: key.lower() == "model",
+            "nul-cut": lambda key: key.split("\x00", 1)[0] == "model",
+        }.get(self.reading, lambda key: key == "model")
+        found = [value for key, value in pairs if matches(key)]
+        return found[-1] if found else None
 
     def close(self) -> None:
         self.server.shutdown()

@@ -138,10 +138,11 @@ def serve(
     process that imports the target itself. A worker that dies is started again (a replica loses that
     worker's requests in flight, not its service; a worker that dies again within seconds of its
     restart stops the server: that is a crash loop, not bad luck). A client has ``header_timeout``
-    seconds, from its first byte, to send a request's headers.
+    seconds, from its first byte, to send a request's headers, and at most 64 KiB of them are buffered;
+    HTTP/1.1 only (HTTP/2 is a reverse proxy's to terminate).
     """
     from granian import Granian  # noqa: PLC0415 - heavy, only when serving
-    from granian.constants import Interfaces, Loops  # noqa: PLC0415
+    from granian.constants import HTTPModes, Interfaces, Loops  # noqa: PLC0415
     from granian.http import HTTP1Settings  # noqa: PLC0415
     from granian.log import LogLevels  # noqa: PLC0415
 
@@ -160,5 +161,6 @@ def serve(
         backlog=2048,
         respawn_failed_workers=True,
         respawn_interval=1.0,
-        http1_settings=HTTP1Settings(header_read_timeout=int(header_timeout * 1000)),
+        http=HTTPModes.http1,  # HTTP/2 (and its own resource limits) is the reverse proxy's to terminate
+        http1_settings=HTTP1Settings(header_read_timeout=int(header_timeout * 1000), max_buffer_size=65536),
     ).serve()

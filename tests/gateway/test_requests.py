@@ -104,6 +104,53 @@ def test_a_repeated_key_is_refused_before_any_upstream_reads_it(home: Path, upst
     gateway.close()
 
 
+@pytest.mark.parametrize(
+    ("reading", "body"),
+    [
+        ("any-case", '{"model":"sonnet-4","MODEL":"fable-5",' + MESSAGES + "}"),  # Go: the last match wins
+        ("any-case", '{"model":"sonnet-4","Model":"fable5",' + MESSAGES + "}"),
+        ("nul-cut", '{"model\\u0000":"fable-5","model":"sonnet-4",' + MESSAGES + "}"),  # C: the key ends at NUL
+        ("last-wins", '{"model":"sonnet-4",' + MESSAGES + ',"metadata":{"\\u017feed":1,"seed":2}}'),  # U+017F: s
+    ],
+)
+def test_keys_one_parser_reads_as_one_are_refused(home: Path, upstream_of, reading: str, body: str):
+    upstream = upstream_of(reading)
+    gateway = InProcess(home, upstream.url)
+    response = gateway.chat(body.encode(), who="li", ip=CN)
+    assert response.status_code == 400 and "some parsers read them as one key" in response.json()["error"]["message"]
+    assert upstream.received == [] and gateway.records() == []
+    gateway.close()
+
+
+@pytest.mark.parametrize("key", ["fallbacks", "models", "user_config", "FALLBACKS", "api_base", "route"])
+def test_keys_that_let_an_upstream_pick_another_model_are_refused(home: Path, upstream_of, key: str):
+    upstream = upstream_of("last-wins")
+    gateway = InProcess(home, upstream.url)
+    response = gateway.chat({"model": "sonnet-4", key: ["fable-5"], "messages": []}, who="li", ip=CN)
+    assert response.status_code == 400 and key in response.json()["error"]["message"]
+    assert upstream.received == []
+    gateway.close()
+
+
+def test_an_unrenamed_body_is_forwarded_byte_for_byte(home: Path, upstream_of):
+    upstream = upstream_of("last-wins")
+    gateway = InProcess(home, upstream.url)
+    body = b'{"model":"sonnet-4","seed":123456789012345678901234567890, "messages": [], "x": -1e-400}'
+    assert gateway.chat(body).status_code == 200
+    assert upstream.received[0]["body"] == body  # a big integer stays one, spacing and all
+    gateway.close()
+
+
+def test_an_upstream_failure_reaches_the_caller_without_its_internals(home: Path, upstream_of, caplog):
+    upstream = RecordingUpstream("last-wins", fail_with=500)
+    gateway = InProcess(home, upstream.url)
+    response = gateway.chat({"model": "sonnet-4", "messages": []})
+    assert response.status_code == 502 and "10.1.2.3" not in response.text and "sk-internal" not in response.text
+    assert any("sk-internal" in r.getMessage() for r in caplog.records)  # the detail is in the operator's log
+    gateway.close()
+    upstream.close()
+
+
 def test_the_upstream_gets_json_with_exactly_the_model_decided_on(home: Path, upstream_of):
     upstream = upstream_of("first-wins")
     gateway = InProcess(home, upstream.url)
@@ -144,7 +191,7 @@ def test_only_json_reaches_an_upstream_that_honours_forms(home: Path, upstream_o
 
 # -- one reading for every parser (property) ------------------------------------------------------------
 
-KEYS = st.sampled_from(["model", "messages", "a", "b", "role"])
+KEYS = st.sampled_from(["model", "messages", "a", "b", "role", "MODEL", "Role", "a\x00"])
 
 
 def _spell(key: str, escape: bool) -> str:
@@ -178,6 +225,8 @@ def test_a_body_the_gateway_accepts_reads_the_same_to_every_parser(pairs, model)
         json.loads(body, object_pairs_hook=lambda p: dict(reversed(p))),  # first wins
     ]
     assert all(r == payload for r in readings) and decided == payload["model"]
+    any_case = [v for k, v in json.loads(body, object_pairs_hook=lambda p: p) if k.lower() == "model"]
+    assert any_case == [decided]  # a parser that ignores case reads the same model
 
 
 # -- the credential first, bounded cost ------------------------------------------------------------------
@@ -227,6 +276,12 @@ def test_parse_cost_is_bounded_before_parsing(home: Path):
     assert peak < 3 * len(many)  # parsing a million objects would take over 50 MB
     deep = b'{"model":"sonnet-4","x":' + b"[" * 100 + b"]" * 100 + b"}"
     assert _asgi(gateway, [deep], auth)[0] == 400
+    nested = b'{"model":"sonnet-4","x":[' + b",".join([b"[" * 60 + b"]" * 60] * 5_000) + b"]}"  # few commas
+    tracemalloc.start()
+    status, _ = _asgi(gateway, [nested], auth)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert status == 413 and peak < 3 * len(nested)  # 300,000 arrays: counted, not parsed
     assert gateway.records() == []
     gateway.close()
 

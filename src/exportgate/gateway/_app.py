@@ -201,7 +201,8 @@ class Gateway:
         try:
             call.subject = self.parts.authenticator.authenticate(token)  # from the headers: no body read unless known
             check_content_type(content_type)
-            payload, model = parse_request(await self._body(receive), self.parts.body_limits)
+            body = await self._body(receive)
+            payload, model = parse_request(body, self.parts.body_limits)
             call.context = self._context(scope, forwarded_for)
             directive = self.parts.directives.current
             call.decision = decision = decide(call.subject, call.context, model, directive)
@@ -220,10 +221,12 @@ class Gateway:
         except ExportgateError as exc:
             await self._fail(send, call, exc)
             return
-        payload["model"] = upstream_model  # exactly the model decided on (its upstream name), however it was spelt
+        if upstream_model != model:  # exactly the model decided on (its upstream name), however it was spelt
+            payload["model"] = upstream_model
+            body = orjson.dumps(payload)  # else the checked bytes, which every parser reads as this model
         upstream_headers += ((b"content-type", JSON_CONTENT_TYPE), (b"x-request-id", call.request_id.encode()))
         self.metrics.observe("exportgate_gateway_overhead_seconds", (path,), time.perf_counter() - call.started)
-        await self._forward(send, receive, call, upstream, orjson.dumps(payload), upstream_headers)
+        await self._forward(send, receive, call, upstream, body, upstream_headers)
 
     async def _body(self, receive: Receive) -> bytes:
         """The whole body, within ``body_timeout`` (a plain timer that cancels this task: asyncio.timeout
@@ -344,6 +347,13 @@ class Gateway:
             self.metrics.count("exportgate_upstream_errors_total", (upstream, "upstream_auth"))
             log.error("request %s: upstream %s refused the gateway's credentials", call.request_id, upstream)
             await self._send(send, call, self._error(call, 502, "upstream_error", "the upstream model is unavailable"))
+            return None
+        if status >= 500:  # its body may name hosts, keys or stack traces: the caller gets a generic answer
+            self.metrics.count("exportgate_upstream_errors_total", (upstream, f"status_{status}"))
+            log.error("request %s: upstream %s answered %d: %s", call.request_id, upstream, status,
+                      content[:500].decode("utf-8", "replace"))  # fmt: skip
+            shown_status = status if status in (502, 503, 504) else 502
+            await self._send(send, call, self._error(call, shown_status, "upstream_error", "the upstream model failed"))
             return None
         call.status = status
         content_type, extra = _split_content_type(response.headers)

@@ -10,14 +10,20 @@ upstream that honours the content type. So (docs/gateway.md, "Request bodies"):
   else 415; the upstream is always sent ``content-type: application/json``;
 - the body must be one JSON object in strict UTF-8 (no comments, NaN, trailing data: what orjson
   refuses), else 400;
-- no object anywhere in it may repeat a key, however the key is spelled (``"model"`` and
-  ``"mod\\u0065l"`` are the same key), else 400;
+- no object anywhere in it may hold two keys that some parser reads as one: the same key however
+  it is escaped (``"model"`` and ``"mod\\u0065l"``), keys equal but for case (Go's encoding/json and
+  .NET match keys case-insensitively: ``"MODEL"``), or keys equal up to a NUL (C parsers stop at it:
+  ``"model\\u0000"``), else 400;
+- no top-level key that lets an upstream choose another model than the one decided on
+  (:data:`ROUTING_KEYS`: LiteLLM's ``fallbacks`` and ``user_config``, OpenRouter's ``models`` and
+  ``route``, ``api_base`` and the like), else 400;
 - nesting at most ``max_depth`` levels and at most ``max_elements`` values in all (parse cost and
   memory are bounded before the body is parsed), else 400 or 413;
 - ``model`` a non-empty string of at most 256 bytes, else 400.
 
-A body that passes has one reading, and the gateway forwards those bytes (or, when the upstream's name
-for the model differs, the re-encoded object with that name).
+A body that passes has one reading, and the gateway forwards those bytes unchanged (or, when the
+upstream's name for the model differs from what the caller wrote, the object re-encoded with that name:
+then an integer past 64 bits becomes a float, as orjson reads it).
 """
 
 from __future__ import annotations
@@ -29,9 +35,18 @@ import orjson
 
 from exportgate.errors import BadRequestError, PayloadTooLargeError, UnsupportedMediaError
 
-__all__ = ["MAX_MODEL_BYTES", "BodyLimits", "check_content_type", "parse_request"]
+from ._errors import shown
+
+__all__ = ["MAX_MODEL_BYTES", "ROUTING_KEYS", "BodyLimits", "check_content_type", "parse_request"]
 
 MAX_MODEL_BYTES = 256
+#: Top-level body keys with which known upstreams (LiteLLM's proxy, OpenRouter, Azure, gateways of the
+#: same kind) pick a model, a deployment or an endpoint other than ``model``: compared case-insensitively.
+ROUTING_KEYS = frozenset({
+    "models", "fallbacks", "fallback", "fallback_models", "context_window_fallbacks", "content_policy_fallbacks",
+    "mock_testing_fallbacks", "user_config", "litellm_params", "model_list", "deployment_id", "deployment",
+    "engine", "route", "api_base", "base_url", "api_key", "api_version", "extra_body", "model_id",
+})  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -57,7 +72,7 @@ def check_content_type(value: bytes | None) -> None:
 
 def parse_request(body: bytes, limits: BodyLimits) -> tuple[dict[str, Any], str]:
     """The request object and its model, or the error a body outside the rules above gets."""
-    if body.count(b",") >= limits.max_elements and _values_at_most(body) >= limits.max_elements:
+    if _separators(body) >= limits.max_elements and _values_at_most(body) >= limits.max_elements:
         raise PayloadTooLargeError(f"the request body has more than {limits.max_elements} JSON values")
     try:
         payload = orjson.loads(body)
@@ -70,6 +85,10 @@ def parse_request(body: bytes, limits: BodyLimits) -> tuple[dict[str, Any], str]
         raise BadRequestError(f"the request body nests deeper than {limits.max_depth} levels")
     if body.count(b":") != keys and _raw_keys(body) != keys:  # colons in strings: count keys exactly
         raise BadRequestError("the request body repeats a key in an object; each key may appear once")
+    routing = sorted(k for k in payload if k.casefold() in ROUTING_KEYS)
+    if routing:
+        raise BadRequestError(f"the request body sets {shown(routing[0])!r}, with which an upstream could pick "
+                              "another model than 'model': the gateway refuses it")  # fmt: skip
     model = payload.get("model")
     if not isinstance(model, str) or not model.strip():
         raise BadRequestError("'model' is required and must be a string")
@@ -79,7 +98,8 @@ def parse_request(body: bytes, limits: BodyLimits) -> tuple[dict[str, Any], str]
 
 
 def _shape(value: dict[str, Any], max_depth: int) -> tuple[int, int]:
-    """Keys in every object, and the depth reached (level by level; stops one level past ``max_depth``)."""
+    """Keys in every object, and the depth reached (level by level; stops one level past ``max_depth``);
+    BadRequestError for an object holding two keys some parser reads as one (see the module docstring)."""
     keys, depth = 0, 0
     level: list[Any] = [value]
     while level and depth <= max_depth:
@@ -90,6 +110,9 @@ def _shape(value: dict[str, Any], max_depth: int) -> tuple[int, int]:
             if type(item) is dict:
                 keys += len(item)
                 children = item.values()
+                if len({_loosest(k) for k in item}) != len(item):
+                    raise BadRequestError("the request body has keys that differ only in case or after a NUL "
+                                          "character; some parsers read them as one key")  # fmt: skip
             for child in children:
                 kind = type(child)
                 if kind is dict or kind is list:
@@ -110,6 +133,19 @@ def _raw_keys(body: bytes) -> int:
     return _outside_strings(body).count(b":")
 
 
+def _loosest(key: str) -> str:
+    """A key as the loosest parser reads it: cut at a NUL (C), compared without case (Go, .NET)."""
+    if "\x00" in key:
+        key = key.split("\x00", 1)[0]
+    return key.lower() if key.isascii() else key.casefold()
+
+
+def _separators(body: bytes) -> int:
+    """An upper bound on a (valid) body's values, counted over the raw bytes: every value but the first
+    follows a comma or opens a container (``[[[...]]]`` has no comma at all)."""
+    return body.count(b",") + body.count(b"[") + body.count(b"{")
+
+
 def _values_at_most(body: bytes) -> int:
-    """An upper bound on the values a (valid) body holds, from its separators outside strings."""
-    return _outside_strings(body).count(b",") + 1
+    """The same bound, counted outside strings only (when the raw one says there may be too many)."""
+    return _separators(_outside_strings(body)) + 1

@@ -67,7 +67,7 @@ class Authenticator:
         if token.startswith(KEY_PREFIX):
             return self.store.subject_for_key(token), now + self.key_ttl
         if self.jwt_verifier is None:
-            raise InvalidTokenError("not an exportgate API key, and no JWT issuer is configured")
+            raise InvalidTokenError("invalid credentials")  # says nothing of what this gateway accepts
         subject, exp = self.jwt_verifier.verify(token)
         return subject, min(exp, now + self.jwt_ttl)
 
