@@ -14,10 +14,11 @@ import secrets
 import sys
 from pathlib import Path
 
+from exportgate._asgi import check_listen
 from exportgate._files import private_dir, private_file
 from exportgate._types import KycLevel
 from exportgate.cli import main
-from exportgate.errors import ConflictError
+from exportgate.errors import ConflictError, ExportgateError
 from exportgate.identity import AccountStore
 
 HOME = Path(os.environ.get("EXPORTGATE_HOME", ".exportgate"))
@@ -47,6 +48,7 @@ def sample_keys() -> dict[str, str]:
 
 
 def run() -> int:
+    check_listen("127.0.0.1", PORT)  # a port in use is one line, before anything is printed or made
     private_dir(HOME)
     keys = sample_keys()
     url = f"http://127.0.0.1:{PORT}"
@@ -78,4 +80,7 @@ Ctrl-C stops.
 
 
 if __name__ == "__main__":
-    sys.exit(run())
+    try:
+        sys.exit(run())
+    except ExportgateError as exc:
+        sys.exit(f"exportgate: error: {exc} (EXPORTGATE_PORT=18080 make run picks another port)")

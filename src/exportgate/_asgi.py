@@ -131,6 +131,7 @@ def serve(
     log_level: str = "warning",
     reuse_port: bool = False,
     header_timeout: float = 10.0,
+    shutdown_grace: float = 30.0,
 ) -> None:
     """Run an ASGI app (an import path, ``module:callable``) on granian until interrupted.
 
@@ -161,6 +162,8 @@ def serve(
         backlog=2048,
         respawn_failed_workers=True,
         respawn_interval=1.0,
+        workers_kill_timeout=max(1, round(shutdown_grace)),  # in-flight requests get this long; a worker that
+        # cannot stop (told to while still starting) is killed then, instead of being awaited forever
         http=HTTPModes.http1,  # HTTP/2 (and its own resource limits) is the reverse proxy's to terminate
         http1_settings=HTTP1Settings(header_read_timeout=int(header_timeout * 1000), max_buffer_size=65536),
     ).serve()

@@ -102,6 +102,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("max_body_mb", 32.0, "Largest request body accepted, MiB (413 beyond).", float),
     Setting("header_timeout", 10.0, "Seconds a client has, from its first byte, to send a request's headers.", float),
     Setting("body_timeout", 30.0, "Seconds a client has to send a request's whole body (408 beyond).", float),
+    Setting("shutdown_grace", 30.0, "Seconds a stopping worker has to finish its requests before it is killed.", float),
     Setting("max_json_depth", 64, "Deepest nesting of a request body's JSON (400 beyond).", int),
     Setting("max_json_values", 500_000, "Most JSON values in one request body (413 beyond).", int),
     Setting(

@@ -25,7 +25,7 @@ def home(tmp_path: Path) -> Path:
 
 def test_verify_intact_text_and_json(capsys, home):
     code, out, _ = run(capsys, "audit", "verify", "--home", home)
-    assert code == 0 and out.startswith("intact: 16 rows in 1 chains")
+    assert code == 0 and out.startswith("intact: 16 rows in 1 chain checked")
     code, out, _ = run(capsys, "audit", "verify", "--home", home, "--format", "json")
     assert code == 0 and json.loads(out)["ok"] is True
 

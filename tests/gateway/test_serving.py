@@ -138,3 +138,29 @@ def test_reuse_port_lets_a_server_share_on_purpose(tmp_path: Path):
             assert process.stderr is not None
             process.stderr.close()
     assert _port_free(port)
+
+
+def test_a_gateway_told_to_stop_while_its_workers_start_stops(tmp_path: Path):
+    """SIGTERM the moment the first worker answers, while the second may still be starting: granian
+    waited forever for a worker that missed the signal; now it is killed after the shutdown grace."""
+    for attempt in range(2):
+        port = free_port()
+        args = ["serve", "--home", str(tmp_path / f"h{attempt}"), "--port", str(port), "--workers", "2"]
+        process = subprocess.Popen([*EXPORTGATE, *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                   start_new_session=True, env={**os.environ, "EXPORTGATE_SHUTDOWN_GRACE": "3"})  # fmt: skip
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=0.5)
+                break
+            except httpx.HTTPError:
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        finally:
+            left = subprocess.run(["pgrep", "-g", str(process.pid)], capture_output=True, text=True).stdout.split()
+            for pid in left:
+                os.kill(int(pid), signal.SIGKILL)
+        assert left == [], "a worker outlived its server"

@@ -165,7 +165,8 @@ def restore(name: NameArg, home: HomeOption = None) -> None:
     """Bring back a deleted account (its old keys stay revoked: create a new one with accounts keys create)."""
     with _accounts(home) as store:
         account = store.restore_account(name)
-    typer.echo(f"restored {account.name}; create a key with: exportgate accounts keys create {account.name}")
+    still = " (still suspended: exportgate accounts unsuspend " + account.name + ")" if account.suspended else ""
+    typer.echo(f"restored {account.name}{still}; create a key with: exportgate accounts keys create {account.name}")
 
 
 @keys_app.command("create")

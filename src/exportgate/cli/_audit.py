@@ -93,7 +93,8 @@ def _print_report(report: Any) -> None:
     rate = report.rows / report.seconds if report.seconds else 0.0
     verdict = "intact" if report.ok else "TAMPERED"
     typer.echo(
-        f"{verdict}: {report.rows} rows in {len(report.chains)} chains checked in {report.seconds:.2f} s "
+        f"{verdict}: {report.rows} rows in {len(report.chains)} chain{'s' if len(report.chains) != 1 else ''} "
+        f"checked in {report.seconds:.2f} s "
         f"({rate:,.0f} rows/s)"
     )
     for chain in report.chains:

@@ -73,8 +73,8 @@ def serve(
         err=True,
     )
     serve_asgi("exportgate.gateway:create_app", host=settings.host, port=settings.port, workers=settings.workers,
-               log_level=settings.log_level, reuse_port=reuse_port,
-               header_timeout=settings.header_timeout)  # fmt: skip
+               log_level=settings.log_level, reuse_port=reuse_port, header_timeout=settings.header_timeout,
+               shutdown_grace=settings.shutdown_grace)  # fmt: skip
 
 
 def _check(settings: Settings) -> None:
