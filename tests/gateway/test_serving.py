@@ -146,8 +146,9 @@ def test_a_gateway_told_to_stop_while_its_workers_start_stops(tmp_path: Path):
     for attempt in range(2):
         port = free_port()
         args = ["serve", "--home", str(tmp_path / f"h{attempt}"), "--port", str(port), "--workers", "2"]
+        grace = {**os.environ, "EXPORTGATE_SHUTDOWN_GRACE": "3"}
         process = subprocess.Popen([*EXPORTGATE, *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                   start_new_session=True, env={**os.environ, "EXPORTGATE_SHUTDOWN_GRACE": "3"})  # fmt: skip
+                                   start_new_session=True, env=grace)  # fmt: skip
         deadline = time.monotonic() + 60
         while True:
             try:
