@@ -46,6 +46,7 @@ from ._body import BodyLimits, check_content_type, parse_request
 from ._clientip import ClientIpResolver
 from ._directives import DirectiveHolder
 from ._errors import ErrorAnswer, denial, error_answer, shown
+from ._inflight import DisconnectWatch, Sweep, cancel_on_expiry
 from ._logging import AccessLog
 from ._metrics import Metrics
 from ._monitoring import BackgroundMonitor
@@ -114,6 +115,7 @@ class Gateway:
         self._outcome_timer: asyncio.TimerHandle | None = None
         self._watcher: asyncio.Task[None] | None = None
         self._closed = False
+        self._sweep = Sweep()  # body deadlines and disconnect watches for requests in flight
         #: The routes that are not model calls, as data: (method, path) -> handler.
         self._routes: dict[tuple[str, str], Callable[[Scope, Send], Awaitable[None]]] = {
             ("GET", "/healthz"): self._health,
@@ -167,6 +169,7 @@ class Gateway:
         self._closed = True
         if self._watcher is not None:
             self._watcher.cancel()
+        self._sweep.close()
         if self.parts.monitor is not None:
             self.parts.monitor.close()
         await self._flush_outcomes()
@@ -229,12 +232,11 @@ class Gateway:
         await self._forward(send, receive, call, upstream, body, upstream_headers)
 
     async def _body(self, receive: Receive) -> bytes:
-        """The whole body, within ``body_timeout`` (a plain timer that cancels this task: asyncio.timeout
-        costs several times more per request, and nearly every body is already here)."""
+        """The whole body, within ``body_timeout`` (filed with the sweep, see ``_inflight``)."""
         task = asyncio.current_task()
         assert task is not None
         expired: list[bool] = []
-        timer = asyncio.get_running_loop().call_later(self.parts.body_limits.timeout, _expire, task, expired)
+        token = self._sweep.after(self.parts.body_limits.timeout, cancel_on_expiry(task, expired))
         try:
             return await read_body(receive, self.parts.max_body)
         except asyncio.CancelledError:
@@ -242,7 +244,7 @@ class Gateway:
                 raise
             raise RequestTimeoutError("the request body did not arrive in time") from None
         finally:
-            timer.cancel()
+            self._sweep.drop(token)
 
     def _context(self, scope: Scope, forwarded_for: list[bytes]) -> RequestContext:
         client = scope.get("client")
@@ -306,7 +308,7 @@ class Gateway:
         upstream's headers or during the body, cancels the upstream request (its connection is closed, so
         the model stops generating) and the outcome is 499."""
         transport = self.parts.transports[upstream.transport]
-        watch = _DisconnectWatch(receive)
+        watch = DisconnectWatch(receive, self._sweep)
         response: UpstreamResponse | None = None
         tokens: dict[str, int] | None = None
         try:
@@ -546,56 +548,6 @@ def _read_headers(headers: RawHeaders) -> tuple[str, list[bytes], RawHeaders, by
         elif name in FORWARD_REQUEST:
             upstream.append((name, value))
     return token, forwarded_for, upstream, content_type
-
-
-def _expire(task: asyncio.Task[Any], expired: list[bool]) -> None:
-    expired.append(True)
-    task.cancel()
-
-
-class _DisconnectWatch:
-    """Waits for the client's ``http.disconnect`` beside the request; when it comes before the answer is
-    complete, it cancels the request's task (whatever that awaits: the upstream's headers, its body, a
-    write to the client), and :meth:`stop` tells the request it was this.
-
-    The watching task starts only once the request has been in flight for ``AFTER`` seconds: most answers
-    are complete before that (a task per request cost more than the checks), and a client that leaves in
-    the first moment holds an upstream call at most that long longer."""
-
-    AFTER = 0.05
-    __slots__ = ("_done", "_receive", "_task", "_timer", "_watcher", "gone")
-
-    def __init__(self, receive: Receive) -> None:
-        self._task = asyncio.current_task()
-        self._receive = receive
-        self._done = False
-        self.gone = False
-        self._watcher: asyncio.Future[None] | None = None
-        self._timer = asyncio.get_running_loop().call_later(self.AFTER, self._start)
-
-    def _start(self) -> None:
-        if not self._done:
-            self._watcher = asyncio.ensure_future(self._watch(self._receive))
-
-    async def _watch(self, receive: Receive) -> None:
-        while (await receive())["type"] != "http.disconnect":
-            pass
-        if not self._done and self._task is not None:
-            self.gone = True
-            self._task.cancel()
-
-    def answered(self) -> None:
-        self._done = True
-
-    def stop(self) -> bool:
-        """Stop watching; True when the client went away (and this watch cancelled the request)."""
-        self._done = True
-        self._timer.cancel()
-        if self._watcher is not None:
-            self._watcher.cancel()
-        if self.gone and self._task is not None and self._task.cancelling():
-            self._task.uncancel()
-        return self.gone
 
 
 def _request_id() -> str:
