@@ -80,7 +80,7 @@ def parse_request(body: bytes, limits: BodyLimits) -> tuple[dict[str, Any], str]
         raise BadRequestError("the request body is not valid JSON") from None
     if not isinstance(payload, dict):
         raise BadRequestError("the request body must be a JSON object")
-    keys, depth = _shape(payload, limits.max_depth)
+    keys, depth = _shape(payload, limits.max_depth, b"\\u0000" in body)
     if depth > limits.max_depth:
         raise BadRequestError(f"the request body nests deeper than {limits.max_depth} levels")
     if body.count(b":") != keys and _raw_keys(body) != keys:  # colons in strings: count keys exactly
@@ -97,7 +97,7 @@ def parse_request(body: bytes, limits: BodyLimits) -> tuple[dict[str, Any], str]
     return payload, model
 
 
-def _shape(value: dict[str, Any], max_depth: int) -> tuple[int, int]:
+def _shape(value: dict[str, Any], max_depth: int, nul: bool) -> tuple[int, int]:
     """Keys in every object, and the depth reached (level by level; stops one level past ``max_depth``);
     BadRequestError for an object holding two keys some parser reads as one (see the module docstring)."""
     keys, depth = 0, 0
@@ -108,9 +108,10 @@ def _shape(value: dict[str, Any], max_depth: int) -> tuple[int, int]:
         for item in level:
             children: Any = item
             if type(item) is dict:
-                keys += len(item)
+                size = len(item)
+                keys += size
                 children = item.values()
-                if len({_loosest(k) for k in item}) != len(item):
+                if size > 1 and len({_loosest(k) for k in item} if nul else {k.casefold() for k in item}) != size:
                     raise BadRequestError("the request body has keys that differ only in case or after a NUL "
                                           "character; some parsers read them as one key")  # fmt: skip
             for child in children:
@@ -134,10 +135,9 @@ def _raw_keys(body: bytes) -> int:
 
 
 def _loosest(key: str) -> str:
-    """A key as the loosest parser reads it: cut at a NUL (C), compared without case (Go, .NET)."""
-    if "\x00" in key:
-        key = key.split("\x00", 1)[0]
-    return key.lower() if key.isascii() else key.casefold()
+    """A key as the loosest parser reads it: cut at a NUL (C), compared without case (Go, .NET). Only
+    when the body holds an escaped NUL at all; otherwise keys are compared case-folded as they are."""
+    return key.split("\x00", 1)[0].casefold()
 
 
 def _separators(body: bytes) -> int:
