@@ -232,3 +232,13 @@ def test_allow_decisions_are_shared_and_immutable(directive):
     assert first is second
     with pytest.raises(AttributeError):
         first.decision = "deny"  # type: ignore[misc]
+
+
+def test_the_spelling_memo_is_bounded_whatever_names_clients_send(directive):
+    long_names = [f"{'x' * 300}-{i}" for i in range(2000)]  # past the 256 characters a memo entry may hold
+    for name in long_names:
+        assert directive.resolve_model(name) is None
+    assert not any(len(k) > 256 for k in directive._spellings)
+    for i in range(10_000):
+        directive.resolve_model(f"unknown-model-{i}")
+    assert len(directive._spellings) <= 4096  # entries x characters: about 1 MiB at most
