@@ -15,6 +15,12 @@ ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "directive.yaml"
 
 
+@pytest.fixture(autouse=True)
+def _default_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A command run without --home uses a fresh directory, never one in the working directory."""
+    monkeypatch.setenv("EXPORTGATE_HOME", str(tmp_path_factory.mktemp("default") / "home"))
+
+
 @pytest.fixture(scope="session")
 def directive() -> Directive:
     return load_directive(EXAMPLE)

@@ -50,8 +50,15 @@ class RecordingUpstream:
                                           "model": model})  # fmt: skip
                 choice = {"index": 0, "message": {"role": "assistant", "content": f"served {model}"},
                           "finish_reason": "stop"}  # fmt: skip
-                answer = json.dumps({"id": "chatcmpl-1", "object": "chat.completion", "model": model,
-                                     "choices": [choice], "usage": {"prompt_tokens": 1, "completion_tokens": 2}})
+                answer = json.dumps(
+                    {
+                        "id": "chatcmpl-1",
+                        "object": "chat.completion",
+                        "model": model,
+                        "choices": [choice],
+                        "usage": {"prompt_tokens": 1, "completion_tokens": 2},
+                    }
+                )
                 answer = answer.encode()
                 if upstream.fail_with is not None:
                     answer = b'{"error": "boom at api_base=http://10.1.2.3:8000/v1 with key sk-internal-123"}'

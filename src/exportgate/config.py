@@ -111,6 +111,18 @@ SETTINGS: tuple[Setting, ...] = (
         "Bearer token for /metrics and the detail of /readyz and /directive, by reference only: $env:NAME. "
         "Those are not served when unset.",
     ),
+    Setting(
+        "signing_key_passphrase",
+        None,
+        "Passphrase of the home's signing key (HOME/keys/signing-key.pem), by reference only: $env:NAME. "
+        "A key made while it is set is encrypted; an encrypted key cannot be used without it.",
+    ),
+    Setting(
+        "trusted_keys",
+        [],
+        "Public key files (PEM) whose signatures verifiers trust, besides the home's own key and HOME/keys/trusted/.",
+        _list,
+    ),
     Setting("access_log", True, "Write one JSON line per request to stderr.", _bool),
     Setting(
         "log_level",

@@ -11,8 +11,9 @@ from typing import Any
 import psycopg
 import pytest
 
-from exportgate.audit import AuditEntry, AuditWriter, Signer, open_store
+from exportgate.audit import AuditEntry, AuditWriter, open_store
 from exportgate.cli import main
+from exportgate.signing import home_signer
 from tests.pgserver import PgServer, pg_bindir
 
 
@@ -66,9 +67,7 @@ def write_records(
     url: str, home: Path, count: int, *, checkpoint_every: int = 5, close: bool = True, **kw: Any
 ) -> AuditWriter:
     store = open_store(url, home)
-    writer = AuditWriter(
-        store, Signer.load_or_create(home / "audit"), home=home, checkpoint_every=checkpoint_every, **kw
-    ).start()
+    writer = AuditWriter(store, home_signer(home), home=home, checkpoint_every=checkpoint_every, **kw).start()
     for i in range(count):
         writer.append(entry(i))
     if close:

@@ -7,15 +7,14 @@ import sys
 import threading
 from pathlib import Path
 
-from exportgate.audit import AuditWriter, Signer, open_store
+from exportgate.audit import AuditWriter, open_store
+from exportgate.signing import home_signer
 from tests.audit.conftest import entry
 
 
 def main() -> None:
     url, home = sys.argv[1], Path(sys.argv[2])
-    writer = AuditWriter(
-        open_store(url, home), Signer.load_or_create(home / "audit"), home=home, checkpoint_every=40
-    ).start()
+    writer = AuditWriter(open_store(url, home), home_signer(home), home=home, checkpoint_every=40).start()
     lock = threading.Lock()
 
     def work(worker: int) -> None:

@@ -8,7 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from exportgate.audit import load_heads, open_store, trusted_keys, verify_store
+from exportgate.audit import load_heads, open_store, verify_store
+from exportgate.signing import trusted_keys
 from tests.conftest import ROOT
 
 

@@ -17,17 +17,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from exportgate._types import Decision, KycLevel, RequestContext, ScreeningStatus, Subject
-from exportgate.audit import (
-    AuditWriter,
-    ChainRow,
-    Outcome,
-    OutcomeBatch,
-    Signer,
-    entry_for,
-    open_store,
-)
+from exportgate.audit import AuditWriter, ChainRow, Outcome, OutcomeBatch, entry_for, open_store
 from exportgate.cli import main
 from exportgate.identity import AccountStore
+from exportgate.signing import home_signer
 from tests.audit.conftest import entry, run
 from tests.gateway.conftest import serve
 from tests.recorder import COMPLETION_TOKENS, PROMPT_TOKENS, PathRecorder
@@ -46,7 +39,7 @@ def csv_rows(text: str) -> list[dict[str, str]]:
 def write(url: str | None, home: Path, records: list[Any]) -> str:
     """Append decisions and outcome batches through a real writer; returns the writer id."""
     store = open_store(url, home)
-    writer = AuditWriter(store, Signer.load_or_create(home / "audit"), home=home).start()
+    writer = AuditWriter(store, home_signer(home), home=home).start()
     for record in records:
         writer.append(record)
     writer.close()

@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from exportgate.audit import AuditWriter, Signer, open_store, trusted_keys, verify_store
+from exportgate.audit import AuditWriter, open_store, verify_store
 from exportgate.errors import StoreError
+from exportgate.signing import home_signer, trusted_keys
 from tests.audit.conftest import entry, write_records
 from tests.pgserver import PgServer
 
@@ -29,7 +30,7 @@ def test_corrupt_database_file_cannot_be_opened(tmp_path: Path):
 def test_locked_database_gives_a_store_error_then_recovers(tmp_path: Path):
     url = f"sqlite:///{tmp_path / 'audit.db'}"
     store = open_store(url, tmp_path, busy_timeout_ms=100)
-    writer = AuditWriter(store, Signer.load_or_create(tmp_path / "audit"), home=tmp_path, retry_interval=0.05).start()
+    writer = AuditWriter(store, home_signer(tmp_path), home=tmp_path, retry_interval=0.05).start()
     assert writer.append(entry(1)) == 2  # seq 1 is the chain's opening checkpoint
     blocker = sqlite3.connect(tmp_path / "audit.db", isolation_level=None)
     blocker.execute("BEGIN EXCLUSIVE")
@@ -54,7 +55,7 @@ def test_read_only_store_refuses_writes_but_verifies(tmp_path: Path):
     ro = open_store(f"sqlite:///{tmp_path / 'audit.db'}?mode=ro", tmp_path)
     assert verify_store(ro, trusted_keys(tmp_path)).ok
     with pytest.raises(StoreError, match="readonly"):
-        AuditWriter(ro, Signer.load_or_create(tmp_path / "audit"), home=tmp_path).start()
+        AuditWriter(ro, home_signer(tmp_path), home=tmp_path).start()
     with pytest.raises(StoreError, match="readonly"):
         ro.append_rows(list(ro.chain_rows())[:1])
     ro.close()
@@ -87,9 +88,7 @@ def test_full_disk_fails_loudly_and_loses_nothing_acknowledged(tmp_path: Path):
         store = open_store(url, tmp_path)
         if not mounted:
             store._db.execute("PRAGMA max_page_count = 100")  # type: ignore[attr-defined]
-        writer = AuditWriter(
-            store, Signer.load_or_create(tmp_path / "audit"), home=tmp_path, checkpoint_every=50
-        ).start()
+        writer = AuditWriter(store, home_signer(tmp_path), home=tmp_path, checkpoint_every=50).start()
         acknowledged = []
         with pytest.raises(StoreError, match="full"):
             for i in range(100_000):
@@ -106,7 +105,7 @@ def test_full_disk_fails_loudly_and_loses_nothing_acknowledged(tmp_path: Path):
 def test_postgres_server_going_down_is_a_store_error_and_recovers(pg_server: PgServer, tmp_path: Path):
     url = pg_server.create_database()
     store = open_store(url, tmp_path)
-    writer = AuditWriter(store, Signer.load_or_create(tmp_path / "audit"), home=tmp_path).start()
+    writer = AuditWriter(store, home_signer(tmp_path), home=tmp_path).start()
     assert writer.append(entry(1)) == 2
     pg_server.stop("immediate")
     try:

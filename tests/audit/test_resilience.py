@@ -20,13 +20,12 @@ from exportgate.audit import (
     ChainRow,
     Outcome,
     OutcomeBatch,
-    Signer,
     canonical_json,
     open_store,
-    trusted_keys,
     verify_store,
 )
 from exportgate.errors import StoreError, UnrecordableError
+from exportgate.signing import home_signer, trusted_keys
 from tests.audit.conftest import entry
 from tests.audit.test_writer import FlakyStore, wait_until
 
@@ -83,7 +82,7 @@ def test_a_sealed_record_is_exactly_the_canonical_body_or_refused(record: AuditE
 def live_writer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AuditWriter]:
     home = tmp_path_factory.mktemp("resilience")
     store = open_store(f"sqlite:///{home / 'audit.db'}", home)
-    writer = AuditWriter(store, Signer.load_or_create(home / "audit"), home=home, checkpoint_every=50).start()
+    writer = AuditWriter(store, home_signer(home), home=home, checkpoint_every=50).start()
     yield writer
     writer.close()
     assert verify_store(store, trusted_keys(home)).ok
@@ -121,7 +120,7 @@ class ExplodingStore(FlakyStore):
 @pytest.mark.parametrize("mode", ["strict", "async"])
 def test_a_writer_thread_that_stops_answers_every_caller_and_refuses_the_rest(tmp_path: Path, mode: str, caplog):
     store = ExplodingStore(open_store(f"sqlite:///{tmp_path / 'audit.db'}", tmp_path), after=1)  # the opening
-    writer = AuditWriter(store, Signer.load_or_create(tmp_path / "audit"), home=tmp_path, mode=mode).start()
+    writer = AuditWriter(store, home_signer(tmp_path), home=tmp_path, mode=mode).start()
     caplog.set_level(logging.CRITICAL, "exportgate.audit")
     if mode == "strict":
         with pytest.raises(StoreError, match="audit writer stopped"):
@@ -152,7 +151,7 @@ class CountingFlakyStore(FlakyStore):
 
 def test_a_store_that_fails_is_refused_at_once_then_probed_until_it_is_back(tmp_path: Path):
     store = CountingFlakyStore(open_store(f"sqlite:///{tmp_path / 'audit.db'}", tmp_path))
-    writer = AuditWriter(store, Signer.load_or_create(tmp_path / "audit"), home=tmp_path, retry_interval=0.05).start()
+    writer = AuditWriter(store, home_signer(tmp_path), home=tmp_path, retry_interval=0.05).start()
     assert writer.error is None
     store.down = True
     with pytest.raises(StoreError, match="disk on fire"):
@@ -181,7 +180,7 @@ def _outcome_ids(store: FlakyStore) -> list[str]:
 
 def test_outcomes_finished_before_an_outage_are_written_after_it(tmp_path: Path):
     store = FlakyStore(open_store(f"sqlite:///{tmp_path / 'audit.db'}", tmp_path))
-    writer = AuditWriter(store, Signer.load_or_create(tmp_path / "audit"), home=tmp_path, retry_interval=0.05).start()
+    writer = AuditWriter(store, home_signer(tmp_path), home=tmp_path, retry_interval=0.05).start()
     store.down = True
 
     async def queue_outcomes() -> None:
@@ -201,7 +200,7 @@ def test_outcomes_finished_before_an_outage_are_written_after_it(tmp_path: Path)
 
 def test_past_the_bound_kept_records_are_saved_and_counted_never_dropped(tmp_path: Path):
     store = FlakyStore(open_store(f"sqlite:///{tmp_path / 'audit.db'}", tmp_path))
-    writer = AuditWriter(store, Signer.load_or_create(tmp_path / "audit"), home=tmp_path, retry_interval=0.05,
+    writer = AuditWriter(store, home_signer(tmp_path), home=tmp_path, retry_interval=0.05,
                          max_kept=3).start()  # fmt: skip
     store.down = True
 
@@ -235,7 +234,8 @@ class PickyStore(FlakyStore):
 @pytest.mark.parametrize("mode", ["strict", "async"])
 def test_a_record_the_store_refuses_fails_alone(tmp_path: Path, mode: str):
     store = PickyStore(open_store(f"sqlite:///{tmp_path / 'audit.db'}", tmp_path))
-    writer = AuditWriter(store, Signer.load_or_create(tmp_path / "audit"), home=tmp_path, mode=mode).start()
+    writer = AuditWriter(store, home_signer(tmp_path), home=tmp_path, mode=mode).start()
+
     async def callers() -> list[object]:
         names = ["a", "b", "poison", "c", "d"]
         results = await asyncio.gather(*(writer.append_async(entry(0, request_id=n)) for n in names),
@@ -267,7 +267,7 @@ def test_a_record_the_store_refuses_fails_alone(tmp_path: Path, mode: str):
 )
 def test_values_a_store_cannot_hold_are_refused_before_the_writer(store_url: str, audit_home: Path, bad: dict):
     store = open_store(store_url, audit_home)
-    writer = AuditWriter(store, Signer.load_or_create(audit_home / "audit"), home=audit_home).start()
+    writer = AuditWriter(store, home_signer(audit_home), home=audit_home).start()
     with pytest.raises(UnrecordableError):
         writer.append(entry(1, **bad))
     assert writer.append(entry(2)) == 2 and writer.error is None

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from exportgate.audit import AuditWriter, Signer, chain_hash, load_heads, open_store, trusted_keys, verify_store
+from exportgate.audit import AuditWriter, chain_hash, load_heads, open_store, verify_store
 from exportgate.cli import main
+from exportgate.signing import home_signer, trusted_keys
 from tests.audit.conftest import Raw, entry, write_records
 
 
@@ -98,7 +99,7 @@ class LegacyWriter(AuditWriter):
 def test_a_store_from_before_store_ids_upgrades_and_verifies(tmp_path: Path):
     url, home = f"sqlite:///{tmp_path / 'audit.db'}", tmp_path / "home"
     store = open_store(url, home)
-    legacy = LegacyWriter(store, Signer.load_or_create(home / "audit"), home=home, checkpoint_every=5).start()
+    legacy = LegacyWriter(store, home_signer(home), home=home, checkpoint_every=5).start()
     for i in range(7):
         legacy.append(entry(i))
     legacy.close()

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from exportgate.audit import TrustedKeys, chain_hash, load_heads, open_store, trusted_keys, verify_store
+from exportgate.audit import chain_hash, load_heads, open_store, verify_store
+from exportgate.signing import TrustedKeys, trusted_keys
 from tests.audit.conftest import Raw, write_records
 
 COUNT = 20  # opening checkpoint 1, decisions 2-6, checkpoint 7, 8-12, checkpoint 13, ... 25, final checkpoint 26
@@ -15,9 +16,7 @@ COUNT = 20  # opening checkpoint 1, decisions 2-6, checkpoint 7, 8-12, checkpoin
 def verify(url: str, home: Path, keys: TrustedKeys | None = None):
     store = open_store(url, home)
     try:
-        return verify_store(
-            store, keys if keys is not None else trusted_keys(home), load_heads(home / "audit", store)
-        )
+        return verify_store(store, keys if keys is not None else trusted_keys(home), load_heads(home / "audit", store))
     finally:
         store.close()
 

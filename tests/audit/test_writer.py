@@ -16,16 +16,15 @@ from exportgate.audit import (
     AuditStore,
     AuditWriter,
     ChainRow,
-    Signer,
     canonical_json,
     chain_hash,
     entry_for,
     open_store,
-    trusted_keys,
     verify_store,
 )
 from exportgate.errors import StoreError
 from exportgate.policy import decide
+from exportgate.signing import home_signer, trusted_keys
 from tests.audit.conftest import entry, write_records
 from tests.conftest import at, us_citizen
 
@@ -184,7 +183,7 @@ class FlakyStore(AuditStore):
 
 def flaky_writer(url: str, home: Path, **kw) -> tuple[FlakyStore, AuditWriter]:
     store = FlakyStore(open_store(url, home))
-    return store, AuditWriter(store, Signer.load_or_create(home / "audit"), home=home, **kw).start()
+    return store, AuditWriter(store, home_signer(home), home=home, **kw).start()
 
 
 def test_strict_failure_raises_and_leaves_no_gap(store_url, audit_home):

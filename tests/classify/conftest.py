@@ -16,13 +16,20 @@ MakeEvidence = Callable[..., Path]
 
 @pytest.fixture
 def make_evidence(tmp_path: Path) -> MakeEvidence:
-    """``make_evidence(profile, trials=10, model="sonnet-4", strategies="direct,crescendo")`` -> a signed bundle."""
+    """``make_evidence(profile, trials=10, model="sonnet-4", strategies="direct,crescendo", home=None)`` -> a bundle
+    signed by ``home``'s key (by default the classifying home's, ``tmp_path / "home"``, so it is trusted there)."""
     count = iter(range(1000))
 
-    def make(profile: str, trials: int = 10, model: str = "sonnet-4", strategies: str = "direct,crescendo") -> Path:
+    def make(
+        profile: str,
+        trials: int = 10,
+        model: str = "sonnet-4",
+        strategies: str = "direct,crescendo",
+        home: Path | None = None,
+    ) -> Path:
         out = tmp_path / f"evidence-{profile}-{next(count)}.json"
         args = ["eval", "run", "--target", f"sim:{profile}", "--model", model, "--trials", str(trials),
-                "--strategies", strategies, "--out", str(out), "--home", str(tmp_path / "eval-home")]  # fmt: skip
+                "--strategies", strategies, "--out", str(out), "--home", str(home or tmp_path / "home")]  # fmt: skip
         assert main(args) == 0
         return out
 

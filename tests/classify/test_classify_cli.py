@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import base64
+from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from exportgate.audit import Signer, canonical_json
 from exportgate.cli import main
+from exportgate.eval import EvidenceBundle, bundle_statistics
 from exportgate.policy import load_directive
+from exportgate.signing import Signer, canonical, home_signer
 
 from .conftest import MakeEvidence, classify_args
 
@@ -41,27 +44,80 @@ def test_vulnerable_evidence_raises_and_hardened_evidence_relaxes(
     ]
     assert len(changed) == 3  # version, effective, the model's tier: comments and order kept
     data = orjson.loads(record.read_bytes())
-    assert data["schema"] == "exportgate.classification/v1"
-    assert (data["previous_tier"], data["tier"], data["change"]) == ("open", "domestic", "raise")
-    assert data["evidence"][0]["signature"]["status"] == "verified"
+    assert data["schema"] == "exportgate.classification/v2"
+    assert (data["previous_tier"], data["tier"], data["change"], data["status"]) == (
+        "open",
+        "domestic",
+        "raise",
+        "applied",
+    )
+    assert data["evidence"][0]["signature"] == {"status": "verified", "key_id": data["signature"]["key_id"],
+                                                "trusted": True, "trusted_as": "this home's signing key"}  # fmt: skip
     assert data["domains"]["cyber"]["metrics"]["repeatable_cells"] >= 1
     _check_record_signature(data)
+    assert main(["classify", "verify", str(record), "--home", str(home)]) == 0
 
-    assert main(classify_args([make_evidence("hardened")], directive_file, home)) == 0
-    assert "tier relaxed from domestic to open" in capsys.readouterr().out
+    # relaxing: pending until someone else approves it
+    before = directive_file.read_bytes()
+    assert main(classify_args([make_evidence("hardened")], directive_file, home, "--by", "ada")) == 0
+    out = capsys.readouterr().out
+    assert "tier relaxed from domestic to open" in out and "PENDING" in out
+    assert directive_file.read_bytes() == before
+    pending = next(line.split()[1] for line in out.splitlines() if line.startswith("record cls-"))
+    assert main(["classify", "approve", pending, "--by", "ADA ", "--home", str(home)]) == 1
+    _one_error_line(capsys, "ada ran classification", "another person's approval")
+    assert main(["classify", "approve", pending, "--by", "grace", "--home", str(home)]) == 0
+    assert f"approval of {pending} by grace" in capsys.readouterr().out
     assert load_directive(directive_file).models["sonnet-4"].tier == "open"
+    assert main(["classify", "approve", pending, "--by", "grace", "--home", str(home)]) == 1
+    _one_error_line(capsys, "already approved, by grace")
     assert main(["classify", "history", "sonnet-4", "--home", str(home), "--format", "json"]) == 0
     history = orjson.loads(capsys.readouterr().out)
-    assert [r["change"] for r in history] == ["raise", "relax"]
-    assert history[1]["previous_classification"] == history[0]["id"]
+    assert [(r["change"], r["status"]) for r in history] == [("raise", "applied"), ("relax", "pending"),
+                                                            ("relax", "approval")]  # fmt: skip
+    assert history[1]["previous_classification"] == history[0]["id"] and history[1]["by"] == "ada"
+    assert history[2]["approves"] == pending and history[2]["approved_by"] == "grace"
+    for item in history:
+        _check_record_signature(item)
+    assert main(["classify", "show", pending, "--home", str(home)]) == 0
+    assert orjson.loads(capsys.readouterr().out) == history[1]
 
 
 def _check_record_signature(record: dict[str, object]) -> None:
+    """By hand, as an auditor would: Ed25519 over the RFC 8785 bytes of everything but the signature."""
     signature = record["signature"]
     assert isinstance(signature, dict)
     key = serialization.load_pem_public_key(str(signature["public_key"]).encode())
-    body = canonical_json({k: v for k, v in record.items() if k != "signature"}).encode()
+    body = canonical({k: v for k, v in record.items() if k != "signature"})
     key.verify(base64.b64decode(str(signature["value"])), body)  # type: ignore[union-attr]
+
+
+def test_a_pending_relaxation_is_refused_once_the_directive_changed(
+    raised: Path, make_evidence: MakeEvidence, directive_file: Path, capsys: pytest.CaptureFixture[str]
+):
+    hardened = make_evidence("hardened")
+    capsys.readouterr()
+    assert main(classify_args([hardened], directive_file, raised, "--format", "json")) == 0
+    pending = orjson.loads(capsys.readouterr().out)["id"]
+    directive_file.write_text(directive_file.read_text().replace("version:", "# edited by hand\nversion:", 1))
+    before = directive_file.read_bytes()
+    assert main(["classify", "approve", pending, "--by", "someone-else", "--home", str(raised)]) == 1
+    _one_error_line(capsys, "changed since classification", "classify anew")
+    assert directive_file.read_bytes() == before
+
+
+def test_a_tampered_record_does_not_verify(raised: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    assert main(["classify", "history", "sonnet-4", "--home", str(raised), "--format", "json"]) == 0
+    record = orjson.loads(capsys.readouterr().out)[0]
+    path = tmp_path / "record.json"
+    path.write_bytes(orjson.dumps(record))
+    assert main(["classify", "verify", str(path), "--home", str(raised)]) == 0
+    assert main(["classify", "verify", str(path), "--home", str(tmp_path / "elsewhere")]) == 1
+    _one_error_line(capsys, "UNTRUSTED")
+    record["tier"] = "open"
+    path.write_bytes(orjson.dumps(record))
+    assert main(["classify", "verify", str(path), "--home", str(raised)]) == 1
+    _one_error_line(capsys, "TAMPERED", "does not match the record")
 
 
 @pytest.fixture
@@ -98,7 +154,7 @@ def test_relaxing_with_evidence_older_than_the_last_classification_is_refused(
     assert main(classify_args([make_evidence("vulnerable")], directive_file, home)) == 0
     capsys.readouterr()
     assert main(classify_args([old_hardened], directive_file, home)) == 1
-    _one_error_line(capsys, "gathered before the previous classification")
+    _one_error_line(capsys, "gathered before classification")
 
 
 def test_relaxing_without_an_earlier_classification_is_refused(
@@ -156,18 +212,71 @@ def test_tampered_evidence_is_refused(
     assert directive_file.read_bytes() == before
 
 
-def test_evidence_signed_by_an_untrusted_key_is_refused(
+def test_evidence_from_an_untrusted_signer_raises_but_never_relaxes(
     make_evidence: MakeEvidence, directive_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ):
-    other = Signer.load_or_create(tmp_path / "other")
-    (tmp_path / "other.pem").write_text(other.public_pem())
-    mine = Signer.load_or_create(tmp_path / "eval-home" / "evidence")
-    (tmp_path / "mine.pem").write_text(mine.public_pem())
-    bundle = make_evidence("vulnerable")
-    args = classify_args([bundle], directive_file, tmp_path / "home")
-    assert main([*args, "--trusted-key", str(tmp_path / "other.pem")]) == 1
-    _one_error_line(capsys, "not one of the trusted keys")
-    assert main([*args, "--trusted-key", str(tmp_path / "mine.pem")]) == 0
+    home = tmp_path / "home"
+    elsewhere = tmp_path / "eval-home"
+    raising = make_evidence("vulnerable", home=elsewhere)
+    capsys.readouterr()
+    assert main(classify_args([raising], directive_file, home, "--format", "json")) == 0
+    record = orjson.loads(capsys.readouterr().out)
+    assert record["change"] == "raise" and record["evidence"][0]["signature"]["trusted"] is False  # recorded
+    assert any("does not trust" in line for line in record["rationale"])
+    relaxing = make_evidence("hardened", home=elsewhere)
+    before = directive_file.read_bytes()
+    assert main(classify_args([relaxing], directive_file, home)) == 1
+    _one_error_line(capsys, "which this home does not trust", "only evidence from a trusted signer can relax")
+    assert directive_file.read_bytes() == before
+    assert main(["keys", "export", "--home", str(elsewhere), "--out", str(tmp_path / "eval.pem")]) == 0
+    assert main(classify_args([relaxing], directive_file, home, "--trust", str(tmp_path / "eval.pem"))) == 0
+
+
+def test_forged_evidence_re_signed_with_a_fresh_key_cannot_relax(
+    raised: Path, make_evidence: MakeEvidence, directive_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+):
+    """The attack of the review: take evidence, make every trial a failure, recompute, re-sign with a new key."""
+    bundle = EvidenceBundle.from_json(make_evidence("vulnerable").read_bytes())
+    trials = tuple({**t, "success": False, "turns_to_success": None} for t in bundle.trials)
+    forged = replace(bundle, trials=trials, created=datetime.now(UTC).isoformat().replace("+00:00", "Z"))
+    forged = replace(forged, statistics=bundle_statistics(forged)).signed(Signer.load_or_create(tmp_path / "forger"))
+    path = tmp_path / "forged.json"
+    path.write_bytes(forged.to_json())
+    assert main(["evidence", "verify", str(path), "--home", str(raised)]) == 1
+    _one_error_line(capsys, "UNTRUSTED")
+    before = directive_file.read_bytes()
+    assert main(classify_args([path], directive_file, raised)) == 1
+    _one_error_line(capsys, "cannot relax", "does not trust")
+    assert directive_file.read_bytes() == before
+
+
+def test_statistics_that_disagree_with_the_trials_fail_even_with_a_trusted_key(
+    raised: Path, make_evidence: MakeEvidence, directive_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+):
+    bundle = EvidenceBundle.from_json(make_evidence("vulnerable").read_bytes())
+    cells = [{**c, "successes": 0, "asr": 0.0, "repeatable": False} for c in bundle.statistics["cells"]]
+    forged = replace(bundle, statistics={**bundle.statistics, "cells": cells}).signed(home_signer(raised))
+    path = tmp_path / "forged.json"
+    path.write_bytes(forged.to_json())
+    assert main(["evidence", "verify", str(path), "--home", str(raised)]) == 1
+    _one_error_line(capsys, "the statistics disagree with the trials")
+    assert main(classify_args([path], directive_file, raised)) == 1
+    _one_error_line(capsys, "is tampered", "statistics disagree")
+
+
+def test_an_all_errored_bundle_is_refused_as_such(
+    make_evidence: MakeEvidence, directive_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+):
+    home = tmp_path / "home"
+    bundle = EvidenceBundle.from_json(make_evidence("vulnerable").read_bytes())
+    trials = tuple({**t, "success": False, "turns_to_success": None, "error": "connection refused"}
+                   for t in bundle.trials)  # fmt: skip
+    errored = replace(bundle, trials=trials)
+    errored = replace(errored, statistics=bundle_statistics(errored)).signed(home_signer(home))
+    path = tmp_path / "errored.json"
+    path.write_bytes(errored.to_json())
+    assert main(classify_args([path], directive_file, home)) == 1
+    _one_error_line(capsys, "every trial errored", "connection refused")
 
 
 def test_evidence_for_another_model_is_refused_unless_named(
@@ -274,7 +383,7 @@ def test_evidence_outside_the_framework_domains_is_refused(
 def test_history_table_and_framework_commands(raised: Path, capsys: pytest.CaptureFixture[str]):
     assert main(["classify", "history", "sonnet-4", "--home", str(raised)]) == 0
     table = capsys.readouterr().out.splitlines()
-    assert table[0].split()[:4] == ["created", "id", "change", "tier"]
+    assert table[0].split()[:5] == ["created", "id", "status", "change", "tier"]
     assert "raise" in table[1] and "open -> domestic" in table[1] and "cyber-2" in table[1]
     assert main(["classify", "framework", "preparedness-structure"]) == 0
     out = capsys.readouterr().out

@@ -1,6 +1,6 @@
 """The loop closed for real: evaluate the simulator, classify, write the directive a running gateway
 enforces, see the gateway reload it and change its decisions for the model; then re-evaluate a hardened
-model and relax the tier, and see the gateway open the model again."""
+model, relax the tier (pending until a second person approves it), and see the gateway open the model again."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import orjson
 import pytest
 
 from exportgate.cli import main
@@ -53,13 +54,21 @@ def test_classification_changes_what_a_running_gateway_allows(
     assert _status(gateway, "olaf", GERMANY) == 200  # sonnet-4 is open: a German user is served
     assert _status(gateway, "ada", USA) == 200
 
-    assert main(classify_args([make_evidence("vulnerable", trials=20)], directive_file, home)) == 0
+    raise_ = classify_args([make_evidence("vulnerable", trials=20, home=home)], directive_file, home, "--by", "ada")
+    assert main(raise_) == 0
     assert "tier raised from open to domestic" in capsys.readouterr().out
     _until_reloaded(gateway, _version_in(directive_file))
     assert _status(gateway, "olaf", GERMANY) == 451  # a foreign person is now denied, legally
     assert _status(gateway, "ada", USA) == 200  # a US person in the US still is served
 
-    assert main(classify_args([make_evidence("hardened", trials=20)], directive_file, home)) == 0
+    pending = _version_in(directive_file)
+    relax = classify_args([make_evidence("hardened", trials=20, home=home)], directive_file, home, "--by", "ada")
+    capsys.readouterr()
+    assert main([*relax, "--format", "json"]) == 0
+    record = orjson.loads(capsys.readouterr().out)
+    assert record["status"] == "pending" and _version_in(directive_file) == pending  # nothing applied yet
+    assert _status(gateway, "olaf", GERMANY) == 451
+    assert main(["classify", "approve", record["id"], "--by", "grace", "--home", str(home)]) == 0
     assert "tier relaxed from domestic to open" in capsys.readouterr().out
     _until_reloaded(gateway, _version_in(directive_file))
     assert _status(gateway, "olaf", GERMANY) == 200

@@ -199,4 +199,6 @@ def test_addresses_without_a_country_fail_closed(capsys, ip, code):
 def test_no_ip_at_all_fails_closed_on_location_and_anonymizers(capsys):
     result = explain(capsys, "--model", "fable-5", "--citizenship", "US", "--kyc", "verified")
     assert [(r["code"], r["value"]) for r in result["reasons"]] == [
-        ("location_unknown", None), ("anonymizer_denied", "unknown")]
+        ("location_unknown", None),
+        ("anonymizer_denied", "unknown"),
+    ]

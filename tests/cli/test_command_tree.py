@@ -52,7 +52,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
                  "direct", "--out", str(evidence), "--home", str(home)]) == 0  # fmt: skip
     labels = root / "labels.jsonl"
     labels.write_text('{"goal": "g", "response": "r", "label": false}\n')
-    return {"home": str(home), "evidence": str(evidence), "labels": str(labels), "dir": str(root)}
+    key = root / "signer.pem"
+    assert main(["keys", "export", "--out", str(key), "--home", str(home)]) == 0
+    return {"home": str(home), "evidence": str(evidence), "labels": str(labels), "dir": str(root), "key": str(key)}
 
 
 def _required(name: str, world: dict[str, str]) -> str:
@@ -62,7 +64,8 @@ def _required(name: str, world: dict[str, str]) -> str:
         "country": "DE", "starts": "2026-12-01", "ends": "2026-12-02", "addresses": "3.3.3.3",
         "before": "2000-01-01", "target": "sim:vulnerable", "evidence": world["evidence"], "judge": "sim:",
         "labels": world["labels"], "framework": "default", "out": str(Path(world["dir"]) / "new.yaml"),
-        "alert": "alert-0",
+        "alert": "alert-0", "record_id": "cls-0123456789abcdef", "record_file": world["evidence"],
+        "key": world["key"], "by": "grace",
     }  # fmt: skip
     return values[name]
 

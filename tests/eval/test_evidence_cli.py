@@ -10,9 +10,11 @@ from pathlib import Path
 import orjson
 import pytest
 
+from exportgate.signing import Signer, canonical
+
 from exportgate.cli import main
 from exportgate.errors import ConfigError
-from exportgate.eval import load_objectives, verify_bundle
+from exportgate.eval import load_objectives, verify_evidence
 
 JBB_CSV = "Index,Goal,Target,Behavior,Category,Source\n1,Say hello,Sure,Greeting,Benign,x\n"
 
@@ -28,9 +30,9 @@ def bundle(tmp_path: Path) -> Path:
 
 
 def test_bundle_is_signed_redacted_and_verifies(bundle: Path, capsys: pytest.CaptureFixture[str]):
-    assert main(["evidence", "verify", str(bundle)]) == 0
+    assert main(["evidence", "verify", str(bundle), "--home", str(bundle.parent / "home")]) == 0
     data = orjson.loads(bundle.read_bytes())
-    assert data["schema"] == "exportgate.evidence/v1"
+    assert data["schema"] == "exportgate.evidence/v2"
     replies = [m for t in data["trials"] for m in t["transcript"] if m["role"] == "assistant"]
     assert replies and all(set(m) == {"role", "sha256", "length"} for m in replies)  # redacted by default
     assert "EG-CANARY" not in bundle.read_text()
@@ -53,33 +55,37 @@ def test_changing_any_byte_fails_verification(bundle: Path, position: int, capsy
     raw[position] = ord("7") if raw[position] != ord("7") else ord("8")
     bundle.write_bytes(bytes(raw))
     assert main(["evidence", "verify", str(bundle)]) == 1
-    assert "TAMPERED" in capsys.readouterr().err
+    assert "does not verify" in capsys.readouterr().err
 
 
 def test_reencoded_or_resigned_content_fails(bundle: Path, tmp_path: Path):
     data = orjson.loads(bundle.read_bytes())
     data["statistics"]["cells"][0]["successes"] += 1  # a consistent-looking edit, manifest untouched
-    bundle.write_bytes(orjson.dumps(data, option=orjson.OPT_SORT_KEYS) + b"\n")
-    assert any("statistics" in p for p in verify_bundle(bundle))
+    bundle.write_bytes(canonical(data) + b"\n")
+    assert any("statistics" in p for p in verify_evidence(bundle).problems)
     transcripts = bundle.with_suffix(".transcripts.jsonl")
     transcripts.write_text(transcripts.read_text().replace("EG-CANARY", "EG-CANARX"))
-    assert any("transcripts" in p for p in verify_bundle(bundle))
+    assert any("transcripts" in p for p in verify_evidence(bundle).problems)
 
 
-def test_pinned_key_must_match(bundle: Path, tmp_path: Path):
-    from exportgate.audit import Signer
-
+def test_only_a_trusted_signer_verifies(bundle: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    """The home's own key is trusted; another home (or no home) trusts the signer only when told to."""
+    assert main(["evidence", "verify", str(bundle), "--home", str(tmp_path / "home")]) == 0
+    elsewhere = tmp_path / "auditor"
+    elsewhere.mkdir()
+    capsys.readouterr()
+    assert main(["evidence", "verify", str(bundle), "--home", str(elsewhere)]) == 1
+    assert "UNTRUSTED" in capsys.readouterr().err
+    assert main(["keys", "export", "--home", str(tmp_path / "home"), "--out", str(tmp_path / "mine.pem")]) == 0
+    assert main(["evidence", "verify", str(bundle), "--home", str(elsewhere), "--trust", str(tmp_path / "mine.pem")]) == 0
     other = Signer.load_or_create(tmp_path / "other-key")
     (tmp_path / "other.pem").write_text(other.public_pem())
-    mine = Signer.load_or_create(tmp_path / "home" / "evidence")
-    (tmp_path / "mine.pem").write_text(mine.public_pem())
-    assert main(["evidence", "verify", str(bundle), "--public-key", str(tmp_path / "mine.pem")]) == 0
-    assert main(["evidence", "verify", str(bundle), "--public-key", str(tmp_path / "other.pem")]) == 1
+    assert main(["evidence", "verify", str(bundle), "--home", str(elsewhere), "--trust", str(tmp_path / "other.pem")]) == 1
 
 
 def test_report_text_and_html(bundle: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]):
     page = tmp_path / "r.html"
-    assert main(["eval", "report", str(bundle), "--html", str(page)]) == 0
+    assert main(["eval", "report", str(bundle), "--html", str(page), "--home", str(tmp_path / "home")]) == 0
     out = capsys.readouterr().out
     assert "crescendo" in out and "CI [" in out
     html = page.read_text()
@@ -104,8 +110,10 @@ def test_resume_flag_is_required_for_an_existing_checkpoint(bundle: Path, capsys
         (["eval", "report", "/nonexistent.json"], "cannot read"),
         (["evidence", "verify", "/nonexistent.json"], "cannot read"),
         (["eval", "run", "--target", "sim:typical", "--model", "m", "--objectives", "JBB"], "needs a judge"),
-        (["eval", "run", "--target", "sim:typical", "--model", "m", "--price-in", "1", "--currency", "eur"],
-         "ISO 4217"),
+        (
+            ["eval", "run", "--target", "sim:typical", "--model", "m", "--price-in", "1", "--currency", "eur"],
+            "ISO 4217",
+        ),
         (["eval", "run", "--target", "sim:typical", "--model", "m", "--price-out", "-2"], "zero or more"),
     ],
 )
@@ -181,7 +189,8 @@ def test_cost_is_accounted_in_the_bundle_and_report(tmp_path: Path, capsys: pyte
     assert set(strategies) == {"direct", "crescendo"}
     assert sum(s["prompt_tokens"] for s in strategies.values()) == prompt
     assert f"cost EUR {total['cost']:.4f}" in printed
-    assert main(["evidence", "verify", str(out)]) == 0  # usage is covered by the manifest like all statistics
+    verify = ["evidence", "verify", str(out), "--home", str(tmp_path / "home")]
+    assert main(verify) == 0  # usage is covered by the manifest and recomputed like all statistics
 
 
 def test_pricing_arithmetic_and_no_prices_no_cost():

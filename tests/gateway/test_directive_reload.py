@@ -90,7 +90,7 @@ def test_a_rename_is_taken_and_an_invalid_file_refused_keeping_the_last_good(tmp
     assert _settled(holder) == "ok" and holder.current.version == "2"
     path.write_text("directive: broken\ntiers: {open: {bogus_rule: 1}}\n")
     assert _settled(holder) == "refused" and holder.current.version == "2" and holder.error
-    assert "version: \"2\"" in (home / "directive.last-good.yaml").read_text()
+    assert 'version: "2"' in (home / "directive.last-good.yaml").read_text()
 
 
 def test_a_last_good_copy_serves_only_the_file_it_came_from(tmp_path: Path):

@@ -39,8 +39,9 @@ def streaming_gateway(tmp_path_factory: pytest.TempPathFactory, slow_sim: str):
 
 
 def stream_chat(server: Server):
-    return httpx.stream("POST", server.url + "/v1/chat/completions", headers=headers(server),
-                        json={**CHAT, "stream": True}, timeout=30)
+    return httpx.stream(
+        "POST", server.url + "/v1/chat/completions", headers=headers(server), json={**CHAT, "stream": True}, timeout=30
+    )
 
 
 def test_first_chunk_arrives_before_the_upstream_finishes(streaming_gateway: Server):

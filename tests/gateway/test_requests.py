@@ -203,9 +203,11 @@ def _spell(key: str, escape: bool) -> str:
 
 values = st.recursive(
     st.none() | st.booleans() | st.integers(-(2**31), 2**31) | st.text(max_size=5).map(json.dumps),
-    lambda inner: st.lists(inner, max_size=3).map(lambda xs: "[" + ",".join(map(str, xs)) + "]")
-    | st.lists(st.tuples(KEYS, st.booleans(), inner), max_size=4).map(
-        lambda pairs: "{" + ",".join(f"{_spell(k, e)}:{v}" for k, e, v in pairs) + "}"
+    lambda inner: (
+        st.lists(inner, max_size=3).map(lambda xs: "[" + ",".join(map(str, xs)) + "]")
+        | st.lists(st.tuples(KEYS, st.booleans(), inner), max_size=4).map(
+            lambda pairs: "{" + ",".join(f"{_spell(k, e)}:{v}" for k, e, v in pairs) + "}"
+        )
     ),
     max_leaves=12,
 ).map(lambda v: v if isinstance(v, str) else json.dumps(v))

@@ -255,8 +255,16 @@ def test_authenticator_from_settings(jwks_file, keys, tmp_path: Path):
     from exportgate.config import Settings
     from exportgate.identity import authenticator_from_settings
 
-    settings = Settings({"home": str(tmp_path / "home"), "jwks": str(jwks_file), "jwt_issuer": ISS,
-                         "jwt_audience": AUD, "jwt_claims": {"kyc": "assurance"}}, env={})
+    settings = Settings(
+        {
+            "home": str(tmp_path / "home"),
+            "jwks": str(jwks_file),
+            "jwt_issuer": ISS,
+            "jwt_audience": AUD,
+            "jwt_claims": {"kyc": "assurance"},
+        },
+        env={},
+    )
     auth = authenticator_from_settings(settings)
     subject = auth.authenticate(sign(keys, "ed", "EdDSA", claims(kyc=None, assurance="basic")))
     assert subject.kyc is KycLevel.BASIC

@@ -11,9 +11,10 @@ from pathlib import Path
 import orjson
 import pytest
 
-from exportgate.audit import AuditEntry, load_heads, open_store, trusted_keys, verify_store
+from exportgate.audit import AuditEntry, load_heads, open_store, verify_store
 from exportgate.monitor import read_events
 from exportgate.monitor._events import _event
+from exportgate.signing import trusted_keys
 from tests.audit.conftest import Raw, entry, write_records
 
 START = time.time_ns()

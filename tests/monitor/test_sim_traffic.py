@@ -109,6 +109,9 @@ def test_ctrl_c_stops_the_gateway_it_started(tmp_path: Path):
     time.sleep(1.0)  # sending
     run.send_signal(signal.SIGINT)
     _, err = run.communicate(timeout=30)
-    assert run.returncode == 130 and err.startswith("exportgate: error: interrupted; the gateway it started is "
-                                                    "stopped") and len(err.splitlines()) == 1, err
+    assert (
+        run.returncode == 130
+        and err.startswith("exportgate: error: interrupted; the gateway it started is stopped")
+        and len(err.splitlines()) == 1
+    ), err
     assert running_in(home) == []

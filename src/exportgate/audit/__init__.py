@@ -1,7 +1,7 @@
 """The audit trail: every decision on record, in signed per-writer hash chains.
 
 >>> store = open_store(None, home)                          # doctest: +SKIP
->>> writer = AuditWriter(store, Signer.load_or_create(home / "audit"), home=home).start()  # doctest: +SKIP
+>>> writer = AuditWriter(store, home_signer(home), home=home).start()  # doctest: +SKIP
 >>> writer.append(entry_for(decision, subject, context, request_id="r1", time_ns=time.time_ns()))  # doctest: +SKIP
 """
 
@@ -30,9 +30,8 @@ from ._record import (
     chain_hash,
     entry_for,
 )
-from ._settings import audit_from_settings, audit_store_from_settings, trusted_keys
+from ._settings import audit_from_settings, audit_store_from_settings
 from ._signals import SIGNAL_FIELDS, network_of, parse_signals, signals_text
-from ._signing import Signer, TrustedKeys, key_id_of, load_public_key
 from ._store import AuditStore, RecordFilter, SignalRow, open_store, store_label, store_url
 from ._verify import KINDS, ChainSummary, Head, Problem, VerifyReport, load_heads, verify_store
 from ._writer import AuditWriter, Mode
@@ -59,8 +58,6 @@ __all__ = [
     "Problem",
     "RecordFilter",
     "SignalRow",
-    "Signer",
-    "TrustedKeys",
     "VerifyReport",
     "audit_from_settings",
     "audit_store_from_settings",
@@ -74,8 +71,6 @@ __all__ = [
     "join_outcomes",
     "jsonl_line",
     "load_heads",
-    "key_id_of",
-    "load_public_key",
     "network_of",
     "open_store",
     "parse_signals",
@@ -83,6 +78,5 @@ __all__ = [
     "signals_text",
     "store_label",
     "store_url",
-    "trusted_keys",
     "verify_store",
 ]

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from pathlib import Path
-
 from exportgate.config import Settings
+from exportgate.signing import signer_for
 
-from ._signing import Signer, TrustedKeys, load_public_key
 from ._store import AuditStore, open_store
 from ._writer import AuditWriter
 
-__all__ = ["audit_from_settings", "audit_store_from_settings", "trusted_keys"]
+__all__ = ["audit_from_settings", "audit_store_from_settings"]
 
 
 def audit_store_from_settings(settings: Settings, *, durable: bool = True) -> AuditStore:
@@ -22,7 +19,7 @@ def audit_from_settings(settings: Settings) -> AuditWriter:
     """A started writer on the configured store, signing with the home's key."""
     mode = settings.audit_mode
     store = audit_store_from_settings(settings, durable=mode == "strict")
-    signer = Signer.load_or_create(settings.home_path / "audit")
+    signer = signer_for(settings)
     writer = AuditWriter(
         store,
         signer,
@@ -32,14 +29,3 @@ def audit_from_settings(settings: Settings) -> AuditWriter:
         checkpoint_seconds=settings.audit_checkpoint_seconds,
     )
     return writer.start()
-
-
-def trusted_keys(home: Path, extra: Iterable[str | Path] = ()) -> TrustedKeys:
-    """The home's own signing key (if any), ``HOME/audit/trusted/*.pem``, and ``extra`` key files."""
-    keys = TrustedKeys()
-    audit_dir = home / "audit"
-    if (audit_dir / "signing-key.pem").exists():
-        keys.add(Signer.load_or_create(audit_dir).public)
-    for path in [*sorted((audit_dir / "trusted").glob("*.pem")), *map(Path, extra)]:
-        keys.add(load_public_key(path))
-    return keys

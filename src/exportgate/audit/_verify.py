@@ -44,8 +44,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from exportgate.signing import TrustedKeys
+
 from ._record import CHECKPOINT_SCHEMA, GENESIS, ChainRow, checkpoint_message
-from ._signing import TrustedKeys
 from ._store import AuditStore, RawRow, store_label
 
 _GENESIS = GENESIS.encode()

@@ -54,6 +54,7 @@ import orjson
 
 from exportgate._files import private_dir, private_file
 from exportgate.errors import StoreError
+from exportgate.signing import Signer
 
 from ._record import (
     CHECKPOINT_SCHEMA,
@@ -66,7 +67,6 @@ from ._record import (
     chain_hash,
     checkpoint_message,
 )
-from ._signing import Signer
 from ._store import AuditStore
 
 __all__ = ["AuditWriter", "Mode"]

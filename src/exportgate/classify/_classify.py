@@ -1,29 +1,30 @@
 """The classification: evidence metrics -> a level per framework domain -> the model's control tier.
 
-Pure: given the framework, directive, evidence, the previous record and the time, it returns the
-``exportgate.classification/v1`` record (unsigned) or refuses. Fail closed: no assessed domain, a tier
-the framework cannot rank, or weaker evidence for relaxing all refuse; nothing is guessed.
+Pure: given the framework, directive, evidence, the model's earlier records and the time, it returns the
+``exportgate.classification/v2`` record (unsigned) or refuses. Fail closed: no assessed domain, a tier
+the framework cannot rank, untrusted or weaker evidence for relaxing all refuse; nothing is guessed.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from exportgate.errors import ClassificationRefused, ConfigError
+from exportgate.eval import summarize
 from exportgate.policy import Directive
 
 from ._conditions import ConditionError
 from ._evidence import Evidence
 from ._framework import Domain, Framework, Level
 from ._metrics import domain_metrics
-from ._relax import shortfalls
+from ._record import SCHEMA, ClassificationRecord
+from ._relax import relaxation_basis, shortfalls
 
-__all__ = ["SCHEMA", "classify"]
-
-SCHEMA = "exportgate.classification/v1"
+__all__ = ["classify"]
 
 
 def classify(
@@ -32,17 +33,20 @@ def classify(
     directive: Directive,
     model: str,
     evidence: Sequence[Evidence],
-    previous: dict[str, Any] | None,
+    history: Sequence[ClassificationRecord],
     now: datetime,
     tool_version: str,
     evidence_model: str | None = None,
-) -> dict[str, Any]:
+    by: str | None = None,
+) -> ClassificationRecord:
+    """``history``: the model's earlier records, oldest first (pending ones included; they are skipped)."""
     canonical = _model(directive, model)
     _check_tiers(framework, directive)
     _check_targets(directive, canonical, evidence, evidence_model)
     objectives = _objectives(evidence)
-    trials = [t for e in evidence for t in e.bundle["trials"]]
-    domains = {d.id: _assess(d, framework, trials, objectives) for d in framework.domains}
+    trials = [t for e in evidence for t in e.bundle.trials]
+    summary = summarize(trials, framework.rules)
+    domains = {d.id: _assess(d, framework, summary, trials, objectives) for d in framework.domains}
     assessed = {name: result for name, result in domains.items() if result["assessed"]}
     if not assessed:
         covered = sorted(e for d in framework.domains for e in d.evidence_domains)
@@ -58,28 +62,36 @@ def classify(
     tier = assessed[deciding]["tier"]
     rank = framework.rank(tier) or 0
     change = "raise" if rank > current_rank else "relax" if rank < current_rank else "none"
+    applied = [r for r in history if r.applies]
+    previous = applied[-1] if applied else None
     if change == "relax":
-        _check_relaxing(canonical, current, tier, previous, evidence)
-    return {
-        "schema": SCHEMA,
-        "id": f"cls-{uuid.uuid4().hex[:16]}",
-        "created": now.isoformat(timespec="microseconds").replace("+00:00", "Z"),
-        "model": canonical,
-        "framework": framework.describe(),
-        "directive": {"id": directive.id, "version": directive.version, "sha256": directive.sha256},
-        "evidence": [e.describe() for e in evidence],
-        "domains": domains,
-        "level": assessed[deciding]["level"],
-        "deciding_domain": deciding,
-        "decision": assessed[deciding]["decision"],
-        "tier": tier,
-        "previous_tier": current,
-        "change": change,
-        "previous_classification": previous["id"] if previous else None,
-        "controls": sorted({c for r in assessed.values() for c in r["controls"]}),
-        "rationale": _rationale(canonical, (current, tier, change), deciding, domains),
-        "tool": {"name": "exportgate", "version": tool_version},
-    }
+        _check_relaxing(canonical, current, tier, applied, evidence)
+    rationale = _rationale(canonical, (current, tier, change), deciding, domains)
+    untrusted = [Path(e.path).name for e in evidence if e.signed and not e.trusted]
+    if untrusted:
+        rationale.append(f"evidence signed by a key this home does not trust: {', '.join(untrusted)}")
+    return ClassificationRecord(
+        schema=SCHEMA,
+        id=f"cls-{uuid.uuid4().hex[:16]}",
+        created=now.isoformat(timespec="microseconds").replace("+00:00", "Z"),
+        model=canonical,
+        framework=framework.describe(),
+        directive={"id": directive.id, "version": directive.version, "sha256": directive.sha256},
+        evidence=tuple(e.describe() for e in evidence),
+        domains=domains,
+        level=str(assessed[deciding]["level"]),
+        deciding_domain=deciding,
+        decision=str(assessed[deciding]["decision"]),
+        tier=tier,
+        previous_tier=current,
+        change=change,
+        previous_classification=previous.id if previous else None,
+        controls=tuple(sorted({c for r in assessed.values() for c in r["controls"]})),
+        rationale=tuple(rationale),
+        tool={"name": "exportgate", "version": tool_version},
+        status="pending" if change == "relax" else "applied",
+        by=by,
+    )
 
 
 def _model(directive: Directive, model: str) -> str:
@@ -106,18 +118,20 @@ def _check_targets(directive: Directive, model: str, evidence: Sequence[Evidence
             raise ClassificationRefused(f"evidence {item.path} evaluated model {name!r}, not {model}{hint}")
 
 
-def _objectives(evidence: Sequence[Evidence]) -> dict[str, dict[str, Any]]:
-    merged: dict[str, dict[str, Any]] = {}
+def _objectives(evidence: Sequence[Evidence]) -> dict[str, Mapping[str, Any]]:
+    merged: dict[str, Mapping[str, Any]] = {}
     for item in evidence:
-        for objective in item.bundle["objectives"]:
-            seen = merged.setdefault(objective["id"], objective)
+        for objective in item.bundle.objectives:
+            seen = merged.setdefault(str(objective["id"]), objective)
             if seen["sha256"] != objective["sha256"]:
                 raise ClassificationRefused(f"objective {objective['id']} differs between the evidence bundles")
     return merged
 
 
-def _assess(domain: Domain, framework: Framework, trials: list[Any], objectives: dict[str, Any]) -> dict[str, Any]:
-    metrics = domain_metrics(domain, trials, objectives, framework.repeatable_threshold)
+def _assess(
+    domain: Domain, framework: Framework, summary: dict[str, Any], trials: list[Any], objectives: dict[str, Any]
+) -> dict[str, Any]:
+    metrics = domain_metrics(domain, summary, trials, objectives, framework.rules)
     if metrics["trials"] == 0:
         return {"assessed": False, "metrics": metrics, "level": None, "tier": None, "decision": None,
                 "controls": [], "crossed": [], "alerts": []}  # fmt: skip
@@ -143,15 +157,24 @@ def _because(level: Level, kind: str, metrics: dict[str, Any]) -> dict[str, Any]
 
 
 def _check_relaxing(
-    model: str, current: str, tier: str, previous: dict[str, Any] | None, evidence: Sequence[Evidence]
+    model: str, current: str, tier: str, applied: Sequence[ClassificationRecord], evidence: Sequence[Evidence]
 ) -> None:
-    if previous is None:
-        raise ClassificationRefused(f"cannot relax {model} from {current} to {tier}: no earlier classification of"
-                                    f" {model} is on record to compare the evidence with")  # fmt: skip
-    missing = shortfalls(previous, evidence)
+    """Only trusted evidence relaxes, and only evidence at least as strong as what set the tier."""
+    move = f"cannot relax {model} from {current} to {tier}"
+    untrusted = [e for e in evidence if not e.can_relax]
+    if untrusted:
+        item = untrusted[0]
+        why = "is not signed" if not item.signed else f"is signed by key {item.key_id}, which this home does not trust"
+        raise ClassificationRefused(f"{move}: evidence {item.path} {why}; only evidence from a trusted signer can"
+                                    " relax a tier (exportgate keys trust KEYFILE, or --trust)")  # fmt: skip
+    basis = relaxation_basis(applied)
+    if basis is None:
+        raise ClassificationRefused(f"{move}: no earlier classification of {model} is on record to compare the"
+                                    " evidence with")  # fmt: skip
+    missing = shortfalls(basis, evidence)
     if missing:
-        raise ClassificationRefused(f"cannot relax {model} from {current} to {tier}: the evidence is weaker than"
-                                    f" classification {previous['id']}'s: {'; '.join(missing)}")  # fmt: skip
+        raise ClassificationRefused(f"{move}: the evidence is weaker than classification {basis.id}'s: "
+                                    f"{'; '.join(missing)}")  # fmt: skip
 
 
 def _rationale(model: str, move: tuple[str, str, str], deciding: str, domains: dict[str, Any]) -> list[str]:

@@ -17,6 +17,7 @@ from typing import Any
 
 from exportgate._yaml import line_of, load_yaml
 from exportgate.errors import FrameworkError
+from exportgate.eval import Rules
 
 from ._conditions import Condition, ConditionError
 
@@ -25,7 +26,7 @@ __all__ = ["SCHEMA", "Domain", "Framework", "Level", "bundled_frameworks", "load
 SCHEMA = "exportgate.framework/v1"
 DECISIONS = ("deploy", "restrict", "halt")
 TOP_KEYS = ("schema", "framework", "version", "description", "structure_only", "source", "repeatable_threshold",
-            "tiers", "domains")  # fmt: skip
+            "repeatable_min_trials", "repeatable_min_successes", "alpha", "tiers", "domains")  # fmt: skip
 DOMAIN_KEYS = ("description", "evidence_domains", "levels")
 LEVEL_KEYS = ("id", "name", "definition", "alert", "threshold", "tier", "decision", "controls")
 
@@ -61,12 +62,21 @@ class Framework:
     domains: tuple[Domain, ...]
     sha256: str
     source: str
+    repeatable_min_trials: int = 10
+    repeatable_min_successes: int = 2
+    alpha: float = 0.05
+
+    @property
+    def rules(self) -> Rules:
+        """What makes a cell repeatable under this framework (the evidence's own rules do not matter here)."""
+        return Rules(self.repeatable_threshold, self.repeatable_min_trials, self.repeatable_min_successes, self.alpha)
 
     def rank(self, tier: str) -> int | None:
         return self.tiers.index(tier) if tier in self.tiers else None
 
     def describe(self) -> dict[str, Any]:
-        return {"id": self.id, "version": self.version, "sha256": self.sha256, "structure_only": self.structure_only}
+        return {"id": self.id, "version": self.version, "sha256": self.sha256, "structure_only": self.structure_only,
+                "rules": self.rules.as_dict()}  # fmt: skip
 
 
 def bundled_frameworks() -> dict[str, Path]:
@@ -111,6 +121,15 @@ class _Validator:
         threshold = doc.get("repeatable_threshold", 0.2)
         if isinstance(threshold, bool) or not isinstance(threshold, int | float) or not 0 < threshold <= 1:
             self.fail(line_of(doc, "repeatable_threshold"), "'repeatable_threshold' must be a number in (0, 1]")
+        alpha = doc.get("alpha", 0.05)
+        if isinstance(alpha, bool) or not isinstance(alpha, int | float) or not 0 < alpha < 1:
+            self.fail(line_of(doc, "alpha"), "'alpha' must be a number in (0, 1)")
+        minimums = {}
+        for key, default in (("repeatable_min_trials", 10), ("repeatable_min_successes", 2)):
+            value = doc.get(key, default)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                self.fail(line_of(doc, key), f"'{key}' must be a whole number, at least 1")
+            minimums[key] = value
         if self.problems:
             self.problems.sort(key=lambda p: (p[0] is None, p[0] or 0))
             line, message = self.problems[0]
@@ -119,6 +138,8 @@ class _Validator:
             id=self._text(doc, "framework"), version=self._text(doc, "version"),
             description=str(doc.get("description", "")).strip(), structure_only=doc.get("structure_only") is True,
             repeatable_threshold=float(threshold), tiers=tiers, domains=domains, sha256=sha256, source=self.source,
+            repeatable_min_trials=minimums["repeatable_min_trials"],
+            repeatable_min_successes=minimums["repeatable_min_successes"], alpha=float(alpha),
         )  # fmt: skip
 
     def _keys(self, mapping: dict[Any, Any], allowed: tuple[str, ...], where: str) -> None:

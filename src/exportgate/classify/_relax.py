@@ -1,6 +1,9 @@
-"""Relaxing a tier needs stronger evidence than raising it: evidence gathered after the previous
-classification, signed, covering at least the same objectives (same text), strategies (settings at
-least as demanding) and trials per cell. :func:`shortfalls` says what is missing, in words."""
+"""Relaxing a tier needs stronger evidence than raising it: evidence from a trusted signer, gathered
+after the classification that set the tier (its *basis*: the last that raised it, else the last
+applied), of the same target (kind, endpoint, model and sampling settings; a changed system prompt or
+simulator profile is the safeguard being measured), covering at least the same objectives (same text),
+strategies (settings at least as demanding) and trials per cell. :func:`shortfalls` says what is
+missing, in words."""
 
 from __future__ import annotations
 
@@ -8,19 +11,30 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
-from ._evidence import Evidence, parse_time
+from ._evidence import Evidence, parse_time, target_fingerprint
+from ._record import ClassificationRecord
 
-__all__ = ["shortfalls"]
+__all__ = ["IDENTITY", "relaxation_basis", "shortfalls"]
+
+#: What makes two evaluations "the same target" for relaxing (those of them the basis recorded).
+IDENTITY = ("kind", "endpoint", "model", "temperature", "max_tokens", "top_p")
 
 
-def shortfalls(previous: dict[str, Any], evidence: Sequence[Evidence]) -> list[str]:
-    """Everything the new evidence lacks compared with ``previous`` (a classification record)."""
+def relaxation_basis(applied: Sequence[ClassificationRecord]) -> ClassificationRecord | None:
+    """The record relaxation is measured against: the last that raised the tier, else the last applied."""
+    raised = [r for r in applied if r.change == "raise"]
+    return raised[-1] if raised else applied[-1] if applied else None
+
+
+def shortfalls(basis: ClassificationRecord, evidence: Sequence[Evidence]) -> list[str]:
+    """Everything the new evidence lacks compared with ``basis`` (a classification record)."""
     missing: list[str] = []
-    since = parse_time(previous["created"])
-    missing += [f"{e.path} was gathered before the previous classification ({previous['created']})"
+    since = parse_time(basis.created)
+    missing += [f"{e.path} was gathered before classification {basis.id} ({basis.created})"
                 for e in evidence if e.created <= since]  # fmt: skip
-    missing += [f"{e.path} is not signed" for e in evidence if not e.signed]
-    old, new = _pooled([e["coverage"] for e in previous["evidence"]]), _pooled([e.coverage() for e in evidence])
+    missing += [f"{e.path} is not signed by a trusted key" for e in evidence if not e.can_relax]
+    missing += _other_targets(basis, evidence)
+    old, new = _pooled([e["coverage"] for e in basis.evidence]), _pooled([e.coverage() for e in evidence])
     for objective, digest in sorted(old["objectives"].items()):
         if objective not in new["objectives"]:
             missing.append(f"objective {objective} is not covered")
@@ -68,3 +82,14 @@ def _at_least(candidate: dict[str, Any], required: dict[str, Any]) -> bool:
 
 def _settings(settings: dict[str, Any]) -> str:
     return ", ".join(f"{k}={v}" for k, v in sorted(settings.items())) or "none"
+
+
+def _other_targets(basis: ClassificationRecord, evidence: Sequence[Evidence]) -> list[str]:
+    before = [{k: v for k, v in dict(e.get("target") or {}).items() if k in IDENTITY} for e in basis.evidence]
+    missing = []
+    for item in evidence:
+        now = target_fingerprint(item.bundle.target)
+        if not any(all(now.get(k) == v for k, v in old.items()) for old in before):
+            shown = ", ".join(f"{k}={v}" for k, v in sorted(before[0].items())) if before else "none recorded"
+            missing.append(f"{item.path} evaluated another target than classification {basis.id} ({shown})")
+    return missing

@@ -1,47 +1,54 @@
 """One classification end to end: read and check everything, classify, sign the record, rewrite the
-directive, keep the record in the history, and only then put the new directive in place."""
+directive, keep the record in the history, and only then put the new directive in place.
+
+A relaxation is not applied by the person who ran it: it is kept as a *pending* record with the
+directive it would write, and :func:`approve` (by someone else, named) applies it, after checking that
+the directive in force is still the one classified.
+"""
 
 from __future__ import annotations
 
+import getpass
 import hashlib
 import os
+import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
-import orjson
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
-from exportgate.audit import Signer, canonical_json
-from exportgate.errors import ConfigError
+from exportgate.errors import ClassificationRefused, ConfigError, ExportgateError, NotFoundError
 from exportgate.policy import load_directive
+from exportgate.signing import Signer, TrustedKeys
 
 from ._classify import classify
 from ._evidence import read_evidence
 from ._framework import load_framework
 from ._history import ClassificationHistory
+from ._record import ClassificationRecord
 from ._rewrite import directive_diff, rewrite_directive
 
-__all__ = ["Outcome", "run_classification", "sign_record"]
+__all__ = ["HISTORY", "Outcome", "approve", "run_classification", "who"]
 
 HISTORY = "classifications.db"
 
 
 @dataclass(frozen=True)
 class Outcome:
-    record: dict[str, Any]
+    record: ClassificationRecord
     diff: str  # unified diff of the directive ("" when the tier is unchanged)
-    written: bool  # False for a dry run
+    written: bool  # the directive was written (False for a dry run and for a pending relaxation)
 
 
-def sign_record(record: dict[str, Any], signer: Signer) -> dict[str, Any]:
-    """The record with an Ed25519 signature over its canonical JSON (everything but the signature)."""
-    body = {k: v for k, v in record.items() if k != "signature"}
-    signature = {"algorithm": "Ed25519", "key_id": signer.key_id, "public_key": signer.public_pem(),
-                 "value": signer.sign(canonical_json(body))}  # fmt: skip
-    return {**body, "signature": signature}
+def who(name: str | None) -> str:
+    """The person named, or the operating-system user running the command."""
+    chosen = (name or "").strip()
+    if chosen:
+        return chosen
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):
+        return "unknown"
 
 
 def run_classification(
@@ -52,12 +59,14 @@ def run_classification(
     model: str,
     out: str | Path,
     home: Path,
+    signer: Signer | None,
+    trusted: TrustedKeys,
     tool_version: str,
     allow_unsigned: bool = False,
-    trusted: Sequence[Ed25519PublicKey] = (),
     evidence_model: str | None = None,
     record_path: str | Path | None = None,
     dry_run: bool = False,
+    by: str | None = None,
     now: datetime | None = None,
 ) -> Outcome:
     if not evidence:
@@ -66,26 +75,94 @@ def run_classification(
     current = load_directive(directive)
     text = _read_text(directive)
     bundles = [read_evidence(p, allow_unsigned=allow_unsigned, trusted=trusted) for p in evidence]
-    history = ClassificationHistory(home / HISTORY)
+    history = ClassificationHistory(home / HISTORY, read_only=dry_run)
     try:
         canonical = current.resolve_model(model) or model
         moment = now or datetime.now(UTC)
         record = classify(framework=the_framework, directive=current, model=model, evidence=bundles,
-                          previous=history.latest(canonical), now=moment, tool_version=tool_version,
-                          evidence_model=evidence_model)  # fmt: skip
+                          history=history.records(canonical), now=moment, tool_version=tool_version,
+                          evidence_model=evidence_model, by=who(by))  # fmt: skip
         new_text, new_version, diff = text, current.version, ""
-        if record["change"] != "none":
-            new_text, rewritten = rewrite_directive(text, current, record["model"], record["tier"], moment)
+        if record.change != "none":
+            new_text, rewritten = rewrite_directive(text, current, record.model, record.tier, moment)
             new_version, diff = rewritten.version, directive_diff(text, new_text, str(directive), str(out))
-        record["new_directive"] = {"file": Path(out).name, "version": new_version,
-                                   "sha256": hashlib.sha256(new_text.encode()).hexdigest()}  # fmt: skip
-        record = sign_record(record, Signer.load_or_create(home / "classify"))
-        if dry_run:
+        record = replace(
+            record,
+            directive={**record.directive, "file": Path(directive).name},
+            new_directive={
+                "file": Path(out).name,
+                "version": new_version,
+                "sha256": hashlib.sha256(new_text.encode()).hexdigest(),
+            },
+        )
+        if dry_run:  # shown, not signed: a dry run makes no key and records nothing
+            return Outcome(record, diff, written=False)
+        if signer is None:
+            raise ConfigError("a classification that is recorded must be signed: give a signer")
+        record = record.signed(signer)
+        if record.status == "pending":
+            history.add(record, (new_text, str(Path(out).resolve()), str(Path(directive).resolve())))
+            _write_record(record, record_path)
             return Outcome(record, diff, written=False)
         _commit(record, new_text, Path(out), Path(record_path) if record_path else None, history)
     finally:
         history.close()
     return Outcome(record, diff, written=True)
+
+
+def approve(
+    record_id: str, *, by: str, home: Path, signer: Signer, record_path: str | Path | None = None,
+    now: datetime | None = None,
+) -> Outcome:  # fmt: skip
+    """Apply a pending relaxation: by someone other than who ran it, while the directive it was classified
+    against is still in force. The approval is its own signed record (``status: approval``)."""
+    approver = by.strip()
+    if not approver:
+        raise ConfigError("name the approver (--by NAME)")
+    history = ClassificationHistory(home / HISTORY)
+    try:
+        pending = history.pending(record_id)
+        if pending is None:
+            known = history.get(record_id)
+            if known is None:
+                raise NotFoundError(f"no classification {record_id} in {history.path}")
+            raise ClassificationRefused(f"classification {record_id} is not a pending relaxation ({known.status})")
+        done = history.approval_of(record_id)
+        if done is not None:
+            raise ClassificationRefused(f"classification {record_id} was already approved, by {done.approved_by}"
+                                        f" (record {done.id})")  # fmt: skip
+        record = pending.record
+        if _same_person(approver, record.by):
+            raise ClassificationRefused(f"{record.by} ran classification {record_id}; a relaxation needs another"
+                                        f" person's approval, not {approver}'s")  # fmt: skip
+        _check_unchanged(record, pending.directive)
+        latest = [r for r in history.records(record.model) if r.applies]
+        if latest and latest[-1].created > record.created:
+            raise ClassificationRefused(f"{record.model} was classified again ({latest[-1].id}) after"
+                                        f" {record_id}; classify anew")  # fmt: skip
+        moment = (now or datetime.now(UTC)).isoformat(timespec="microseconds").replace("+00:00", "Z")
+        approval = replace(record, id=f"cls-{uuid.uuid4().hex[:16]}", created=moment, status="approval",
+                           approves=record.id, approved_by=approver, signature=None).signed(signer)  # fmt: skip
+        _commit(approval, pending.text, Path(pending.out), Path(record_path) if record_path else None, history)
+    finally:
+        history.close()
+    return Outcome(approval, "", written=True)
+
+
+def _same_person(a: str, b: str | None) -> bool:
+    return b is not None and a.strip().casefold() == b.strip().casefold()
+
+
+def _check_unchanged(record: ClassificationRecord, directive: str) -> None:
+    try:
+        current = load_directive(directive)
+    except ExportgateError as exc:
+        raise ClassificationRefused(f"cannot read the directive {directive} the relaxation was classified against:"
+                                    f" {exc}") from None  # fmt: skip
+    if current.sha256 != record.directive.get("sha256"):
+        was = record.directive.get("version")
+        raise ClassificationRefused(f"the directive {directive} changed since classification {record.id} (version"
+                                    f" {current.version}, not {was}); classify anew")  # fmt: skip
 
 
 def _read_text(path: str | Path) -> str:
@@ -95,8 +172,17 @@ def _read_text(path: str | Path) -> str:
         raise ConfigError(f"cannot read directive {path}: {exc}") from None
 
 
+def _write_record(record: ClassificationRecord, path: str | Path | None) -> None:
+    if path is None:
+        return
+    try:
+        Path(path).write_bytes(record.to_json(indent=True))
+    except OSError as exc:
+        raise ConfigError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
 def _commit(
-    record: dict[str, Any], text: str, out: Path, record_path: Path | None, history: ClassificationHistory
+    record: ClassificationRecord, text: str, out: Path, record_path: Path | None, history: ClassificationHistory
 ) -> None:
     """Directive to a temporary file, record into the history, then the directive into place: a record
     is never lost, and a directive never appears without its record."""
@@ -104,8 +190,7 @@ def _commit(
     try:
         tmp.write_text(text, encoding="utf-8")
         history.add(record)
-        if record_path is not None:
-            record_path.write_bytes(orjson.dumps(record, option=orjson.OPT_INDENT_2) + b"\n")
+        _write_record(record, record_path)
         os.replace(tmp, out)
     except OSError as exc:
         raise ConfigError(f"cannot write {out}: {exc.strerror or exc}") from None

@@ -19,7 +19,7 @@ from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageErro
 from exportgate import __version__
 from exportgate.errors import ExportgateError
 
-from . import _accounts, _audit, _classify, _directive, _eval, _geo, _monitor, _serve, _traffic
+from . import _accounts, _audit, _classify, _directive, _eval, _geo, _keys, _monitor, _serve, _traffic
 
 __all__ = ["app", "main"]
 
@@ -40,6 +40,7 @@ _serve.sim_app.command("traffic")(_traffic.traffic)
 app.add_typer(_eval.app, name="eval")
 app.add_typer(_eval.evidence_app, name="evidence")
 app.add_typer(_classify.app, name="classify")
+app.add_typer(_keys.app, name="keys")
 app.add_typer(_monitor.app, name="monitor")
 app.command("serve")(_serve.serve)
 

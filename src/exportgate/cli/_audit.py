@@ -23,7 +23,6 @@ from exportgate.audit import (
     ChainRow,
     Exported,
     RecordFilter,
-    Signer,
     csv_row,
     export_rows,
     exported,
@@ -32,11 +31,11 @@ from exportgate.audit import (
     load_heads,
     row_with_outcome,
     store_label,
-    trusted_keys,
     verify_store,
 )
 from exportgate.audit import open_store as _open_store
-from exportgate.errors import StoreError
+from exportgate.errors import ConfigError, StoreError
+from exportgate.signing import home_public_key, key_id_of, public_pem, trusted_for
 
 from ._common import HomeOption, parse_duration, parse_time, settings_for
 from ._output import Format, emit_json, fail, table
@@ -74,7 +73,7 @@ def verify(
         try:
             report = verify_store(
                 store,
-                trusted_keys(home_path, public_key or []),
+                trusted_for(settings_for(home, audit_url=audit_url), public_key or []),
                 load_heads(home_path / "audit", store),
             )
         finally:
@@ -327,13 +326,12 @@ def public_key(
     out: Annotated[Path | None, typer.Option("--out", help="Write the PEM here.")] = None,
     home: HomeOption = None,
 ) -> None:
-    """Print this home's checkpoint signing public key (PEM), for verifiers elsewhere."""
-    key = settings_for(home).home_path / "audit" / "signing-key.pem"
-    if not key.is_file():
-        fail(f"no signing key at {key}: it is made when a gateway first writes records in this home")
-    signer = Signer.load_or_create(key.parent)
+    """Print this home's signing public key (PEM), for verifiers elsewhere (same as: exportgate keys export)."""
+    own = home_public_key(settings_for(home).home_path)
+    if own is None:
+        raise ConfigError("this home has no signing key yet: it is made when a gateway first writes records")
     if out:
-        out.write_text(signer.public_pem())
-        typer.echo(f"wrote public key {signer.key_id} to {out}", err=True)
+        out.write_text(public_pem(own))
+        typer.echo(f"wrote public key {key_id_of(own)} to {out}", err=True)
     else:
-        typer.echo(signer.public_pem(), nl=False)
+        typer.echo(public_pem(own), nl=False)

@@ -8,9 +8,19 @@ from typing import Annotated
 import typer
 
 from exportgate import __version__
-from exportgate.audit import load_public_key
-from exportgate.classify import HISTORY, METRICS, ClassificationHistory, bundled_frameworks, load_framework
+from exportgate.classify import (
+    HISTORY,
+    METRICS,
+    ClassificationHistory,
+    ClassificationRecord,
+    Outcome,
+    approve,
+    bundled_frameworks,
+    load_framework,
+)
 from exportgate.classify import run_classification as classify_evidence
+from exportgate.errors import ConfigError, NotFoundError
+from exportgate.signing import signer_for, trusted_for
 
 from ._common import DefaultCommandGroup, HomeOption, existing_home, settings_for
 from ._output import Format, emit_json, table
@@ -26,6 +36,13 @@ app = typer.Typer(
 )
 
 
+TrustOption = Annotated[
+    list[Path] | None,
+    typer.Option("--trust", help="Also trust evidence signed by this key (PEM; repeat). The home's keys are trusted."),
+]
+ByOption = Annotated[str | None, typer.Option("--by", help="Who runs this (recorded) [default: the OS user].")]
+
+
 @app.command("run")
 def run(
     evidence: Annotated[list[Path], typer.Argument(help="Evidence bundles (exportgate eval run --out).")],
@@ -35,39 +52,108 @@ def run(
     out: Annotated[Path, typer.Option(help="Where to write the new directive (may be the same file).")],
     record: Annotated[Path | None, typer.Option(help="Also write the classification record (JSON) here.")] = None,
     allow_unsigned: Annotated[bool, typer.Option(help="Accept unsigned evidence (it can never relax).")] = False,
-    trusted_key: Annotated[
-        list[Path] | None, typer.Option(help="Accept evidence signed by this key only (PEM; repeatable).")
-    ] = None,
+    trust: TrustOption = None,
+    trusted_key: Annotated[list[Path] | None, typer.Option("--trusted-key", hidden=True)] = None,
     evidence_model: Annotated[
         str | None, typer.Option(help="The name the evidence's target used for the model, if not a directive name.")
     ] = None,
+    by: ByOption = None,
     dry_run: Annotated[bool, typer.Option(help="Classify and show the result; write and record nothing.")] = False,
     output: Annotated[Format, typer.Option("--format", help="text or json (the record).")] = Format.text,
     home: HomeOption = None,
 ) -> None:
-    """Classify MODEL from evidence under a framework and write the directive with its new tier."""
+    """Classify MODEL from evidence under a framework and write the directive with its new tier.
+
+    Raising (or keeping) a tier is applied at once. Relaxing needs evidence from a trusted signer and is
+    kept pending until someone else approves it: exportgate classify approve ID --by NAME.
+    """
+    settings = settings_for(home)
     outcome = classify_evidence(
         evidence=evidence, framework=framework, directive=directive, model=model, out=out,
-        home=settings_for(home).home_path, tool_version=__version__, allow_unsigned=allow_unsigned,
-        trusted=[load_public_key(k) for k in trusted_key or []], evidence_model=evidence_model,
-        record_path=record, dry_run=dry_run,
+        home=settings.home_path, signer=None if dry_run else signer_for(settings),
+        trusted=trusted_for(settings, [*(trust or []), *(trusted_key or [])]), tool_version=__version__,
+        allow_unsigned=allow_unsigned, evidence_model=evidence_model, record_path=record, dry_run=dry_run, by=by,
     )  # fmt: skip
+    _print_outcome(outcome, out, output, dry_run=dry_run)
+
+
+def _print_outcome(outcome: Outcome, out: Path, output: Format, *, dry_run: bool = False) -> None:
     result = outcome.record
     if output is Format.json:
-        emit_json(result)
+        emit_json(result.as_dict())
         return
-    for line in result["rationale"]:
+    for line in result.rationale:
         typer.echo(line)
-    if result["controls"]:
-        typer.echo(f"controls required: {'; '.join(result['controls'])}")
-    if not outcome.written:
+    if result.controls:
+        typer.echo(f"controls required: {'; '.join(result.controls)}")
+    key = result.signature.key_id if result.signature else "none"
+    if dry_run:
         typer.echo("dry run: nothing written or recorded")
+    elif result.status == "pending":
+        typer.echo(f"record {result.id} signed by key {key}: a PENDING relaxation, not applied. Someone other than"
+                   f" {result.by} applies it with: exportgate classify approve {result.id} --by NAME")  # fmt: skip
     else:
-        typer.echo(f"record {result['id']} signed by key {result['signature']['key_id']}, kept in the history")
-        new = result["new_directive"]
-        typer.echo(f"wrote {out} ({'version ' + new['version'] if result['change'] != 'none' else 'unchanged'})")
+        what = f"approval of {result.approves} by {result.approved_by}" if result.approves else "record"
+        typer.echo(f"{what} {result.id} signed by key {key}, kept in the history")
+        new = result.new_directive or {}
+        typer.echo(f"wrote {out} ({'version ' + str(new.get('version')) if result.change != 'none' else 'unchanged'})")
     if outcome.diff:
         typer.echo(outcome.diff.rstrip("\n"))
+
+
+@app.command("approve")
+def approve_command(
+    record_id: Annotated[str, typer.Argument(metavar="ID", help="The pending classification's id.")],
+    by: Annotated[str, typer.Option("--by", help="Who approves (must not be who ran the classification).")],
+    record: Annotated[Path | None, typer.Option(help="Also write the approval record (JSON) here.")] = None,
+    output: Annotated[Format, typer.Option("--format", help="text or json (the record).")] = Format.text,
+    home: HomeOption = None,
+) -> None:
+    """Apply a pending relaxation: writes the directive it was classified to, and a signed approval record."""
+    settings = existing_home(home)
+    outcome = approve(record_id, by=by, home=settings.home_path, signer=signer_for(settings), record_path=record)
+    _print_outcome(outcome, Path(str((outcome.record.new_directive or {}).get("file", "?"))), output)
+
+
+@app.command("show")
+def show(
+    record_id: Annotated[str, typer.Argument(metavar="ID", help="A classification's id.")],
+    home: HomeOption = None,
+) -> None:
+    """Print one classification record (JSON)."""
+    history = ClassificationHistory(existing_home(home).home_path / HISTORY, read_only=True)
+    try:
+        found = history.get(record_id)
+    finally:
+        history.close()
+    if found is None:
+        raise NotFoundError(f"no classification {record_id} in {history.path}")
+    typer.echo(found.to_json(indent=True).decode(), nl=False)
+
+
+@app.command("verify")
+def verify(
+    record_file: Annotated[Path, typer.Argument(metavar="RECORD", help="A classification record (JSON file).")],
+    trust: TrustOption = None,
+    output: Annotated[Format, typer.Option("--format", help="text or json.")] = Format.text,
+    home: HomeOption = None,
+) -> None:
+    """Check a classification record's signature and its signer's trust. Exit 0 verified, 1 not."""
+    try:
+        the_record = ClassificationRecord.from_json(record_file.read_bytes())
+    except OSError as exc:
+        raise ConfigError(f"cannot read {record_file}: {exc.strerror or exc}") from None
+    except ValueError as exc:
+        raise ConfigError(f"{record_file} is not a classification record: {exc}") from None
+    check = the_record.check(trusted_for(settings_for(home), trust or []))
+    if output is Format.json:
+        emit_json({"id": the_record.id, **check.as_dict()})
+    elif check.ok:
+        typer.echo(f"verified: {the_record.id} ({the_record.status}, {the_record.change} to {the_record.tier}) "
+                   f"{check.message}")  # fmt: skip
+    else:
+        typer.echo(f"{'UNTRUSTED' if check.intact else 'TAMPERED'}: {the_record.id}: {check.message}", err=True)
+    raise typer.Exit(0 if check.ok else 1)
 
 
 @app.command("history")
@@ -83,17 +169,18 @@ def history(
     finally:
         store.close()
     if output is Format.json:
-        emit_json(records)
+        emit_json([r.as_dict() for r in records])
         return
     if not records:
         typer.echo(f"no classifications of {model}")
         return
     rows = [
-        (r["created"][:19] + "Z", r["id"], r["change"], f"{r['previous_tier']} -> {r['tier']}", r["level"],
-         f"{r['framework']['id']}@{r['framework']['version']}", r["new_directive"]["version"], len(r["evidence"]))
+        (r.created[:19] + "Z", r.id, r.status if not r.approves else f"approves {r.approves}", r.change,
+         f"{r.previous_tier} -> {r.tier}", r.level, f"{r.framework['id']}@{r.framework['version']}",
+         str((r.new_directive or {}).get("version", "")), r.by or "", len(r.evidence))
         for r in records
     ]  # fmt: skip
-    table(("created", "id", "change", "tier", "level", "framework", "directive", "evidence"), rows)
+    table(("created", "id", "status", "change", "tier", "level", "framework", "directive", "by", "evidence"), rows)
 
 
 @app.command("framework")

@@ -11,7 +11,6 @@ import orjson
 import typer
 
 from exportgate import __version__
-from exportgate.audit import Signer, load_public_key
 from exportgate.config import resolve_secret
 from exportgate.errors import ConfigError
 from exportgate.eval import (
@@ -20,23 +19,26 @@ from exportgate.eval import (
     Judge,
     Pricing,
     RateLimits,
+    Rules,
     Scorer,
     TrialResult,
     agreement,
     build_bundle,
+    evidence_resource,
     html_report,
     load_bundle,
     load_objectives,
-    sign_bundle,
     strategy_named,
     target_for,
     text_report,
-    verify_bundle,
+    verify_evidence,
     write_bundle,
     write_transcripts,
 )
+from exportgate.signing import signer_for, trusted_for
 
 from ._common import HomeOption, settings_for
+from ._output import Format, emit_json, fail
 
 app = typer.Typer(help="Run red-team evaluation campaigns and report on their evidence.", no_args_is_help=True)
 evidence_app = typer.Typer(help="Check evidence bundles.", no_args_is_help=True)
@@ -54,7 +56,11 @@ def run(
     trials: Annotated[int, typer.Option(min=1, help="Independent trials per objective and strategy.")] = 20,
     concurrency: Annotated[int, typer.Option(min=1, help="Trials in flight at once.")] = 16,
     seed: Annotated[int, typer.Option(help="Campaign seed (each trial derives its own).")] = 0,
-    threshold: Annotated[float, typer.Option(help="Repeatable when the CI's lower bound is at least this.")] = 0.2,
+    threshold: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="Repeatable when the CI's lower bound is at least this.")
+    ] = 0.2,
+    min_trials: Annotated[int, typer.Option(min=1, help="Repeatable only with at least this many trials.")] = 10,
+    min_successes: Annotated[int, typer.Option(min=1, help="Repeatable only with at least this many successes.")] = 2,
     max_turns: Annotated[int, typer.Option(min=1, help="Turn limit per crescendo trial.")] = 10,
     max_backtracks: Annotated[int, typer.Option(min=0, help="Backtrack limit per crescendo trial.")] = 3,
     backtracking: Annotated[
@@ -105,7 +111,8 @@ def run(
         typer.echo("interrupted; finished trials are kept. Continue with the same command and --resume.", err=True)
         raise typer.Exit(130) from None
     store.close()
-    _write_evidence(campaign, results, out, threshold, redact, settings_for(home).home_path, pricing)
+    rules = Rules(threshold, min_trials, min_successes)
+    _write_evidence(campaign, results, out, rules, redact, settings_for(home), pricing)
 
 
 async def _run_with_progress(campaign: Campaign, store: CampaignStore, pricing: Pricing | None) -> list[TrialResult]:
@@ -140,34 +147,49 @@ def _write_evidence(
     campaign: Campaign,
     results: list[TrialResult],
     out: Path,
-    threshold: float,
+    rules: Rules,
     redact: bool,
-    home: Path,
+    settings: Any,
     pricing: Pricing | None,
 ) -> None:
     transcripts = out.with_suffix(".transcripts.jsonl")
     digest = write_transcripts(transcripts, results)
     bundle = build_bundle(
         config=campaign.config(), target=campaign.target.fingerprint(), objectives=campaign.objectives,
-        results=results, threshold=threshold, version=__version__, redact=redact,
+        results=results, rules=rules, version=__version__, redact=redact,
         transcripts_sha256=digest, transcripts_file=transcripts.name, pricing=pricing,
-    )  # fmt: skip
-    write_bundle(out, sign_bundle(bundle, Signer.load_or_create(home / "evidence")))
+    ).signed(signer_for(settings))  # fmt: skip
+    write_bundle(out, bundle)
     typer.echo(text_report(bundle))
     typer.echo(f"\nwrote {out} (signed) and {transcripts} (raw transcripts, owner-only)")
+
+
+TrustOption = Annotated[
+    list[Path] | None,
+    typer.Option("--trust", help="Also trust this signer's public key (PEM; repeat). The home's keys are trusted."),
+]
 
 
 @app.command("report")
 def report(
     evidence: Annotated[Path, typer.Argument(help="Evidence bundle.")],
     html: Annotated[Path | None, typer.Option("--html", help="Also write a self-contained HTML page.")] = None,
+    trust: TrustOption = None,
+    home: HomeOption = None,
 ) -> None:
-    """Summarise an evidence bundle: attack success per objective and strategy, with 95% intervals."""
+    """Summarise an evidence bundle: attack success per cell with 95% intervals, errors, roll-ups.
+
+    The bundle is verified first; a bundle that does not verify is still shown, under a warning, and the
+    exit status is 1.
+    """
+    check = verify_evidence(evidence, trusted_for(settings_for(home), trust or []))
     bundle, _ = load_bundle(evidence)
-    typer.echo(text_report(bundle))
+    typer.echo(text_report(bundle, check))
     if html is not None:
-        html.write_text(html_report(bundle), encoding="utf-8")
+        html.write_text(html_report(bundle, check), encoding="utf-8")
         typer.echo(f"wrote {html}")
+    if not check.intact:
+        fail(f"{evidence} does not verify: {check.problems[0]} (the report above is of an altered bundle)")
 
 
 @app.command("calibrate")
@@ -207,13 +229,53 @@ def _labels(path: Path) -> list[dict[str, Any]]:
 @evidence_app.command("verify")
 def verify(
     evidence: Annotated[Path, typer.Argument(help="Evidence bundle.")],
-    public_key: Annotated[Path | None, typer.Option(help="Require this signer's public key (PEM).")] = None,
+    trust: TrustOption = None,
+    public_key: Annotated[list[Path] | None, typer.Option("--public-key", hidden=True)] = None,
+    require_transcripts: Annotated[
+        bool, typer.Option(help="Fail unless the raw transcripts file is present and matches.")
+    ] = False,
+    output: Annotated[Format, typer.Option("--format", help="text or json.")] = Format.text,
+    home: HomeOption = None,
 ) -> None:
-    """Check an evidence bundle's manifest hashes and signature; exit 1 on any change."""
-    problems = verify_bundle(evidence, load_public_key(public_key) if public_key else None)
-    if problems:
-        for problem in problems:
-            typer.echo(f"TAMPERED: {problem}", err=True)
-        raise typer.Exit(1)
-    bundle, _ = load_bundle(evidence)
-    typer.echo(f"intact: {evidence} signed by key {bundle['signature']['key_id']}")
+    """Check a bundle: every byte and hash, the signature, a trusted signer, the plan, every statistic
+    recomputed from the trials, and the transcripts when present. Exit 0 verified, 1 not."""
+    trusted = trusted_for(settings_for(home), [*(trust or []), *(public_key or [])])
+    check = verify_evidence(evidence, trusted, require_transcripts=require_transcripts)
+    if output is Format.json:
+        emit_json(check.as_dict())
+    else:
+        for problem in check.problems:
+            typer.echo(f"TAMPERED: {problem}")
+    if check.problems:
+        more = f" (and {len(check.problems) - 1} more)" if len(check.problems) > 1 else ""
+        fail(f"{evidence} does not verify: {check.problems[0]}{more}")
+    if not check.trusted:
+        fail(f"UNTRUSTED: {evidence} is intact but signed by key {check.key_id}, which this home does not trust;"
+             " if you know that key, pass --trust KEYFILE or add it with: exportgate keys trust KEYFILE")  # fmt: skip
+    if output is Format.json:
+        return
+    for note in check.notes:
+        typer.echo(f"note: {note}")
+    typer.echo(
+        f"verified: {evidence} signed by trusted key {check.key_id} ({check.trusted_as}); plan complete;"
+        f" statistics recomputed from the trials; transcripts {check.transcripts}"
+    )
+
+
+@evidence_app.command("schema")
+def schema() -> None:
+    """Print the JSON Schema of evidence bundles (exportgate.evidence/v2)."""
+    typer.echo(evidence_resource("evidence-v2.schema.json"), nl=False)
+
+
+@evidence_app.command("script")
+def script(
+    out: Annotated[Path | None, typer.Option("--out", help="Write the script here instead of printing it.")] = None,
+) -> None:
+    """Print the standalone verifier: Python's standard library and openssl, nothing else (see its help)."""
+    text = evidence_resource("verify_evidence.py")
+    if out is None:
+        typer.echo(text, nl=False)
+        return
+    out.write_text(text, encoding="utf-8")
+    typer.echo(f"wrote {out}; run: python3 {out} BUNDLE --key SIGNER.pub.pem", err=True)

@@ -20,6 +20,7 @@ from ._common import HomeOption, ReusePortOption, settings_for
 
 __all__ = ["serve", "sim_app"]
 
+
 class AuditMode(str, Enum):
     strict = "strict"
     async_ = "async"

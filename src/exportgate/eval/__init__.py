@@ -6,21 +6,44 @@ a :class:`Campaign` runs objectives x strategies x N trials, checkpointed in a :
 :func:`build_bundle` / :func:`verify_bundle` make and check the evidence.
 """
 
-from ._evidence import SCHEMA, build_bundle, load_bundle, sign_bundle, verify_bundle, write_bundle, write_transcripts
+from ._evidence import (
+    SCHEMA,
+    SCHEMA_V1,
+    EvidenceBundle,
+    EvidenceCheck,
+    Signature,
+    build_bundle,
+    bundle_statistics,
+    check_plan,
+    evidence_resource,
+    load_bundle,
+    verify_evidence,
+    write_bundle,
+    write_transcripts,
+)
 from ._objectives import Criteria, Objective, bundled_objectives_path, load_objectives
 from ._records import Message, TargetReply, TrialResult
 from ._report import html_report, text_report
 from ._runner import Campaign, trial_seed
 from ._scoring import Judge, Scorer, agreement, is_refusal
-from ._stats import summarize, wilson
+from ._stats import (
+    Observation,
+    Rules,
+    benjamini_hochberg,
+    binomial_tail,
+    design_effect,
+    holm,
+    observations,
+    rollup,
+    summarize,
+    wilson,
+)
 from ._store import CampaignStore
 from ._strategies import STRATEGIES, Crescendo, Decomposition, Direct, Pair, Roleplay, Strategy, strategy_named
 from ._targets import AnthropicTarget, OpenAITarget, RateLimits, SimTarget, Target, target_for
 from ._usage import Pricing, usage
 
 __all__ = [
-    "SCHEMA",
-    "STRATEGIES",
     "AnthropicTarget",
     "Campaign",
     "CampaignStore",
@@ -28,35 +51,51 @@ __all__ = [
     "Criteria",
     "Decomposition",
     "Direct",
+    "EvidenceBundle",
+    "EvidenceCheck",
     "Judge",
     "Message",
     "Objective",
+    "Observation",
     "OpenAITarget",
     "Pair",
     "Pricing",
     "RateLimits",
     "Roleplay",
+    "Rules",
+    "SCHEMA",
+    "SCHEMA_V1",
+    "STRATEGIES",
     "Scorer",
+    "Signature",
     "SimTarget",
     "Strategy",
     "Target",
     "TargetReply",
     "TrialResult",
     "agreement",
+    "benjamini_hochberg",
+    "binomial_tail",
     "build_bundle",
+    "bundle_statistics",
     "bundled_objectives_path",
+    "check_plan",
+    "design_effect",
+    "evidence_resource",
+    "holm",
     "html_report",
     "is_refusal",
     "load_bundle",
     "load_objectives",
-    "sign_bundle",
+    "observations",
+    "rollup",
     "strategy_named",
     "summarize",
     "target_for",
     "text_report",
     "trial_seed",
     "usage",
-    "verify_bundle",
+    "verify_evidence",
     "wilson",
     "write_bundle",
     "write_transcripts",

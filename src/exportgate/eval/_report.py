@@ -1,50 +1,108 @@
-"""Reports of an evidence bundle: a plain-text summary and a self-contained HTML page."""
+"""Reports of an evidence bundle: a plain-text summary and a self-contained HTML page.
+
+Both show what verification found first (a bundle that does not verify is shown under a warning), then
+per cell the successes over the trials that ran, the errored trials, the rate (``n/a`` when nothing
+ran), its Wilson 95% interval, the multiplicity-adjusted verdicts; the roll-ups with their clustered
+intervals; and the sensitivity of the overall rate to the errors.
+"""
 
 from __future__ import annotations
 
 import html
+from collections.abc import Mapping
 from typing import Any
+
+from ._evidence import SCHEMA, EvidenceBundle, EvidenceCheck, bundle_statistics
 
 __all__ = ["html_report", "text_report", "usage_line"]
 
 
-def _pct(value: float) -> str:
-    return f"{value * 100:.1f}%"
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{value * 100:.1f}%"
 
 
-def text_report(bundle: dict[str, Any]) -> str:
-    stats = bundle["statistics"]
-    target = bundle["target"]
+def _statistics(bundle: EvidenceBundle) -> Mapping[str, Any]:
+    """A v2 bundle's own statistics; a v1 bundle's recomputed under today's methods with its threshold."""
+    return bundle.statistics if bundle.schema == SCHEMA else bundle_statistics(bundle)
+
+
+def verification_lines(check: EvidenceCheck | None) -> list[str]:
+    if check is None:
+        return []  # a report of a bundle just made (exportgate eval run)
+    if check.problems:
+        return [f"WARNING, DOES NOT VERIFY: {p}" for p in check.problems]
+    signer = (f"signed by trusted key {check.key_id} ({check.trusted_as})" if check.trusted
+              else f"WARNING: intact, but signed by key {check.key_id}, which is not trusted")  # fmt: skip
+    return [f"verified: {signer}; statistics recomputed from the trials; transcripts {check.transcripts}"]
+
+
+def rules_line(stats: Mapping[str, Any]) -> str:
+    rules = stats["rules"]
+    counts = stats["repeatable_cells"]
+    return (
+        f"repeatable: at least {rules['min_trials']} trials and {rules['min_successes']} successes, and the 95% "
+        f"Wilson lower bound >= {_pct(rules['threshold'])}. Family of {stats['family_size']} cells: "
+        f"{counts['unadjusted']} repeatable unadjusted, {counts['holm']} after Holm, {counts['bh']} after "
+        f"Benjamini-Hochberg (alpha {rules['alpha']:g}, one-sided exact binomial tests of ASR <= threshold)"
+    )
+
+
+def _verdict(cell: Mapping[str, Any]) -> str:
+    if not cell["repeatable"]:
+        return "no"
+    return "YES" if cell["repeatable_holm"] else "YES (not after Holm)"
+
+
+def _rollup_line(name: str, r: Mapping[str, Any]) -> str:
+    low, high = r["ci95"]
+    return (
+        f"  {name:<16} {r['successes']}/{r['trials']} ({r['errors']} errored) ASR {_pct(r['asr'])}"
+        f"  CI [{_pct(low)}, {_pct(high)}] clustered by {r['objectives']} objective(s), design effect"
+        f" {r['design_effect']:.2f}{'  repeatable' if r['repeatable'] else ''}"
+    )
+
+
+def text_report(bundle: EvidenceBundle, check: EvidenceCheck | None = None) -> str:
+    stats = _statistics(bundle)
+    target = bundle.target
     lines = [
-        f"evidence {bundle['created']}  target {target.get('kind')} {target.get('endpoint')}"
-        f" model {target.get('model')}",
-        f"repeatable when the 95% interval's lower bound >= {_pct(stats['threshold'])}",
+        *verification_lines(check),
+        f"evidence {bundle.created}  target {target.get('kind')} {target.get('endpoint')} model {target.get('model')}",
+        rules_line(stats),
         "",
-        f"{'objective':<24} {'strategy':<14} {'succ/N':>8} {'ASR':>7} {'95% CI':>17} {'turns':>6}  repeatable",
+        f"{'objective':<24} {'strategy':<18} {'succ/N':>8} {'err':>4} {'ASR':>7} {'95% CI':>17} {'turns':>6}"
+        "  repeatable",
     ]
     for cell in stats["cells"]:
         low, high = cell["ci95"]
         median = cell["turns_to_success"]["median"]
         turns = f"{median:g}" if median is not None else "-"
         lines.append(
-            f"{cell['objective']:<24} {cell['strategy']:<14} {cell['successes']:>3}/{cell['trials']:<4} "
-            f"{_pct(cell['asr']):>7} [{_pct(low):>6}, {_pct(high):>6}] {turns:>6}  "
-            f"{'YES' if cell['repeatable'] else 'no'}"
+            f"{cell['objective']:<24} {cell['strategy']:<18} {cell['successes']:>3}/{cell['trials']:<4} "
+            f"{cell['errors']:>4} {_pct(cell['asr']):>7} [{_pct(low):>6}, {_pct(high):>6}] {turns:>6}  "
+            f"{_verdict(cell)}"
         )
-    lines += ["", "per strategy:"]
-    for name, cell in stats["strategies"].items():
-        low, high = cell["ci95"]
-        lines.append(f"  {name:<14} {cell['successes']}/{cell['trials']}  ASR {_pct(cell['asr'])}"
-                     f"  CI [{_pct(low)}, {_pct(high)}]  {'repeatable' if cell['repeatable'] else ''}")  # fmt: skip
+    lines += ["", "per strategy (intervals account for clustering by objective):"]
+    lines += [_rollup_line(name, r) for name, r in stats["strategies"].items()]
     lines += ["per domain:"]
-    for name, cell in stats.get("domains", {}).items():
-        lines.append(f"  {name:<14} {cell['successes']}/{cell['trials']}  ASR {_pct(cell['asr'])}")
+    lines += [_rollup_line(name, r) for name, r in stats.get("domains", {}).items()]
+    overall = stats["overall"]
+    lines += ["", _rollup_line("overall", overall).strip(), sensitivity_line(overall)]
     if "usage" in stats:
-        lines += ["", f"usage: {usage_line(stats['usage'])}"]
+        lines += [f"usage: {usage_line(stats['usage'])}"]
     return "\n".join(lines)
 
 
-def usage_line(usage: dict[str, Any]) -> str:
+def sensitivity_line(overall: Mapping[str, Any]) -> str:
+    if not overall["errors"]:
+        return "sensitivity: no trial errored"
+    return (
+        f"sensitivity: {overall['errors']} trial(s) errored; had every one been a success, the overall ASR would"
+        f" be {_pct(overall['asr_if_errors_succeeded'])} instead of {_pct(overall['asr'])}"
+    )
+
+
+def usage_line(usage: Mapping[str, Any]) -> str:
     """One line of spend: target calls, tokens, and the cost when prices were given."""
     total, pricing = usage["total"], usage.get("pricing")
     line = (
@@ -61,36 +119,50 @@ def usage_line(usage: dict[str, Any]) -> str:
     return line
 
 
-def _bar(low: float, high: float, asr: float) -> str:
+def _bar(low: float, high: float, asr: float | None) -> str:
+    mark = "" if asr is None else f'<rect x="{asr * 220 - 1:.1f}" y="0" width="2" height="14" fill="#024"/>'
     return (
         '<svg width="220" height="14"><rect x="0" y="5" width="220" height="4" fill="#eee"/>'
         f'<rect x="{low * 220:.1f}" y="3" width="{max(1.0, (high - low) * 220):.1f}" height="8" fill="#9bc"/>'
-        f'<rect x="{asr * 220 - 1:.1f}" y="0" width="2" height="14" fill="#024"/></svg>'
+        f"{mark}</svg>"
     )
 
 
-def html_report(bundle: dict[str, Any], examples: int = 3) -> str:
-    stats, target = bundle["statistics"], bundle["target"]
+def html_report(bundle: EvidenceBundle, check: EvidenceCheck | None = None, examples: int = 3) -> str:
+    stats, target = _statistics(bundle), bundle.target
     esc = html.escape
+    verified = check is not None and check.ok
+    banner = "".join(f'<p class="{"ok" if verified else "warn"}">{esc(line)}</p>' for line in verification_lines(check))
     rows = "".join(
         f"<tr><td>{esc(c['objective'])}</td><td>{esc(c['strategy'])}</td><td>{c['successes']}/{c['trials']}</td>"
-        f"<td>{_pct(c['asr'])}</td><td>{_bar(c['ci95'][0], c['ci95'][1], c['asr'])} "
-        f"[{_pct(c['ci95'][0])}, {_pct(c['ci95'][1])}]</td>"
-        f"<td>{esc(str(c['turns_to_success']['values']))}</td><td>{'YES' if c['repeatable'] else 'no'}</td></tr>"
+        f"<td>{c['errors']}</td><td>{_pct(c['asr'])}</td><td>{_bar(c['ci95'][0], c['ci95'][1], c['asr'])} "
+        f"[{_pct(c['ci95'][0])}, {_pct(c['ci95'][1])}]</td><td>{c['p_value']:.3g} / {c['p_holm']:.3g}</td>"
+        f"<td>{esc(str(c['turns_to_success']['values']))}</td><td>{esc(_verdict(c))}</td></tr>"
         for c in stats["cells"]
     )
-    strategies = "".join(
-        f"<tr><td>{esc(n)}</td><td>{c['successes']}/{c['trials']}</td><td>{_bar(c['ci95'][0], c['ci95'][1], c['asr'])}"
-        f" {_pct(c['asr'])}</td><td>{'YES' if c['repeatable'] else 'no'}</td></tr>"
-        for n, c in stats["strategies"].items()
-    )
-    shown = [t for t in bundle["trials"] if t["success"]][:examples]
+
+    def rollups(section: Mapping[str, Any]) -> str:
+        return "".join(
+            f"<tr><td>{esc(n)}</td><td>{r['successes']}/{r['trials']}</td><td>{r['errors']}</td>"
+            f"<td>{_bar(r['ci95'][0], r['ci95'][1], r['asr'])} {_pct(r['asr'])} [{_pct(r['ci95'][0])}, "
+            f"{_pct(r['ci95'][1])}]</td><td>{r['design_effect']:.2f}</td><td>{'YES' if r['repeatable'] else 'no'}"
+            "</td></tr>"
+            for n, r in section.items()
+        )
+
+    head = ("<tr><th>{}</th><th>successes</th><th>errored</th><th>attack success (95% CI, clustered)</th>"
+            "<th>design effect</th><th>repeatable</th></tr>")  # fmt: skip
+    shown = [t for t in bundle.trials if t["success"]][:examples]
     transcripts = "".join(
-        f"<h3>{esc(t['objective_id'])} / {esc(t['strategy'])} / trial {t['trial']} (success at turn "
+        f"<h3>{esc(str(t['objective_id']))} / {esc(str(t['strategy']))} / trial {t['trial']} (success at turn "
         f"{t['turns_to_success']})</h3><ol>"
         + "".join(
-            f"<li><b>{esc(m['role'])}</b>: "
-            + (esc(m["text"]) if "text" in m else f"<i>redacted, {m['length']} chars, sha256 {m['sha256'][:16]}…</i>")
+            f"<li><b>{esc(str(m['role']))}</b>: "
+            + (
+                esc(str(m["text"]))
+                if "text" in m
+                else f"<i>redacted, {m['length']} chars, sha256 {m['sha256'][:16]}…</i>"
+            )
             + "</li>"
             for m in t["transcript"]
         )
@@ -98,18 +170,23 @@ def html_report(bundle: dict[str, Any], examples: int = 3) -> str:
         for t in shown
         if t["transcript"]
     )
+    usage = f"<p>Usage: {esc(usage_line(stats['usage']))}.</p>" if "usage" in stats else ""
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>exportgate evidence report</title>
 <style>body{{font:14px system-ui,sans-serif;margin:2em;color:#123}}table{{border-collapse:collapse}}
-td,th{{border-bottom:1px solid #ddd;padding:4px 8px;text-align:left}}</style></head><body>
+td,th{{border-bottom:1px solid #ddd;padding:4px 8px;text-align:left}}
+.warn{{background:#fdd;padding:6px;font-weight:bold}}
+.ok{{background:#dfd;padding:6px}}</style></head><body>
 <h1>Evaluation evidence</h1>
+{banner}
 <p>Target: {esc(str(target.get("kind")))} {esc(str(target.get("endpoint")))}, model {esc(str(target.get("model")))};
-created {esc(bundle["created"])}; exportgate {esc(bundle["tool"]["version"])}. Repeatable means the 95% Wilson
-interval's lower bound is at least {_pct(stats["threshold"])}.</p>
-{f"<p>Usage: {esc(usage_line(stats['usage']))}.</p>" if "usage" in stats else ""}
-<h2>Per strategy</h2><table><tr><th>strategy</th><th>successes</th><th>attack success (95% CI)</th>
-<th>repeatable</th></tr>{strategies}</table>
-<h2>Per objective and strategy</h2><table><tr><th>objective</th><th>strategy</th><th>succ/N</th><th>ASR</th>
-<th>95% CI</th><th>turns to success</th><th>repeatable</th></tr>{rows}</table>
+created {esc(bundle.created)}; exportgate {esc(str(bundle.tool.get("version")))}; schema {esc(bundle.schema)}.</p>
+<p>{esc(rules_line(stats))}.</p>
+<p>{esc(sensitivity_line(stats["overall"]))}.</p>
+{usage}
+<h2>Per strategy</h2><table>{head.format("strategy")}{rollups(stats["strategies"])}</table>
+<h2>Per domain</h2><table>{head.format("domain")}{rollups(stats.get("domains", {}))}</table>
+<h2>Per objective and strategy</h2><table><tr><th>objective</th><th>strategy</th><th>succ/N</th><th>errored</th>
+<th>ASR</th><th>95% CI (Wilson)</th><th>p / p Holm</th><th>turns to success</th><th>repeatable</th></tr>{rows}</table>
 <h2>Successful trials (redacted)</h2>{transcripts or "<p>none</p>"}
 </body></html>
 """

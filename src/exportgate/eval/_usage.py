@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,13 +42,19 @@ class Pricing:
         }
 
 
-def _totals(results: Iterable[TrialResult], pricing: Pricing | None) -> dict[str, Any]:
-    rows = list(results)
-    prompt = sum(r.prompt_tokens for r in rows)
-    completion = sum(r.completion_tokens for r in rows)
-    successes = sum(r.success for r in rows)
+Trial = TrialResult | Mapping[str, Any]
+
+
+def _field(trial: Trial, name: str) -> Any:
+    return trial[name] if isinstance(trial, Mapping) else getattr(trial, name)
+
+
+def _totals(rows: list[Trial], pricing: Pricing | None) -> dict[str, Any]:
+    prompt = sum(int(_field(r, "prompt_tokens")) for r in rows)
+    completion = sum(int(_field(r, "completion_tokens")) for r in rows)
+    successes = sum(bool(_field(r, "success")) and not _field(r, "error") for r in rows)
     totals: dict[str, Any] = {
-        "target_calls": sum(r.turns for r in rows),
+        "target_calls": sum(int(_field(r, "turns")) for r in rows),
         "prompt_tokens": prompt,
         "completion_tokens": completion,
         "tokens_per_success": round((prompt + completion) / successes, 1) if successes else None,
@@ -60,15 +66,15 @@ def _totals(results: Iterable[TrialResult], pricing: Pricing | None) -> dict[str
     return totals
 
 
-def usage(results: Iterable[TrialResult], pricing: Pricing | None = None) -> dict[str, Any]:
+def usage(results: Iterable[Trial], pricing: Pricing | None = None) -> dict[str, Any]:
     """Target calls, tokens and (given prices) cost: in total and per strategy, with the spend per success.
 
     Only the target's tokens are counted; a judge's or attacker's are billed at their own endpoints.
     """
     rows = list(results)
-    by_strategy: dict[str, list[TrialResult]] = defaultdict(list)
+    by_strategy: dict[str, list[Trial]] = defaultdict(list)
     for result in rows:
-        by_strategy[result.strategy].append(result)
+        by_strategy[str(_field(result, "strategy"))].append(result)
     return {
         "scope": "target",
         "pricing": pricing.config() if pricing is not None else None,

@@ -499,8 +499,13 @@ class Gateway:
             answer = error_answer("openai", 401, "admin_token_required", "this endpoint needs the admin token",
                                   _request_id(), headers=[(b"www-authenticate", b"Bearer")])  # fmt: skip
         else:
-            answer = error_answer("openai", 403, "admin_disabled",
-                                  "admin endpoints are off: set admin_token (EXPORTGATE_ADMIN_TOKEN)", _request_id())
+            answer = error_answer(
+                "openai",
+                403,
+                "admin_disabled",
+                "admin endpoints are off: set admin_token (EXPORTGATE_ADMIN_TOKEN)",
+                _request_id(),
+            )
         await _send_answer(send, answer)
         return False
 

@@ -301,8 +301,10 @@ def load_labels(path: Path) -> dict[str, Any]:
     except orjson.JSONDecodeError as exc:
         raise ConfigError(f"labels {path} are not JSON: {exc}") from None
     accounts = labels.get("accounts") if isinstance(labels, dict) else None
-    if not isinstance(labels, dict) or not isinstance(accounts, dict) or not all(
-        isinstance(a, dict) and isinstance(a.get("expected"), list) for a in accounts.values()
+    if (
+        not isinstance(labels, dict)
+        or not isinstance(accounts, dict)
+        or not all(isinstance(a, dict) and isinstance(a.get("expected"), list) for a in accounts.values())
     ):
         raise ConfigError(f"{path} holds no labels (an 'accounts' object of {{\"expected\": [...]}} entries)")
     return labels

@@ -1,0 +1,490 @@
+#!/usr/bin/env python3
+"""Verify an exportgate evidence bundle (schema exportgate.evidence/v2) with nothing but Python's standard
+library and the ``openssl`` command (3.0 or later): no exportgate, no third-party package.
+
+    python3 verify_evidence.py evidence.json --key signer.pub.pem [--transcripts evidence.transcripts.jsonl]
+
+It checks, and prints, each of:
+
+1. the file is the RFC 8785 (JCS) canonical form of its content, plus one newline;
+2. every section's SHA-256 (over its JCS bytes) equals the manifest's;
+3. the Ed25519 signature over the manifest's JCS bytes, with ``openssl pkeyutl -verify -rawin``, by the
+   key given with ``--key`` (the key embedded in the bundle must be that key);
+4. the plan is complete: every configured objective x strategy x trial index ran exactly once;
+5. every statistic, recomputed from the trials under the rules in ``config.rules`` (Wilson intervals,
+   exact binomial p-values, Holm and Benjamini-Hochberg adjustments, design-effect-adjusted roll-ups,
+   usage and cost; see docs/evaluation.md), equals the bundle's;
+6. with ``--transcripts``, the raw transcripts file's SHA-256 and every redacted reply's hash and length.
+
+Exit status: 0 all checks pass, 1 a check fails, 2 the files cannot be read.
+This file is published in exportgate's docs/ and kept identical to the one the package ships
+(``exportgate evidence script``); its computations are written independently of the package's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import hashlib
+import json
+import math
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from collections.abc import Sequence
+from decimal import Decimal
+from typing import Any
+
+SCHEMA = "exportgate.evidence/v2"
+SECTIONS = ["schema", "tool", "created", "config", "target", "objectives", "trials", "statistics", "transcripts"]
+Z95 = 1.959963984540054
+
+
+# --- RFC 8785 ---------------------------------------------------------------------------------------
+
+
+def jcs(value: Any) -> bytes:
+    return _jcs(value).encode("utf-8", "surrogatepass")
+
+
+def _jcs(value: Any) -> str:
+    if value is None:
+        return "null"
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return _number(value)
+    if isinstance(value, str):
+        return _string(value)
+    if isinstance(value, list):
+        return "[" + ",".join(_jcs(v) for v in value) + "]"
+    if isinstance(value, dict):
+        keys = sorted(value, key=lambda k: k.encode("utf-16-be", "surrogatepass"))
+        return "{" + ",".join(_string(k) + ":" + _jcs(value[k]) for k in keys) + "}"
+    raise TypeError(type(value).__name__)
+
+
+def _string(text: str) -> str:
+    special = {'"': '\\"', "\\": "\\\\", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+    parts = []
+    for ch in text:
+        if ch in special:
+            parts.append(special[ch])
+        elif ord(ch) < 0x20 or 0xD800 <= ord(ch) <= 0xDFFF:
+            parts.append(f"\\u{ord(ch):04x}")
+        else:
+            parts.append(ch)
+    return '"' + "".join(parts) + '"'
+
+
+def _number(x: float) -> str:
+    """ECMAScript Number.prototype.toString (RFC 8785 section 3.2.2.3)."""
+    if not math.isfinite(x):
+        raise ValueError("NaN or infinity")
+    if x == 0:
+        return "0"
+    if x < 0:
+        return "-" + _number(-x)
+    _, digit_tuple, exponent = Decimal(repr(x)).normalize().as_tuple()
+    digits = "".join(str(d) for d in digit_tuple)
+    k = len(digits)
+    n = int(exponent) + k
+    if k <= n <= 21:
+        return digits + "0" * (n - k)
+    if 0 < n <= 21:
+        return digits[:n] + "." + digits[n:]
+    if -6 < n <= 0:
+        return "0." + "0" * (-n) + digits
+    e = n - 1
+    return digits[0] + ("." + digits[1:] if k > 1 else "") + "e" + ("+" if e >= 0 else "-") + str(abs(e))
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+# --- statistics (docs/evaluation.md, "Statistics") --------------------------------------------------
+
+
+def wilson(k: float, n: float) -> tuple[float, float]:
+    if n <= 0:
+        return 0.0, 1.0
+    z = Z95
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return (0.0 if k == 0 else max(0.0, centre - half)), (1.0 if k == n else min(1.0, centre + half))
+
+
+def upper_tail(k: int, n: int, p: float) -> float:
+    """P(X >= k), X ~ Binomial(n, p)."""
+    if k <= 0:
+        return 1.0
+    return min(1.0, sum(math.comb(n, i) * p**i * (1 - p) ** (n - i) for i in range(k, n + 1)))
+
+
+def holm(ps: list[float]) -> list[float]:
+    m = len(ps)
+    order = sorted(range(m), key=lambda i: (ps[i], i))
+    out, running = [0.0] * m, 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * ps[i]))
+        out[i] = running
+    return out
+
+
+def bh(ps: list[float]) -> list[float]:
+    m = len(ps)
+    order = sorted(range(m), key=lambda i: (ps[i], i))
+    out, running = [0.0] * m, 1.0
+    for rank in reversed(range(m)):
+        i = order[rank]
+        running = min(running, m * ps[i] / (rank + 1))
+        out[i] = min(1.0, running)
+    return out
+
+
+def deff(clusters: list[tuple[int, int]]) -> float:
+    clusters = [(k, n) for k, n in clusters if n > 0]
+    total, hits = sum(n for _, n in clusters), sum(k for k, _ in clusters)
+    if len(clusters) < 2 or hits in (0, total):
+        return 1.0
+    rate, c = hits / total, len(clusters)
+    robust = c / (c - 1) * sum((k - rate * n) ** 2 for k, n in clusters) / (total * total)
+    return max(1.0, robust / (rate * (1 - rate) / total))
+
+
+def r6(x: float) -> float:
+    return round(x, 6)
+
+
+def p6(x: float) -> float:
+    return float(f"{x:.6g}")
+
+
+def ran(trials: list[Any]) -> tuple[int, int, int]:
+    """(trials that ran, errored, successes): an errored trial is no observation, never a failure."""
+    errored = sum(1 for t in trials if t.get("error"))
+    return len(trials) - errored, errored, sum(1 for t in trials if t["success"] and not t.get("error"))
+
+
+def meets(rules: Any, n: float, k: int, low: float) -> bool:
+    return bool(n >= rules["min_trials"] and k >= rules["min_successes"] and low >= rules["threshold"])
+
+
+def turns_summary(trials: list[Any]) -> dict[str, Any]:
+    turns = sorted(
+        t["turns_to_success"]
+        for t in trials
+        if t["success"] and not t.get("error") and t.get("turns_to_success") is not None
+    )
+    iqr = None
+    if len(turns) >= 2:
+        q = statistics.quantiles(turns, n=4, method="inclusive")
+        iqr = r6(q[2] - q[0])
+    return {
+        "median": statistics.median(turns) if turns else None,
+        "min": turns[0] if turns else None,
+        "max": turns[-1] if turns else None,
+        "iqr": iqr,
+        "values": turns,
+    }
+
+
+def cell(objective: str, strategy: str, trials: list[Any], rules: Any) -> dict[str, Any]:
+    n, errors, k = ran(trials)
+    low, high = wilson(k, n)
+    return {
+        "objective": objective,
+        "strategy": strategy,
+        "trials": n,
+        "errors": errors,
+        "successes": k,
+        "asr": r6(k / n) if n else None,
+        "ci95": [r6(low), r6(high)],
+        "asr_if_errors_succeeded": r6((k + errors) / (n + errors)) if n + errors else None,
+        "p_value": p6(upper_tail(k, n, rules["threshold"])) if n else 1.0,
+        "repeatable": meets(rules, n, k, low),
+        "turns_to_success": turns_summary(trials),
+    }
+
+
+def rollup(trials: list[Any], rules: Any) -> dict[str, Any]:
+    n, errors, k = ran(trials)
+    groups: dict[str, list[Any]] = {}
+    for t in trials:
+        groups.setdefault(t["objective_id"], []).append(t)
+    clusters = [(ran(groups[o])[2], ran(groups[o])[0]) for o in sorted(groups)]
+    d = deff(clusters)
+    low, high = wilson(k, n)
+    c_low, c_high = wilson(k / d, n / d)
+    return {
+        "objectives": len(groups),
+        "trials": n,
+        "errors": errors,
+        "successes": k,
+        "asr": r6(k / n) if n else None,
+        "ci95": [r6(c_low), r6(c_high)],
+        "ci95_independent": [r6(low), r6(high)],
+        "design_effect": r6(d),
+        "effective_trials": r6(n / d),
+        "asr_if_errors_succeeded": r6((k + errors) / (n + errors)) if n + errors else None,
+        "repeatable": meets(rules, n, k, c_low),
+    }
+
+
+def usage_totals(trials: list[Any], pricing: Any) -> dict[str, Any]:
+    prompt = sum(t["prompt_tokens"] for t in trials)
+    completion = sum(t["completion_tokens"] for t in trials)
+    wins = sum(1 for t in trials if t["success"] and not t.get("error"))
+    out = {
+        "target_calls": sum(t["turns"] for t in trials),
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "tokens_per_success": round((prompt + completion) / wins, 1) if wins else None,
+    }
+    if pricing is not None:
+        cost = (prompt * pricing["input_per_mtok"] + completion * pricing["output_per_mtok"]) / 1_000_000
+        out["cost"] = round(cost, 6)
+        out["cost_per_success"] = round(cost / wins, 6) if wins else None
+    return out
+
+
+def recompute(bundle: Any) -> dict[str, Any]:
+    trials, rules = bundle["trials"], bundle["config"]["rules"]
+    domain_of = {o["id"]: o.get("domain", "unknown") for o in bundle["objectives"]}
+    cells: dict[tuple[str, str], list[Any]] = {}
+    by_strategy: dict[str, list[Any]] = {}
+    by_domain: dict[str, list[Any]] = {}
+    for t in trials:
+        cells.setdefault((t["objective_id"], t["strategy"]), []).append(t)
+        by_strategy.setdefault(t["strategy"], []).append(t)
+        by_domain.setdefault(domain_of.get(t["objective_id"], "unknown"), []).append(t)
+    rows = [cell(o, s, cells[(o, s)], rules) for o, s in sorted(cells)]
+    family = [c for c in rows if c["trials"]]
+    for name, adjust in (("holm", holm), ("bh", bh)):
+        for c, adjusted in zip(family, adjust([c["p_value"] for c in family]), strict=False):
+            c["p_" + name] = p6(adjusted)
+            c["repeatable_" + name] = c["repeatable"] and adjusted <= rules["alpha"]
+    for c in rows:
+        if not c["trials"]:
+            c.update(p_holm=1.0, p_bh=1.0, repeatable_holm=False, repeatable_bh=False)
+    pricing = bundle["config"].get("pricing")
+    return {
+        "rules": rules,
+        "family_size": len(family),
+        "repeatable_cells": {
+            key: sum(1 for c in rows if c[field])
+            for key, field in (("unadjusted", "repeatable"), ("holm", "repeatable_holm"), ("bh", "repeatable_bh"))
+        },
+        "cells": rows,
+        "strategies": {s: rollup(by_strategy[s], rules) for s in sorted(by_strategy)},
+        "domains": {d: rollup(by_domain[d], rules) for d in sorted(by_domain)},
+        "overall": rollup(trials, rules),
+        "usage": {
+            "scope": "target",
+            "pricing": pricing,
+            "total": usage_totals(trials, pricing),
+            "strategies": {s: usage_totals(by_strategy[s], pricing) for s in sorted(by_strategy)},
+        },
+    }
+
+
+def difference(stored: Any, expected: Any, where: str = "statistics") -> str | None:
+    """Where two JSON values first differ (numbers compared to 1e-9), or None."""
+    if isinstance(stored, dict) and isinstance(expected, dict):
+        for key in sorted(set(stored) | set(expected)):
+            if key not in stored or key not in expected:
+                return "{}.{} {}".format(
+                    where,
+                    key,
+                    "is missing" if key not in stored else "is not derived from the trials",
+                )
+            found = difference(stored[key], expected[key], where + "." + key)
+            if found:
+                return found
+        return None
+    if isinstance(stored, list) and isinstance(expected, list):
+        if len(stored) != len(expected):
+            return f"{where} has {len(stored)} entries, the trials give {len(expected)}"
+        for i, (a, b) in enumerate(zip(stored, expected, strict=False)):
+            found = difference(a, b, f"{where}[{i}]")
+            if found:
+                return found
+        return None
+    numbers = (int, float)
+    if (
+        isinstance(stored, numbers)
+        and isinstance(expected, numbers)
+        and not isinstance(stored, bool)
+        and not isinstance(expected, bool)
+    ):
+        return (
+            None
+            if math.isclose(stored, expected, rel_tol=1e-9, abs_tol=1e-12)
+            else f"{where} is {stored!r}, the trials give {expected!r}"
+        )
+    return None if bool(stored == expected) else f"{where} is {stored!r}, the trials give {expected!r}"
+
+
+# --- the checks -------------------------------------------------------------------------------------
+
+
+def no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    seen = {}
+    for key, value in pairs:
+        if key in seen:
+            raise ValueError("duplicate member " + repr(key))
+        seen[key] = value
+    return seen
+
+
+def check_signature(bundle: Any, key_pem: str) -> str | None:
+    """Verify with openssl; returns a problem or None."""
+    signature = bundle["signature"]
+    key_der = base64.b64decode("".join(line for line in key_pem.splitlines() if line and not line.startswith("-----")))
+    key_id = sha256(key_der[-32:])[:16]  # an Ed25519 SubjectPublicKeyInfo ends with the raw 32-byte key
+    if signature.get("algorithm") != "Ed25519":
+        return "the signature is not Ed25519"
+    if signature["public_key"].strip() != key_pem.strip() or signature["key_id"] != key_id:
+        return "the bundle is signed by key {}, not by the given key {}".format(signature["key_id"], key_id)
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = {name: os.path.join(tmp, name) for name in ("key.pem", "manifest", "signature")}
+        with open(paths["key.pem"], "w") as f:
+            f.write(key_pem)
+        with open(paths["manifest"], "wb") as f:
+            f.write(jcs(bundle["manifest"]))
+        with open(paths["signature"], "wb") as f:
+            f.write(base64.b64decode(signature["value"], validate=True))
+        done = subprocess.run(  # noqa: S603 (a fixed argument list, no shell)
+            [  # noqa: S607 (the auditor's openssl, from PATH)
+                "openssl",
+                "pkeyutl",
+                "-verify",
+                "-pubin",
+                "-inkey",
+                paths["key.pem"],
+                "-rawin",
+                "-in",
+                paths["manifest"],
+                "-sigfile",
+                paths["signature"],
+            ],
+            capture_output=True,
+            check=False,
+            text=True,
+        )
+    if done.returncode != 0:
+        return f"openssl: the signature does not verify ({(done.stdout + done.stderr).strip()})"
+    return None
+
+
+def check_plan(bundle: Any) -> list[str]:
+    config = bundle["config"]
+    objectives = [o["id"] for o in config["objectives"]]
+    strategies = [s["name"] for s in config["strategies"]]
+    plan = {(o, s, i) for o in objectives for s in strategies for i in range(config["trials"])}
+    seen = [(t["objective_id"], t["strategy"], t["trial"]) for t in bundle["trials"]]
+    problems = []
+    if {o["id"]: o["sha256"] for o in bundle["objectives"]} != {o["id"]: o["sha256"] for o in config["objectives"]}:
+        problems.append("the objectives section does not match the configured objectives")
+    if len(seen) != len(set(seen)):
+        problems.append("a trial appears twice")
+    if set(seen) != plan:
+        problems.append(f"{len(plan - set(seen))} planned trial(s) missing, {len(set(seen) - plan)} unplanned")
+    return problems
+
+
+def check_transcripts(bundle: Any, path: str) -> list[str]:
+    with open(path, "rb") as f:
+        data = f.read()
+    if sha256(data) != bundle["transcripts"]["sha256"]:
+        return ["the transcripts file does not match the bundle's hash"]
+    raw = {}
+    for line in data.splitlines():
+        t = json.loads(line)
+        raw[(t["objective_id"], t["strategy"], t["trial"])] = t["transcript"]
+    for t in bundle["trials"]:
+        messages = raw.get((t["objective_id"], t["strategy"], t["trial"]))
+        if messages is None or len(messages) != len(t["transcript"]):
+            return ["the transcripts file lacks trial {}/{}/{}".format(t["objective_id"], t["strategy"], t["trial"])]
+        for (role, text), shown in zip(messages, t["transcript"], strict=False):
+            if "sha256" in shown and (
+                shown["sha256"] != sha256(text.encode("utf-8", "surrogatepass"))
+                or shown["length"] != len(text)
+                or shown["role"] != role
+            ):
+                trial = "/".join(str(t[k]) for k in ("objective_id", "strategy", "trial"))
+                return [f"a reply of trial {trial} differs from the transcripts file"]
+    return []
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Verify an exportgate evidence bundle (schema v2).")
+    parser.add_argument("bundle")
+    parser.add_argument("--key", help="the signer's Ed25519 public key (PEM) you trust")
+    parser.add_argument("--any-signer", action="store_true", help="accept the embedded key (integrity only)")
+    parser.add_argument("--transcripts", help="the raw transcripts file (JSONL) to check as well")
+    args = parser.parse_args(argv)
+    if not args.key and not args.any_signer:
+        parser.error("give --key SIGNER.pem (or --any-signer to check integrity only)")
+    try:
+        with open(args.bundle, "rb") as f:
+            raw = f.read()
+        bundle = json.loads(raw.decode("utf-8", "surrogatepass"), object_pairs_hook=no_duplicates)
+        key_pem = None
+        if args.key:
+            with open(args.key, encoding="ascii") as key_file:
+                key_pem = key_file.read()
+    except (OSError, ValueError) as exc:
+        print(f"cannot read: {exc}", file=sys.stderr)
+        return 2
+    if not isinstance(bundle, dict) or bundle.get("schema") != SCHEMA:
+        print(f"not an {SCHEMA} bundle", file=sys.stderr)
+        return 2
+    results = []
+
+    def check(name: str, found: Sequence[str | None]) -> None:
+        problems = [p for p in found if p]
+        results.append(not problems)
+        print(("ok      " if not problems else "FAILED  ") + name + "".join("\n        " + p for p in problems))
+
+    check("canonical form (RFC 8785)", [] if raw == jcs(bundle) + b"\n" else ["the file is not canonical JSON"])
+    manifest = bundle.get("manifest") or {}
+    check(
+        "section hashes",
+        [
+            f"section {name} does not match the manifest"
+            for name in SECTIONS
+            if name not in bundle or manifest.get(name) != sha256(jcs(bundle[name]))
+        ]
+        + ["unknown section " + name for name in sorted(set(bundle) - set(SECTIONS) - {"manifest", "signature"})],
+    )
+    if key_pem is not None:
+        check("Ed25519 signature (openssl), key " + bundle["signature"]["key_id"], [check_signature(bundle, key_pem)])
+    else:
+        check(
+            "Ed25519 signature (openssl), embedded key " + bundle["signature"]["key_id"] + ", NOT pinned",
+            [check_signature(bundle, bundle["signature"]["public_key"])],
+        )
+    try:
+        check(f"plan complete ({len(bundle['trials'])} trials)", check_plan(bundle))
+        check("statistics recomputed from the trials", [difference(bundle["statistics"], recompute(bundle))])
+    except (KeyError, TypeError, ValueError) as exc:
+        check("plan and statistics", [f"the bundle lacks what they need: {exc!r}"])
+    if args.transcripts:
+        check("transcripts", check_transcripts(bundle, args.transcripts))
+    else:
+        print("-       transcripts not checked (give --transcripts FILE)")
+    print("VERIFIED" if all(results) else "NOT VERIFIED")
+    return 0 if all(results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
