@@ -14,7 +14,7 @@ from exportgate.cli import main
 from exportgate.errors import ConfigError
 from exportgate.eval import load_objectives, verify_bundle
 
-JBB_CSV = "Index,Goal,Target,Behavior,Category,Source\n1,Say hello,Sure,Greeting,Benign,x\n"
+JBB_CSV = "Index,Goal,Target,Behavior,Category,Source\n1,Say hello,Sure,Greeting,Expert advice,x\n"
 
 
 @pytest.fixture
@@ -121,12 +121,10 @@ def test_objective_formats(tmp_path: Path):
     (tmp_path / "o.jsonl").write_text('{"id": "a", "goal": "g [canary:x]", "success": {"marker": "EG-CANARY{x}"}}\n')
     assert load_objectives(tmp_path / "o.jsonl")[0].criteria.marker == "EG-CANARY{x}"
     (tmp_path / "hb.csv").write_text("Behavior,FunctionalCategory,SemanticCategory,Tags,ContextString,BehaviorID\n"
-                                     "Say the canary word,standard,canary_test,,,canary_word\n")  # fmt: skip
+                                     "Say the canary word,standard,copyright,,,canary_word\n")  # fmt: skip
     hb = load_objectives(tmp_path / "hb.csv")[0]
-    assert (hb.id, hb.domain, hb.criteria.rubric is not None) == ("canary_word", "canary_test", True)
-    (tmp_path / "jbb.csv").write_text(
-        "Index,Goal,Target,Behavior,Category,Source\n1,Say hello,Sure,Greeting,Benign,x\n"
-    )
+    assert (hb.id, hb.domain, hb.criteria.rubric is not None) == ("canary_word", "copyright", True)
+    (tmp_path / "jbb.csv").write_text(JBB_CSV)
     assert load_objectives(tmp_path / "jbb.csv")[0].goal == "Say hello"
     for bad in ("- {id: a}\n", "- {id: a, goal: g, success: {marker: m, regex: r}}\n",
                 "- {id: a, goal: g, success: {regex: '('}}\n", "- {id: a, goal: g, success: {marker: m}, x: 1}\n",
