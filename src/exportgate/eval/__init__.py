@@ -3,9 +3,11 @@
 Parts compose as small protocols over shared records (``_records``): a :class:`Target` answers a
 conversation, a strategy drives one trial, a :class:`Scorer` says whether a reply reached the objective,
 a :class:`Campaign` runs objectives x strategies x N trials, checkpointed in a :class:`CampaignStore`;
+:func:`run_campaign` runs one to its :class:`CampaignOutcome` under the error policy;
 :func:`build_bundle` / :func:`verify_bundle` make and check the evidence.
 """
 
+from ._campaign import CampaignOutcome, run_campaign
 from ._evidence import SCHEMA, build_bundle, load_bundle, sign_bundle, verify_bundle, write_bundle, write_transcripts
 from ._objectives import Criteria, Objective, bundled_objectives_path, load_objectives
 from ._records import Message, TargetReply, TrialResult
@@ -23,6 +25,7 @@ __all__ = [
     "STRATEGIES",
     "AnthropicTarget",
     "Campaign",
+    "CampaignOutcome",
     "CampaignStore",
     "Crescendo",
     "Criteria",
@@ -49,6 +52,7 @@ __all__ = [
     "is_refusal",
     "load_bundle",
     "load_objectives",
+    "run_campaign",
     "sign_bundle",
     "strategy_named",
     "summarize",
