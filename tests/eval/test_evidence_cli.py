@@ -18,12 +18,15 @@ JBB_CSV = "Index,Goal,Target,Behavior,Category,Source\n1,Say hello,Sure,Greeting
 
 
 @pytest.fixture
-def bundle(tmp_path: Path) -> Path:
+def bundle(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Path:
     out = tmp_path / "ev.json"
     code = main(["eval", "run", "--target", "sim:vulnerable", "--model", "sim-1", "--trials", "5",
                  "--strategies", "direct,crescendo,roleplay,decomposition,pair", "--out", str(out),
                  "--home", str(tmp_path / "home")])  # fmt: skip
     assert code == 0
+    printed = capsys.readouterr().out
+    assert f"removed the checkpoint {out.with_suffix('.checkpoint.db')}" in printed
+    assert f"the raw transcripts are kept only in {out.with_suffix('.transcripts.jsonl')}" in printed
     return out
 
 
@@ -86,14 +89,22 @@ def test_report_text_and_html(bundle: Path, tmp_path: Path, capsys: pytest.Captu
     assert "<svg" in html and "redacted" in html and "EG-CANARY" not in html
 
 
-def test_resume_flag_is_required_for_an_existing_checkpoint(bundle: Path, capsys: pytest.CaptureFixture[str]):
-    args = ["eval", "run", "--target", "sim:vulnerable", "--model", "sim-1", "--trials", "5",
-            "--strategies", "direct,crescendo,roleplay,decomposition,pair", "--out", str(bundle),
-            "--home", str(bundle.parent / "home")]  # fmt: skip
-    capsys.readouterr()
+def test_resume_flag_is_required_for_a_kept_checkpoint(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    out = tmp_path / "ev.json"
+    args = ["eval", "run", "--target", "sim:vulnerable", "--model", "sim-1", "--trials", "3", "--out", str(out),
+            "--home", str(tmp_path / "home"), "--keep-checkpoint"]  # fmt: skip
+    assert main(args) == 0
+    checkpoint = out.with_suffix(".checkpoint.db")
+    assert f"kept the checkpoint {checkpoint}" in capsys.readouterr().out
+    assert stat.S_IMODE(checkpoint.stat().st_mode) == 0o600
     assert main(args) == 1
     assert "--resume" in capsys.readouterr().err
     assert main([*args, "--resume"]) == 0  # everything already done: same bundle statistics
+
+
+def test_the_checkpoint_is_removed_after_the_bundle_is_written(bundle: Path, capsys: pytest.CaptureFixture[str]):
+    assert not list(bundle.parent.glob("*.checkpoint.db*"))  # it held the raw transcripts: gone, unless kept
+    assert bundle.with_suffix(".transcripts.jsonl").exists()
 
 
 @pytest.mark.parametrize(

@@ -14,8 +14,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
+from exportgate.cli import main
 from exportgate.errors import CampaignFailed, ConfigError
 from exportgate.eval import (
     Campaign,
@@ -152,3 +154,82 @@ def test_the_served_model_ids_are_recorded_across_a_resume(provider: Provider, t
     sim = target_for("sim:typical", "sim-1")
     run_campaign(Campaign(sim, load_objectives(), [Direct()], trials=1))
     assert sim.fingerprint()["served_models"] == ["sim-1"]
+
+
+def _run_args(tmp_path: Path, *extra: str, target: str = "sim:vulnerable") -> list[str]:
+    return ["eval", "run", "--target", target, "--model", "sim-1", "--trials", "2", "--out",
+            str(tmp_path / "ev.json"), "--home", str(tmp_path / "home"), *extra]  # fmt: skip
+
+
+def _one_line(capsys: pytest.CaptureFixture[str], *needles: str) -> str:
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and err.startswith("exportgate: error: ") and "Traceback" not in err
+    for needle in needles:
+        assert needle in err, err
+    return err
+
+
+def test_eval_run_against_an_unreachable_target_exits_non_zero_and_writes_no_bundle(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+):
+    args = _run_args(tmp_path, "--strategies", "direct", "--trials", "1", target="http://127.0.0.1:9")
+    assert main(args) == 1
+    _one_line(capsys, "4 of 4 trials errored (100.0%), more than the 10.0% allowed; the first: http://127.0.0.1:9",
+              "no evidence written", "--allow-errors")  # fmt: skip
+    assert not (tmp_path / "ev.json").exists()
+    assert (tmp_path / "ev.checkpoint.db").exists()  # kept, so --resume can run the errored trials again
+
+
+def test_eval_run_allow_errors_writes_the_bundle_with_a_warning(
+    provider: Provider, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+):
+    args = _run_args(tmp_path, "--strategies", "direct", target=provider.url)
+    assert main(args) == 1
+    _one_line(capsys, "2 of 8 trials errored (25.0%)", "HTTP 400")
+    assert main([*args, "--resume", "--allow-errors"]) == 0
+    assert "warning: 2 of 8 trials errored; the first: " in capsys.readouterr().err
+    trials = orjson.loads((tmp_path / "ev.json").read_bytes())["trials"]
+    assert sum(bool(t["error"]) for t in trials) == 2
+
+
+def test_eval_run_records_sampling_and_served_models(provider: Provider, tmp_path: Path):
+    args = _run_args(tmp_path, "--temperature", "0.7", "--max-tokens", "99", "--max-error-share", "0.3",
+                     target=provider.url)  # fmt: skip
+    assert main(args) == 0
+    target = orjson.loads((tmp_path / "ev.json").read_bytes())["target"]
+    assert (target["sampling"], target["served_models"]) == ({"temperature": 0.7, "max_tokens": 99}, [SERVED])
+    assert {(b["temperature"], b["max_tokens"]) for b in provider.bodies} == {(0.7, 99)}
+
+
+def test_roleplay_has_its_own_turn_limit(tmp_path: Path):
+    assert main(_run_args(tmp_path, "--strategies", "crescendo,roleplay", "--max-turns", "7",
+                          "--roleplay-turns", "6")) == 0  # fmt: skip
+    strategies = orjson.loads((tmp_path / "ev.json").read_bytes())["config"]["strategies"]
+    settings = {s["name"]: s["settings"] for s in strategies}
+    assert (settings["crescendo"]["max_turns"], settings["roleplay"]["max_turns"]) == (7, 6)
+
+
+@pytest.mark.parametrize(
+    ("extra", "needles"),
+    [
+        (["--api-key", "sk-not-a-real-key-123"], ["--api-key", "$env:NAME", "plain text"]),
+        (["--threshold", "7"], ["--threshold", "between 0 and 1"]),
+        (["--threshold", "nan"], ["--threshold"]),
+        (["--max-error-share", "1.5"], ["--max-error-share", "between 0 and 1"]),
+        (["--temperature", "-1"], ["--temperature"]),
+        (["--temperature", "nan"], ["--temperature"]),
+        (["--max-tokens", "0"], ["--max-tokens"]),
+        (["--roleplay-turns", "1"], ["--roleplay-turns"]),
+        (["--domain-map", "/nonexistent.yaml"], ["applies to HarmBench and JailbreakBench CSV files"]),
+    ],
+)
+def test_bad_run_options_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str], extra, needles):  # type: ignore[no-untyped-def]
+    assert main(_run_args(tmp_path, *extra)) != 0
+    err = _one_line(capsys, *needles)
+    assert "sk-not-a-real-key" not in err  # a key is never echoed
+    assert not (tmp_path / "home").exists()  # refused before the home is touched
+
+
+def test_a_key_reference_is_accepted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("EG_TEST_KEY", "not-a-real-key")
+    assert main(_run_args(tmp_path, "--api-key", "$env:EG_TEST_KEY", "--strategies", "direct")) == 0
