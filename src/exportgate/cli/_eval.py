@@ -129,8 +129,7 @@ def run(
     scorer = Scorer(Judge(target_for(judge, judge_model)) if judge else None)
     campaign = Campaign(the_target, load_objectives(objectives, domain_map=domain_map), chosen, trials, seed,
                         concurrency, scorer)  # fmt: skip
-    store = CampaignStore(checkpoint or out.with_suffix(".checkpoint.db"))
-    store.start(campaign.config(), resume=resume)
+    store = _started(checkpoint or out.with_suffix(".checkpoint.db"), campaign, resume=resume)
     try:
         with _progress(campaign, store, pricing) as advance:
             outcome = run_campaign(campaign, store=store, progress=advance, max_error_share=max_error_share,
@@ -158,6 +157,17 @@ def _strategies(names: str, shared: dict[str, Any], own: dict[str, dict[str, Any
         return [strategy_named(name, **{**shared, **own.get(name, {})}) for name in chosen]
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
+
+
+def _started(path: Path, campaign: Campaign, *, resume: bool) -> CampaignStore:
+    store = CampaignStore(path)
+    try:
+        store.start(campaign.config(), resume=resume)
+    except ConfigError as exc:
+        store.close()
+        hint = "" if resume else " (--resume continues it; --checkpoint names another file)"
+        raise ConfigError(exc.message + hint) from None
+    return store
 
 
 def _checkpoint_done(store: CampaignStore, out: Path, *, keep: bool) -> None:

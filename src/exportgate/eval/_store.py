@@ -46,7 +46,7 @@ class CampaignStore:
             self._db.execute("INSERT INTO campaign VALUES (1, ?)", (encoded,))
         elif not resume:
             raise ConfigError(
-                f"{self.path} already holds a campaign: pass --resume to continue it, or another --checkpoint"
+                f"{self.path} already holds a campaign: resume it, or start this one in another checkpoint file"
             )
         elif row[0] != encoded:
             raise ConfigError(f"{self.path} holds a campaign with different settings; it cannot be resumed with these")
