@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import re
 from pathlib import Path
 
 import pytest
@@ -161,3 +162,16 @@ def test_context_is_part_of_the_objective_hash_only_when_present():
     assert with_context.sha256() != base.sha256()
     moved = Objective(base.id, base.domain, base.severity, base.goal, base.criteria, base.topic, source="other.yaml")
     assert moved.sha256() == base.sha256()  # provenance is not identity
+
+
+def test_the_documented_maps_are_the_shipped_ones():
+    from exportgate.eval._datasets import load_dataset_maps
+    from tests.conftest import ROOT
+
+    rows = re.findall(r"^\| (HarmBench|JailbreakBench) `([^`]+)` \| `([^`]+)` \| (\w+) \|",
+                      (ROOT / "docs" / "evaluation.md").read_text(), re.MULTILINE)  # fmt: skip
+    documented = {(d.lower(), c): (domain, severity) for d, c, domain, severity in rows}
+    shipped = {(d, c): (p.domain, p.severity) for d, entries in load_dataset_maps().items() for c, p in entries.items()}
+    assert documented == shipped
+    assert {c for d, c in shipped if d == "harmbench"} == set(HARMBENCH_CATEGORIES)
+    assert {c for d, c in shipped if d == "jailbreakbench"} == set(JBB_CATEGORIES)
