@@ -60,7 +60,7 @@ class _Handler(BaseHTTPRequestHandler):
         return self._send(200, {"model": SERVED, "choices": choices, "usage": usage})
 
     def _send(self, status: int, data: dict[str, Any]) -> None:
-        raw = json.dumps(data).encode()
+        raw = json.dumps(data, indent=1 if status != 200 else None).encode()  # an error body over several lines
         self.send_response(status)
         self.send_header("content-type", "application/json")
         self.send_header("content-length", str(len(raw)))

@@ -45,7 +45,7 @@ from ._common import HomeOption, settings_for
 app = typer.Typer(help="Run red-team evaluation campaigns and report on their evidence.", no_args_is_help=True)
 evidence_app = typer.Typer(help="Check evidence bundles.", no_args_is_help=True)
 
-Progress = Callable[[TrialResult], None]
+OnTrial = Callable[[TrialResult], None]
 
 
 def _share(value: float) -> float:
@@ -144,7 +144,7 @@ def run(
         store.close()
     if outcome.errors:
         typer.echo(f"warning: {outcome.errors} of {len(outcome.results)} trials errored; the first: "
-                   f"{outcome.first_error}", err=True)  # fmt: skip
+                   f"{' '.join(str(outcome.first_error).split())}", err=True)  # fmt: skip
     _write_evidence(campaign, list(outcome.results), out, threshold, redact, settings_for(home).home_path, pricing)
     _checkpoint_done(store, out, keep=keep_checkpoint)
 
@@ -181,7 +181,7 @@ def _checkpoint_done(store: CampaignStore, out: Path, *, keep: bool) -> None:
 
 
 @contextlib.contextmanager
-def _progress(campaign: Campaign, store: CampaignStore, pricing: Pricing | None) -> Iterator[Progress]:
+def _progress(campaign: Campaign, store: CampaignStore, pricing: Pricing | None) -> Iterator[OnTrial]:
     """A progress bar on a terminal (silent otherwise); a resumed campaign's bar and spend start where the
     last run stopped."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn  # noqa: PLC0415

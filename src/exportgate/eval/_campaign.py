@@ -62,7 +62,7 @@ def run_campaign(
     if outcome.error_share > max_error_share and not allow_errors:
         raise CampaignFailed(
             f"{outcome.errors} of {len(outcome.results)} trials errored ({outcome.error_share:.1%}), more than the"
-            f" {max_error_share:.1%} allowed; the first: {outcome.first_error}"
+            f" {max_error_share:.1%} allowed; the first: {' '.join(str(outcome.first_error).split())}"
         )
     return outcome
 
