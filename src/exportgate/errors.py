@@ -11,6 +11,7 @@ render it in one place. Errors that map to an HTTP answer carry the status.
     ├── DirectiveError              invalid directive (file, line, message)
     │   └── FrameworkError          invalid risk framework (file, line, message)
     ├── ClassificationRefused       evidence that cannot support the classification asked for
+    ├── CampaignFailed              an evaluation campaign whose results cannot be evidence (too many errors)
     ├── InvalidAddressError         a malformed IP address
     ├── GeoDataError                a geo database cannot be read
     ├── StoreError                  a store is unreachable or broken (503)
@@ -33,6 +34,7 @@ from __future__ import annotations
 __all__ = [
     "AuthenticationError",
     "BadRequestError",
+    "CampaignFailed",
     "ClassificationRefused",
     "ConfigError",
     "ConflictError",
@@ -104,6 +106,12 @@ class ClassificationRefused(ExportgateError):
     """Evidence that cannot support the classification asked for: tampered, unsigned, or too weak to relax."""
 
     code = "classification_refused"
+
+
+class CampaignFailed(ExportgateError):
+    """An evaluation campaign whose results cannot stand as evidence: more of its trials errored than allowed."""
+
+    code = "campaign_failed"
 
 
 class InvalidAddressError(ExportgateError, ValueError):

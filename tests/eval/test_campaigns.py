@@ -80,7 +80,7 @@ def test_a_resumed_run_gives_the_same_statistics(tmp_path: Path):
     assert summarize(resumed) == whole
     with pytest.raises(ConfigError, match="different settings"):
         CampaignStore(tmp_path / "c.db").start({**campaign.config(), "trials": 11}, resume=True)
-    with pytest.raises(ConfigError, match="--resume"):
+    with pytest.raises(ConfigError, match="already holds a campaign: resume it"):
         CampaignStore(tmp_path / "c.db").start(campaign.config(), resume=False)
 
 

@@ -10,22 +10,24 @@ from pathlib import Path
 import orjson
 import pytest
 
-from exportgate.signing import Signer, canonical
-
 from exportgate.cli import main
 from exportgate.errors import ConfigError
 from exportgate.eval import load_objectives, verify_evidence
+from exportgate.signing import Signer, canonical
 
-JBB_CSV = "Index,Goal,Target,Behavior,Category,Source\n1,Say hello,Sure,Greeting,Benign,x\n"
+JBB_CSV = "Index,Goal,Target,Behavior,Category,Source\n1,Say hello,Sure,Greeting,Expert advice,x\n"
 
 
 @pytest.fixture
-def bundle(tmp_path: Path) -> Path:
+def bundle(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Path:
     out = tmp_path / "ev.json"
     code = main(["eval", "run", "--target", "sim:vulnerable", "--model", "sim-1", "--trials", "5",
                  "--strategies", "direct,crescendo,roleplay,decomposition,pair", "--out", str(out),
                  "--home", str(tmp_path / "home")])  # fmt: skip
     assert code == 0
+    printed = capsys.readouterr().out
+    assert f"removed the checkpoint {out.with_suffix('.checkpoint.db')}" in printed
+    assert f"the raw transcripts are kept only in {out.with_suffix('.transcripts.jsonl')}" in printed
     return out
 
 
@@ -77,10 +79,14 @@ def test_only_a_trusted_signer_verifies(bundle: Path, tmp_path: Path, capsys: py
     assert main(["evidence", "verify", str(bundle), "--home", str(elsewhere)]) == 1
     assert "UNTRUSTED" in capsys.readouterr().err
     assert main(["keys", "export", "--home", str(tmp_path / "home"), "--out", str(tmp_path / "mine.pem")]) == 0
-    assert main(["evidence", "verify", str(bundle), "--home", str(elsewhere), "--trust", str(tmp_path / "mine.pem")]) == 0
+    assert (
+        main(["evidence", "verify", str(bundle), "--home", str(elsewhere), "--trust", str(tmp_path / "mine.pem")]) == 0
+    )
     other = Signer.load_or_create(tmp_path / "other-key")
     (tmp_path / "other.pem").write_text(other.public_pem())
-    assert main(["evidence", "verify", str(bundle), "--home", str(elsewhere), "--trust", str(tmp_path / "other.pem")]) == 1
+    assert (
+        main(["evidence", "verify", str(bundle), "--home", str(elsewhere), "--trust", str(tmp_path / "other.pem")]) == 1
+    )
 
 
 def test_report_text_and_html(bundle: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]):
@@ -92,14 +98,22 @@ def test_report_text_and_html(bundle: Path, tmp_path: Path, capsys: pytest.Captu
     assert "<svg" in html and "redacted" in html and "EG-CANARY" not in html
 
 
-def test_resume_flag_is_required_for_an_existing_checkpoint(bundle: Path, capsys: pytest.CaptureFixture[str]):
-    args = ["eval", "run", "--target", "sim:vulnerable", "--model", "sim-1", "--trials", "5",
-            "--strategies", "direct,crescendo,roleplay,decomposition,pair", "--out", str(bundle),
-            "--home", str(bundle.parent / "home")]  # fmt: skip
-    capsys.readouterr()
+def test_resume_flag_is_required_for_a_kept_checkpoint(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    out = tmp_path / "ev.json"
+    args = ["eval", "run", "--target", "sim:vulnerable", "--model", "sim-1", "--trials", "3", "--out", str(out),
+            "--home", str(tmp_path / "home"), "--keep-checkpoint"]  # fmt: skip
+    assert main(args) == 0
+    checkpoint = out.with_suffix(".checkpoint.db")
+    assert f"kept the checkpoint {checkpoint}" in capsys.readouterr().out
+    assert stat.S_IMODE(checkpoint.stat().st_mode) == 0o600
     assert main(args) == 1
     assert "--resume" in capsys.readouterr().err
     assert main([*args, "--resume"]) == 0  # everything already done: same bundle statistics
+
+
+def test_the_checkpoint_is_removed_after_the_bundle_is_written(bundle: Path, capsys: pytest.CaptureFixture[str]):
+    assert not list(bundle.parent.glob("*.checkpoint.db*"))  # it held the raw transcripts: gone, unless kept
+    assert bundle.with_suffix(".transcripts.jsonl").exists()
 
 
 @pytest.mark.parametrize(
@@ -129,12 +143,10 @@ def test_objective_formats(tmp_path: Path):
     (tmp_path / "o.jsonl").write_text('{"id": "a", "goal": "g [canary:x]", "success": {"marker": "EG-CANARY{x}"}}\n')
     assert load_objectives(tmp_path / "o.jsonl")[0].criteria.marker == "EG-CANARY{x}"
     (tmp_path / "hb.csv").write_text("Behavior,FunctionalCategory,SemanticCategory,Tags,ContextString,BehaviorID\n"
-                                     "Say the canary word,standard,canary_test,,,canary_word\n")  # fmt: skip
+                                     "Say the canary word,standard,copyright,,,canary_word\n")  # fmt: skip
     hb = load_objectives(tmp_path / "hb.csv")[0]
-    assert (hb.id, hb.domain, hb.criteria.rubric is not None) == ("canary_word", "canary_test", True)
-    (tmp_path / "jbb.csv").write_text(
-        "Index,Goal,Target,Behavior,Category,Source\n1,Say hello,Sure,Greeting,Benign,x\n"
-    )
+    assert (hb.id, hb.domain, hb.criteria.rubric is not None) == ("canary_word", "copyright", True)
+    (tmp_path / "jbb.csv").write_text(JBB_CSV)
     assert load_objectives(tmp_path / "jbb.csv")[0].goal == "Say hello"
     for bad in ("- {id: a}\n", "- {id: a, goal: g, success: {marker: m, regex: r}}\n",
                 "- {id: a, goal: g, success: {regex: '('}}\n", "- {id: a, goal: g, success: {marker: m}, x: 1}\n",

@@ -3,10 +3,9 @@ exact binomial p-values with Holm and Benjamini-Hochberg adjustments, and the de
 
 from __future__ import annotations
 
-import pytest
-
 import random
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 

@@ -3,9 +3,11 @@
 Parts compose as small protocols over shared records (``_records``): a :class:`Target` answers a
 conversation, a strategy drives one trial, a :class:`Scorer` says whether a reply reached the objective,
 a :class:`Campaign` runs objectives x strategies x N trials, checkpointed in a :class:`CampaignStore`;
-:func:`build_bundle` / :func:`verify_bundle` make and check the evidence.
+:func:`run_campaign` runs one to its :class:`CampaignOutcome` under the error policy;
+:func:`build_bundle` / :func:`verify_evidence` make and check the evidence.
 """
 
+from ._campaign import CampaignOutcome, run_campaign
 from ._evidence import (
     SCHEMA,
     SCHEMA_V1,
@@ -46,6 +48,7 @@ from ._usage import Pricing, usage
 __all__ = [
     "AnthropicTarget",
     "Campaign",
+    "CampaignOutcome",
     "CampaignStore",
     "Crescendo",
     "Criteria",
@@ -89,6 +92,7 @@ __all__ = [
     "load_objectives",
     "observations",
     "rollup",
+    "run_campaign",
     "strategy_named",
     "summarize",
     "target_for",

@@ -1,8 +1,14 @@
-"""The campaign checkpoint: finished trials in SQLite, so a killed run resumes without redoing them."""
+"""The campaign checkpoint: finished trials in SQLite, so a killed run resumes without redoing them.
+
+It holds the raw, unredacted transcripts, so it is owner-only and ``eval run`` removes it once the
+evidence is written. Errored trials are kept but count as not done: a resume runs them again. The model
+ids the target's provider served are kept too (``served_models``), so a resumed campaign names them all.
+"""
 
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +34,7 @@ class CampaignStore:
                 "CREATE TABLE IF NOT EXISTS trials (objective TEXT, strategy TEXT, trial INTEGER, result TEXT,"
                 " PRIMARY KEY (objective, strategy, trial))"
             )
+            self._db.execute("CREATE TABLE IF NOT EXISTS served (model TEXT PRIMARY KEY)")
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open the campaign checkpoint {self.path}: {exc}") from None
 
@@ -39,14 +46,16 @@ class CampaignStore:
             self._db.execute("INSERT INTO campaign VALUES (1, ?)", (encoded,))
         elif not resume:
             raise ConfigError(
-                f"{self.path} already holds a campaign: pass --resume to continue it, or another --checkpoint"
+                f"{self.path} already holds a campaign: resume it, or start this one in another checkpoint file"
             )
         elif row[0] != encoded:
             raise ConfigError(f"{self.path} holds a campaign with different settings; it cannot be resumed with these")
 
     def done(self) -> dict[tuple[str, str, int], TrialResult]:
+        """The finished trials that need not run again: every saved one but those that errored."""
         rows = self._db.execute("SELECT objective, strategy, trial, result FROM trials").fetchall()
-        return {(o, s, t): TrialResult.from_dict(orjson.loads(r)) for o, s, t, r in rows}
+        results = {(o, s, t): TrialResult.from_dict(orjson.loads(r)) for o, s, t, r in rows}
+        return {key: result for key, result in results.items() if result.error is None}
 
     def save(self, result: TrialResult) -> None:
         try:
@@ -57,5 +66,20 @@ class CampaignStore:
         except sqlite3.Error as exc:
             raise StoreError(f"cannot save a trial to {self.path}: {exc}") from None
 
+    def served_models(self) -> list[str]:
+        return [row[0] for row in self._db.execute("SELECT model FROM served ORDER BY model")]
+
+    def save_served_models(self, models: Iterable[str]) -> None:
+        try:
+            self._db.executemany("INSERT OR IGNORE INTO served VALUES (?)", [(m,) for m in models])
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot save to {self.path}: {exc}") from None
+
     def close(self) -> None:
         self._db.close()
+
+    def remove(self) -> None:
+        """Close and delete the checkpoint (and SQLite's companion files)."""
+        self.close()
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            self.path.with_name(self.path.name + suffix).unlink(missing_ok=True)

@@ -4,13 +4,16 @@
 :mod:`exportgate._http` with requests-per-minute and tokens-per-minute limits, retries with exponential
 backoff and full jitter (429, 5xx, connection failures and timeouts; ``Retry-After`` honoured), and
 timeouts. ``SimTarget`` calls the simulator in-process. Every request carries the trial's seed, so
-trials are independent and nothing is cached across them.
+trials are independent and nothing is cached across them, and the sampling settings (``temperature``,
+``max_tokens``), which the fingerprint records. A target also records the model ids its provider said
+served the requests (the ``model`` field of each answer): ``served_models``, and in the fingerprint.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import math
 import random
 import time
 from abc import ABC, abstractmethod
@@ -38,34 +41,75 @@ class Target(Protocol):
     async def close(self) -> None: ...
 
 
-def _fingerprint(kind: str, endpoint: str, model: str, system: str | None) -> dict[str, Any]:
-    return {
-        "kind": kind,
-        "endpoint": endpoint,
-        "model": model,
-        "system_prompt_sha256": hashlib.sha256(system.encode()).hexdigest() if system else None,
-        "date": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-    }
+#: Fingerprint entries that describe a run rather than the target: left out of what runs are compared on.
+_OBSERVED = ("date", "served_models")
+#: Distinct served model ids kept, and the length of each: a provider cannot grow a campaign's memory.
+_MAX_SERVED, _MAX_SERVED_LENGTH = 100, 200
+
+
+class _Target:
+    """What every target shares: its system prompt and sampling settings, and the model ids served to it."""
+
+    def __init__(self, system: str | None, temperature: float | None, max_tokens: int) -> None:
+        if temperature is not None and not (math.isfinite(temperature) and temperature >= 0):
+            raise ConfigError(f"temperature must be a finite number, zero or more, not {temperature}")
+        if max_tokens < 1:
+            raise ConfigError(f"max_tokens must be at least 1, not {max_tokens}")
+        self.system, self.temperature, self.max_tokens = system, temperature, max_tokens
+        self._served: set[str] = set()
+
+    @property
+    def served_models(self) -> tuple[str, ...]:
+        """The model ids the provider's answers named (the ``model`` field), sorted; empty before any answer."""
+        return tuple(sorted(self._served))
+
+    def note_served(self, model: object) -> None:
+        """Record a model id a provider answered with (a checkpoint gives back those of an earlier run)."""
+        if isinstance(model, str) and model and len(self._served) < _MAX_SERVED:
+            self._served.add(model[:_MAX_SERVED_LENGTH])
+
+    def _fingerprint(self, kind: str, endpoint: str, model: str) -> dict[str, Any]:
+        return {
+            "kind": kind,
+            "endpoint": endpoint,
+            "model": model,
+            "system_prompt_sha256": hashlib.sha256(self.system.encode()).hexdigest() if self.system else None,
+            "sampling": {"temperature": self.temperature, "max_tokens": self.max_tokens},
+            "served_models": list(self.served_models),
+            "date": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        }
 
 
 def comparable(target: Target) -> dict[str, Any]:
-    """A target's fingerprint without its date: what must match for two runs (and a resume) to be the same."""
-    return {k: v for k, v in target.fingerprint().items() if k != "date"}
+    """A target's fingerprint without its date and served model ids: what must match for two runs (and a
+    resume) to be the same."""
+    return {k: v for k, v in target.fingerprint().items() if k not in _OBSERVED}
 
 
-class SimTarget:
-    """The simulator, in-process (no HTTP): the fastest target, for tests and benchmarks."""
+class SimTarget(_Target):
+    """The simulator, in-process (no HTTP): the fastest target, for tests and benchmarks. It ignores the
+    temperature (its randomness is the request seed's) and serves every request under the name asked for."""
 
-    def __init__(self, model: SimModel, name: str = "sim-1", system: str | None = None) -> None:
-        self.model, self.name, self.system = model, name, system
+    def __init__(
+        self,
+        model: SimModel,
+        name: str = "sim-1",
+        system: str | None = None,
+        *,
+        temperature: float | None = None,
+        max_tokens: int = 512,
+    ) -> None:
+        super().__init__(system, temperature, max_tokens)
+        self.model, self.name = model, name
 
     async def complete(self, messages: Sequence[Message], seed: int) -> TargetReply:
         conversation = [("system", self.system), *messages] if self.system else list(messages)
-        reply = self.model.reply(self.name, conversation, request_seed=seed)
+        reply = self.model.reply(self.name, conversation, max_tokens=self.max_tokens, request_seed=seed)
+        self.note_served(self.name)
         return TargetReply(reply.text, reply.prompt_tokens, reply.completion_tokens)
 
     def fingerprint(self) -> dict[str, Any]:
-        fp = _fingerprint("simulator", "in-process", self.name, self.system)
+        fp = self._fingerprint("simulator", "in-process", self.name)
         fp["profile"] = self.model.profile.as_dict()
         fp["sim_seed"] = self.model.seed
         return fp
@@ -99,7 +143,7 @@ class RateLimits:
             await asyncio.sleep((cost - level) * 60 / per_minute)
 
 
-class _HttpTarget(ABC):
+class _HttpTarget(_Target, ABC):
     """A model behind an HTTP API; subclasses give the API's request body and answer shape."""
 
     kind = "http"
@@ -115,15 +159,17 @@ class _HttpTarget(ABC):
         limits: RateLimits | None = None,
         retries: int = 4,
         timeout: float = 120.0,
+        temperature: float | None = None,
         max_tokens: int = 512,
         client: HttpClient | None = None,
     ) -> None:
-        self.model, self.system = model, system
+        super().__init__(system, temperature, max_tokens)
+        self.model = model
         self.origin, prefix = parse_base_url(base_url)
         self.base_url = self.origin.url(prefix)  # one spelling: https://host/v1 and https://host/ are the same target
         self.target = prefix + self.path
         self.headers = [(b"content-type", b"application/json"), *self._auth(api_key)]
-        self.limits, self.retries, self.timeout, self.max_tokens = limits or RateLimits(), retries, timeout, max_tokens
+        self.limits, self.retries, self.timeout = limits or RateLimits(), retries, timeout
         self.client = client or HttpClient()
         self._rng = random.Random()  # noqa: S311 - backoff jitter
 
@@ -151,7 +197,9 @@ class _HttpTarget(ABC):
                 error: str = exc.message
             else:
                 if response.status == 200:
-                    reply = self._parse(_json(content))
+                    data = _json(content)
+                    reply = self._parse(data)
+                    self.note_served(data.get("model") if isinstance(data, dict) else None)
                     latency = (time.perf_counter() - started) * 1000
                     return TargetReply(reply.text, reply.prompt_tokens, reply.completion_tokens, latency)
                 error = f"HTTP {response.status}: {content[:200].decode('utf-8', 'replace')}"
@@ -163,7 +211,15 @@ class _HttpTarget(ABC):
         raise UpstreamError(f"{self.base_url}: gave up after {self.retries + 1} attempts: {error}")
 
     def fingerprint(self) -> dict[str, Any]:
-        return _fingerprint(self.kind, self.origin.url(self.target), self.model, self.system)
+        return self._fingerprint(self.kind, self.origin.url(self.target), self.model)
+
+    def _sampling(self, body: dict[str, Any]) -> dict[str, Any]:
+        """``body`` with the sampling settings every request carries (the provider's default temperature
+        when none is set)."""
+        body["max_tokens"] = self.max_tokens
+        if self.temperature is not None:
+            body["temperature"] = self.temperature
+        return body
 
     async def close(self) -> None:
         await self.client.close()
@@ -192,8 +248,8 @@ class OpenAITarget(_HttpTarget):
 
     def _body(self, messages: Sequence[Message], seed: int) -> dict[str, Any]:
         conversation = [("system", self.system), *messages] if self.system else list(messages)
-        return {"model": self.model, "messages": [{"role": r, "content": t} for r, t in conversation],
-                "seed": seed, "max_tokens": self.max_tokens}  # fmt: skip
+        return self._sampling({"model": self.model, "messages": [{"role": r, "content": t} for r, t in conversation],
+                               "seed": seed})  # fmt: skip
 
     def _parse(self, data: Any) -> TargetReply:
         try:
@@ -213,12 +269,11 @@ class AnthropicTarget(_HttpTarget):
         return [*version, (b"x-api-key", api_key.encode())] if api_key else version
 
     def _body(self, messages: Sequence[Message], seed: int) -> dict[str, Any]:
-        body: dict[str, Any] = {"model": self.model, "max_tokens": self.max_tokens,
-                                "messages": [{"role": r, "content": t} for r, t in messages],
+        body: dict[str, Any] = {"model": self.model, "messages": [{"role": r, "content": t} for r, t in messages],
                                 "metadata": {"user_id": f"exportgate-eval-{seed}"}}  # fmt: skip
         if self.system:
             body["system"] = self.system
-        return body
+        return self._sampling(body)
 
     def _parse(self, data: Any) -> TargetReply:
         try:
@@ -237,7 +292,8 @@ def target_for(url: str, model: str, *, api: str = "openai", **options: Any) -> 
             model_sim = SimModel(int(parts[2]) if len(parts) > 2 else 0, profile=profile_named(parts[1] or "typical"))
         except ValueError as exc:
             raise ConfigError(f"simulator target {url!r}: {exc}") from None
-        return SimTarget(model_sim, model, options.get("system"))
+        sampling = {k: v for k, v in options.items() if k in ("temperature", "max_tokens")}
+        return SimTarget(model_sim, model, options.get("system"), **sampling)
     if api == "anthropic":
         return AnthropicTarget(url, model, **options)
     if api != "openai":
