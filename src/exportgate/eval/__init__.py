@@ -6,6 +6,7 @@ a :class:`Campaign` runs objectives x strategies x N trials, checkpointed in a :
 :func:`build_bundle` / :func:`verify_bundle` make and check the evidence.
 """
 
+from ._compare import Difference, cohen_kappa, fleiss_kappa, newcombe_difference
 from ._evidence import SCHEMA, build_bundle, load_bundle, sign_bundle, verify_bundle, write_bundle, write_transcripts
 from ._objectives import Criteria, Objective, bundled_objectives_path, load_objectives
 from ._records import Message, TargetReply, TrialResult
@@ -27,6 +28,7 @@ __all__ = [
     "Crescendo",
     "Criteria",
     "Decomposition",
+    "Difference",
     "Direct",
     "Judge",
     "Message",
@@ -45,10 +47,13 @@ __all__ = [
     "agreement",
     "build_bundle",
     "bundled_objectives_path",
+    "cohen_kappa",
+    "fleiss_kappa",
     "html_report",
     "is_refusal",
     "load_bundle",
     "load_objectives",
+    "newcombe_difference",
     "sign_bundle",
     "strategy_named",
     "summarize",
