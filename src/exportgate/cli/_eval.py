@@ -15,18 +15,19 @@ from exportgate.audit import Signer, load_public_key
 from exportgate.config import resolve_secret
 from exportgate.errors import ConfigError
 from exportgate.eval import (
+    Calibration,
     Campaign,
     CampaignStore,
-    Judge,
     Pricing,
     RateLimits,
     Scorer,
     TrialResult,
-    agreement,
     build_bundle,
     html_report,
     load_bundle,
+    load_calibration,
     load_objectives,
+    scorer_for,
     sign_bundle,
     strategy_named,
     target_for,
@@ -35,6 +36,7 @@ from exportgate.eval import (
     write_bundle,
     write_transcripts,
 )
+from exportgate.eval import calibrate as calibrate_scorer
 
 from ._common import HomeOption, settings_for
 
@@ -60,9 +62,11 @@ def run(
     backtracking: Annotated[
         bool, typer.Option("--backtracking/--no-backtracking", help="Crescendo backtracks past refusals.")
     ] = True,
-    judge: Annotated[str | None, typer.Option(help="Judge base URL (OpenAI-compatible) or sim:.")] = None,
-    judge_model: Annotated[str, typer.Option(help="Judge model.")] = "judge",
-    attacker: Annotated[str | None, typer.Option(help="PAIR attacker base URL (OpenAI-compatible) or sim:.")] = None,
+    judge: Annotated[list[str] | None, typer.Option(help="Judge base URL (OpenAI-compatible) or sim:; repeat.")] = None,
+    judge_model: Annotated[list[str] | None, typer.Option(help="Judge model: one for all, or one per --judge.")] = None,
+    judge_combine: Annotated[str, typer.Option(help="Judges' scores combined: majority or mean.")] = "majority",
+    calibration: Annotated[Path | None, typer.Option(help="The judges' `eval calibrate --out` file.")] = None,
+    attacker: Annotated[str | None, typer.Option(help="Crescendo and PAIR attacker base URL or sim:.")] = None,
     attacker_model: Annotated[str, typer.Option(help="Attacker model.")] = "attacker",
     rpm: Annotated[float | None, typer.Option(help="Target requests per minute.")] = None,
     tpm: Annotated[float | None, typer.Option(help="Target tokens per minute.")] = None,
@@ -94,7 +98,7 @@ def run(
         chosen = [strategy_named(name.strip(), **settings) for name in strategies.split(",") if name.strip()]
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
-    scorer = Scorer(Judge(target_for(judge, judge_model)) if judge else None)
+    scorer = _scorer(judge, judge_model, judge_combine, load_calibration(calibration) if calibration else None)
     campaign = Campaign(the_target, load_objectives(objectives), chosen, trials, seed, concurrency, scorer)
     store = CampaignStore(checkpoint or out.with_suffix(".checkpoint.db"))
     store.start(campaign.config(), resume=resume)
@@ -170,38 +174,40 @@ def report(
         typer.echo(f"wrote {html}")
 
 
+def _scorer(judges: list[str] | None, models: list[str] | None, combine: str, linked: Calibration | None) -> Scorer:
+    if combine not in ("majority", "mean"):
+        raise typer.BadParameter(f"{combine!r}: choose majority or mean", param_hint="--judge-combine")
+    if models and len(models) not in (1, len(judges or ())):
+        raise typer.BadParameter("give one for all judges, or one per --judge", param_hint="--judge-model")
+    if linked is not None and not judges:
+        raise typer.BadParameter("a calibration needs the --judge it was made for", param_hint="--calibration")
+    return scorer_for(judges or (), models or ("judge",), combine, linked)
+
+
 @app.command("calibrate")
 def calibrate(
-    judge: Annotated[str, typer.Option(help="Judge base URL (OpenAI-compatible) or sim:.")],
+    judge: Annotated[list[str], typer.Option(help="Judge base URL (OpenAI-compatible) or sim:; repeatable.")],
     labels: Annotated[Path, typer.Option(help="JSONL: goal, response, label (true/false), optional rubric.")],
-    judge_model: Annotated[str, typer.Option(help="Judge model.")] = "judge",
+    judge_model: Annotated[list[str] | None, typer.Option(help="Judge model: one for all, or one per --judge.")] = None,
+    judge_combine: Annotated[str, typer.Option(help="Judges' scores combined: majority or mean.")] = "majority",
+    out: Annotated[Path | None, typer.Option(help="Also write the figures here, for `eval run --calibration`.")] = None,
 ) -> None:
-    """Agreement of a judge with a labeled set: accuracy, Cohen's kappa, precision, recall."""
-    rows = _labels(labels)
-    the_judge = Judge(target_for(judge, judge_model))
+    """Agreement of judges with a labeled set: accuracy, Cohen's kappa, sensitivity, specificity, precision."""
+    if out is not None and (not out.name or out.is_dir()):
+        raise typer.BadParameter(f"{str(out)!r} does not name a file", param_hint="--out")
+    scorer = _scorer(judge, judge_model, judge_combine, None)
 
-    async def go() -> list[bool]:
+    async def go() -> Calibration:
         try:
-            return [await the_judge.judge(r["goal"], r["response"], r.get("rubric"), n) for n, r in enumerate(rows)]
+            return await calibrate_scorer(scorer, labels)
         finally:
-            await the_judge.target.close()
+            for one in scorer.judges:
+                await one.target.close()
 
-    figures = agreement(asyncio.run(go()), [bool(r["label"]) for r in rows])
-    typer.echo(orjson.dumps({"judge": the_judge.config(), **figures}, option=orjson.OPT_INDENT_2).decode())
-
-
-def _labels(path: Path) -> list[dict[str, Any]]:
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-        rows = [orjson.loads(line) for line in lines if line.strip()]
-    except (OSError, orjson.JSONDecodeError) as exc:
-        raise ConfigError(f"cannot read labels {path}: {exc}") from None
-    for n, row in enumerate(rows, 1):
-        if not isinstance(row, dict) or not {"goal", "response", "label"} <= set(row):
-            raise ConfigError(f"{path}:{n}: each line needs goal, response and label")
-    if not rows:
-        raise ConfigError(f"{path}: no labels")
-    return rows
+    record = orjson.dumps(asyncio.run(go()).as_dict(), option=orjson.OPT_INDENT_2).decode()
+    if out is not None:
+        out.write_text(record + "\n", encoding="utf-8")
+    typer.echo(record)
 
 
 @evidence_app.command("verify")

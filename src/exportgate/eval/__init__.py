@@ -9,10 +9,21 @@ a :class:`Campaign` runs objectives x strategies x N trials, checkpointed in a :
 from ._compare import Difference, cohen_kappa, fleiss_kappa, newcombe_difference
 from ._evidence import SCHEMA, build_bundle, load_bundle, sign_bundle, verify_bundle, write_bundle, write_transcripts
 from ._objectives import Criteria, Objective, bundled_objectives_path, load_objectives
-from ._records import Message, TargetReply, TrialResult
+from ._records import Message, TargetReply, TrialAborted, TrialResult, TurnScore, Verdict
 from ._report import html_report, text_report
 from ._runner import Campaign, trial_seed
-from ._scoring import Judge, Scorer, agreement, is_refusal
+from ._scoring import (
+    Calibration,
+    Judge,
+    Scorer,
+    agreement,
+    calibrate,
+    corrected_rate,
+    is_refusal,
+    judge_agreement,
+    load_calibration,
+    scorer_for,
+)
 from ._stats import summarize, wilson
 from ._store import CampaignStore
 from ._strategies import STRATEGIES, Crescendo, Decomposition, Direct, Pair, Roleplay, Strategy, strategy_named
@@ -23,6 +34,7 @@ __all__ = [
     "SCHEMA",
     "STRATEGIES",
     "AnthropicTarget",
+    "Calibration",
     "Campaign",
     "CampaignStore",
     "Crescendo",
@@ -43,17 +55,25 @@ __all__ = [
     "Strategy",
     "Target",
     "TargetReply",
+    "TrialAborted",
     "TrialResult",
+    "TurnScore",
+    "Verdict",
     "agreement",
     "build_bundle",
     "bundled_objectives_path",
+    "calibrate",
     "cohen_kappa",
+    "corrected_rate",
     "fleiss_kappa",
     "html_report",
     "is_refusal",
+    "judge_agreement",
     "load_bundle",
+    "load_calibration",
     "load_objectives",
     "newcombe_difference",
+    "scorer_for",
     "sign_bundle",
     "strategy_named",
     "summarize",
