@@ -15,6 +15,7 @@ from exportgate.eval import (
     Campaign,
     CampaignStore,
     Crescendo,
+    CrescendoTemplate,
     Decomposition,
     Direct,
     Pair,
@@ -46,7 +47,8 @@ class FailsOnTheThirdTurn:
         return None
 
 
-@pytest.mark.parametrize("strategy", [Crescendo(backtracking=False)], ids=["crescendo"])
+@pytest.mark.parametrize("strategy", [CrescendoTemplate(backtracking=False), Crescendo(backtracking=False)],
+                         ids=["crescendo-template", "crescendo"])  # fmt: skip
 def test_an_errored_trial_keeps_its_partial_transcript_and_counts(strategy: Any, tmp_path: Path):
     objectives = load_objectives()[:2]
     campaign = Campaign(FailsOnTheThirdTurn(), objectives, [strategy], trials=3)
@@ -77,7 +79,7 @@ def test_every_strategy_keeps_what_it_sent_when_the_target_fails():
         async def close(self) -> None:
             return None
 
-    strategies = [Direct(), Crescendo(), Roleplay(), Decomposition(), Pair()]
+    strategies = [Direct(), Crescendo(), CrescendoTemplate(), Roleplay(), Decomposition(), Pair()]
     for result in asyncio.run(Campaign(Down(), load_objectives()[:1], strategies, trials=1).run()):
         assert result.error is not None and result.turns == 0
         assert [role for role, _ in result.transcript] == ["user"], result.strategy

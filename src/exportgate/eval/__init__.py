@@ -26,7 +26,17 @@ from ._scoring import (
 )
 from ._stats import summarize, wilson
 from ._store import CampaignStore
-from ._strategies import STRATEGIES, Crescendo, Decomposition, Direct, Pair, Roleplay, Strategy, strategy_named
+from ._strategies import (
+    STRATEGIES,
+    Crescendo,
+    CrescendoTemplate,
+    Decomposition,
+    Direct,
+    Pair,
+    Roleplay,
+    Strategy,
+    strategy_named,
+)
 from ._targets import AnthropicTarget, OpenAITarget, RateLimits, SimTarget, Target, target_for
 from ._usage import Pricing, usage
 
@@ -38,6 +48,7 @@ __all__ = [
     "Campaign",
     "CampaignStore",
     "Crescendo",
+    "CrescendoTemplate",
     "Criteria",
     "Decomposition",
     "Difference",
