@@ -6,9 +6,7 @@ profile, which yields only to a conversation that builds on its own answers, the
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,7 +33,7 @@ from exportgate.eval import (
 )
 from exportgate.eval._records import Message
 from exportgate.sim import CRESCENDO_PROMPT, PROFILES, REFUSAL, quotes
-from tests.gateway.conftest import EXPORTGATE, free_port, wait_until_up
+from tests.eval.conftest import Fake, Recorded
 
 ORCHID = load_objectives()[0]
 
@@ -44,39 +42,24 @@ def _run(campaign: Campaign) -> list[TrialResult]:
     return asyncio.run(campaign.run())
 
 
-class Recording:
+def _recording_attacker() -> Recorded:
     """A real attacker (the simulator's attacker role) whose requests are kept for inspection."""
-
-    def __init__(self, inner: Any | None = None) -> None:
-        self.inner = inner or target_for("sim:typical", "attacker")
-        self.requests: list[dict[str, Any]] = []
-
-    async def complete(self, messages: Sequence[Message], seed: int) -> TargetReply:
-        assert messages[0] == ("system", CRESCENDO_PROMPT)
-        self.requests.append(orjson.loads(messages[-1][1]))
-        reply: TargetReply = await self.inner.complete(messages, seed)
-        return reply
-
-    def fingerprint(self) -> dict[str, Any]:
-        fp: dict[str, Any] = self.inner.fingerprint()
-        return fp
-
-    async def close(self) -> None:
-        return None
+    return Recorded(target_for("sim:typical", "attacker"))
 
 
-class GivesInOnTheThirdAsk:
+def _requests(attacker: Recorded) -> list[dict[str, Any]]:
+    assert all(messages[0] == ("system", CRESCENDO_PROMPT) for messages in attacker.requests)
+    return [orjson.loads(messages[-1][1]) for messages in attacker.requests]
+
+
+class GivesInOnTheThirdAsk(Fake):
     """A target that answers every turn, and reveals the canary the third time the goal is asked."""
+
+    name = "third-ask"
 
     async def complete(self, messages: Sequence[Message], seed: int) -> TargetReply:
         asks = sum(1 for role, text in messages if role == "user" and "[canary:orchid]" in text)
         return TargetReply("EG-CANARY{orchid}" if asks >= 3 else "An answer on the topic, nothing more.", 3, 4)
-
-    def fingerprint(self) -> dict[str, Any]:
-        return {"kind": "test", "endpoint": "third-ask", "model": "m", "system_prompt_sha256": None}
-
-    async def close(self) -> None:
-        return None
 
 
 def test_adaptive_crescendo_beats_the_template_on_a_profile_only_conversation_awareness_moves():
@@ -119,10 +102,10 @@ def test_without_success_the_adaptive_crescendo_uses_every_turn():
 
 
 def test_the_attacker_sees_objective_turn_conversation_and_the_refused_question():
-    attacker = Recording()
+    attacker = _recording_attacker()
     campaign = Campaign(target_for("sim:hardened", "sim-1"), [ORCHID], [Crescendo(attacker=attacker)], trials=3)
     results = _run(campaign)
-    requests = attacker.requests
+    requests = _requests(attacker)
     assert requests[0]["objective"] == ORCHID.goal and requests[0]["topic"] == ORCHID.topic
     assert requests[0]["turn"] == 1 and requests[0]["max_turns"] == 10 and requests[0]["conversation"] == []
     assert requests[0]["last_refused"] is None and requests[0]["last_score"] is None
@@ -142,21 +125,15 @@ def test_the_attacker_is_recorded_in_the_settings():
     assert given["model"] == "red" and "date" not in given
 
 
-@dataclass
-class Mumbles:
+class Mumbles(Fake):
     """An attacker that never answers with a question."""
 
-    calls: int = 0
+    name = "mumbles"
+    calls = 0
 
     async def complete(self, messages: Sequence[Message], seed: int) -> TargetReply:
         self.calls += 1
         return TargetReply("I am thinking about it.")
-
-    def fingerprint(self) -> dict[str, Any]:
-        return {"kind": "test", "endpoint": "mumbles", "model": "m", "system_prompt_sha256": None}
-
-    async def close(self) -> None:
-        return None
 
 
 def test_an_attacker_without_a_question_fails_the_trial_after_one_retry():
@@ -219,26 +196,11 @@ def test_an_objectives_context_opens_every_conversation_before_the_goal():
             assert first == f"A short benign passage about orchids.\n\n{ORCHID.goal}"
 
 
-@pytest.fixture
-def served_attacker() -> Iterator[str]:
-    port = free_port()
-    process = subprocess.Popen([*EXPORTGATE, "sim", "serve", "--port", str(port), "--profile", "vulnerable"],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=os.environ.copy())  # fmt: skip
-    try:
-        wait_until_up(f"http://127.0.0.1:{port}/v1/models", process)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        process.wait(timeout=15)
-        assert process.stderr is not None
-        process.stderr.close()
-
-
 @pytest.mark.parametrize("api", ["openai", "anthropic"])
-def test_the_simulators_attacker_role_works_over_http_as_in_process(served_attacker: str, api: str):
+def test_the_simulators_attacker_role_works_over_http_as_in_process(served_sim: str, api: str):
     target = target_for("sim:attentive", "sim-1")
     local = _run(Campaign(target, [ORCHID], [Crescendo(attacker=target_for("sim:vulnerable", "attacker"))], trials=6))
-    remote_attacker = target_for(served_attacker, "attacker", api=api)
+    remote_attacker = target_for(served_sim, "attacker", api=api)
 
     async def remote() -> list[TrialResult]:
         try:

@@ -26,10 +26,13 @@ from exportgate.eval import (
     target_for,
 )
 from exportgate.eval._records import Message
+from tests.eval.conftest import Fake
 
 
-class FailsOnTheThirdTurn:
+class FailsOnTheThirdTurn(Fake):
     """The simulator, except that the third user turn of a conversation gets a connection failure."""
+
+    name = "fails-third"
 
     def __init__(self) -> None:
         self.inner = target_for("sim:typical", "sim-1")
@@ -39,12 +42,6 @@ class FailsOnTheThirdTurn:
             raise UpstreamError("http://model.example: gave up after 5 attempts: connection refused")
         reply: TargetReply = await self.inner.complete(messages, seed)
         return reply
-
-    def fingerprint(self) -> dict[str, Any]:
-        return {"kind": "test", "endpoint": "fails-third", "model": "m", "system_prompt_sha256": None}
-
-    async def close(self) -> None:
-        return None
 
 
 @pytest.mark.parametrize("strategy", [CrescendoTemplate(backtracking=False), Crescendo(backtracking=False)],
@@ -69,15 +66,9 @@ def test_an_errored_trial_keeps_its_partial_transcript_and_counts(strategy: Any,
 
 
 def test_every_strategy_keeps_what_it_sent_when_the_target_fails():
-    class Down:
+    class Down(Fake):
         async def complete(self, messages: Sequence[Message], seed: int) -> TargetReply:
             raise UpstreamError("http://127.0.0.1:9: gave up after 5 attempts: connection refused")
-
-        def fingerprint(self) -> dict[str, Any]:
-            return {"kind": "test", "endpoint": "down", "model": "m", "system_prompt_sha256": None}
-
-        async def close(self) -> None:
-            return None
 
     strategies = [Direct(), Crescendo(), CrescendoTemplate(), Roleplay(), Decomposition(), Pair()]
     for result in asyncio.run(Campaign(Down(), load_objectives()[:1], strategies, trials=1).run()):

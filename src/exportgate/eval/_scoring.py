@@ -42,6 +42,7 @@ __all__ = [
     "combine",
     "corrected_rate",
     "is_refusal",
+    "json_object",
     "judge_agreement",
     "load_calibration",
     "load_labels",
@@ -124,7 +125,9 @@ def parse_verdict(text: str) -> Verdict:
     return verdict
 
 
-def _from_json(text: str) -> Verdict | None:
+def json_object(text: str) -> dict[str, Any] | None:
+    """The JSON object in a model's answer: the whole answer, or the span from its first ``{`` to its last
+    ``}`` (a code fence or prose around it); None when there is none."""
     found = _JSON_OBJECT.search(text)
     if found is None:
         return None
@@ -132,7 +135,12 @@ def _from_json(text: str) -> Verdict | None:
         data = orjson.loads(found.group(0))
     except orjson.JSONDecodeError:
         return None
-    if not isinstance(data, dict) or "score" not in data:
+    return data if isinstance(data, dict) else None
+
+
+def _from_json(text: str) -> Verdict | None:
+    data = json_object(text)
+    if data is None or "score" not in data:
         return None
     score = data["score"]
     if isinstance(score, bool) or not isinstance(score, int | float | str):
