@@ -182,7 +182,7 @@ def test_roleplay_has_its_own_turn_limit_and_ignores_max_turns():
 class _Contextual(Objective):
     """An objective with HarmBench's context string (the ``Objective.context`` field, where it exists)."""
 
-    context: str | None = None
+    context: str = ""
 
 
 def test_an_objectives_context_opens_every_conversation_before_the_goal():
@@ -191,9 +191,9 @@ def test_an_objectives_context_opens_every_conversation_before_the_goal():
     strategies = [Direct(), Crescendo(), CrescendoTemplate(), Roleplay()]
     for result in _run(Campaign(target_for("sim:typical", "sim-1"), [objective], strategies, trials=3)):
         first = result.transcript[0][1]
-        assert first.startswith("A short benign passage about orchids.\n\n"), (result.strategy, first)
-        if result.strategy == "direct":
-            assert first == f"A short benign passage about orchids.\n\n{ORCHID.goal}"
+        assert first.startswith("A short benign passage about orchids.\n\n---\n\n"), (result.strategy, first)
+        if result.strategy == "direct":  # HarmBench's layout: context, a rule, the request
+            assert first == f"A short benign passage about orchids.\n\n---\n\n{ORCHID.goal}"
 
 
 @pytest.mark.parametrize("api", ["openai", "anthropic"])

@@ -273,7 +273,7 @@ class Scorer:
 
 def _judged_goal(objective: Objective) -> str:
     context = getattr(objective, "context", None)  # HarmBench's contextual behaviours carry one
-    return f"{context}\n\n{objective.goal}" if context else objective.goal
+    return f"{context}\n\n---\n\n{objective.goal}" if context else objective.goal
 
 
 def scorer_for(

@@ -89,8 +89,8 @@ class _Trial:
         (refused, succeeded)."""
         if fresh:
             self.conversation = []
-        if self.context and not self.conversation:
-            text = f"{self.context}\n\n{text}"
+        if self.context and not self.conversation:  # HarmBench's layout: the context, a rule, the request
+            text = f"{self.context}\n\n---\n\n{text}"
         self.conversation.append(("user", text))
         self.transcript.append(("user", text))  # before the call: an errored trial keeps what it sent
         reply = await self.target.complete(self.conversation, self.seed * 1000 + self.turns)
