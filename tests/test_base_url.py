@@ -111,7 +111,7 @@ def test_eval_target_judge_and_attacker(tmp_path: Path, api: str, suffix: str):
     route = "/v1/chat/completions" if api == "openai" else "/v1/messages"
     bundle = orjson.loads((tmp_path / "e.json").read_bytes())
     assert bundle["target"]["endpoint"] == server.url + route
-    assert bundle["config"]["scorer"]["judge"]["target"]["endpoint"] == server.url + "/v1/chat/completions"
+    assert bundle["config"]["scorer"]["judges"][0]["target"]["endpoint"] == server.url + "/v1/chat/completions"
     pair = next(s for s in bundle["config"]["strategies"] if s["name"] == "pair")
     assert pair["settings"]["attacker"]["endpoint"] == server.url + "/v1/chat/completions"
     # pair: 5 attempts, each judged and rewritten by the attacker; direct: one attempt, judged
@@ -121,7 +121,7 @@ def test_eval_target_judge_and_attacker(tmp_path: Path, api: str, suffix: str):
 
 def test_eval_resume_accepts_the_other_spelling(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
     with PathRecorder() as server:
-        assert _eval_run(tmp_path, server.url, "openai") == 0
+        assert _eval_run(tmp_path, server.url, "openai", "--keep-checkpoint") == 0
         sent = len(server.paths)
         assert _eval_run(tmp_path, server.url + "/v1/", "openai", "--resume") == 0, capsys.readouterr().err
     assert len(server.paths) == sent  # the same campaign: every trial was already done
@@ -133,7 +133,10 @@ def test_eval_calibrate_judge(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     with PathRecorder() as server:
         assert main(["eval", "calibrate", "--judge", server.url + "/v1", "--labels", str(labels)]) == 0
     assert server.paths == ["/v1/chat/completions"] * 2
-    assert orjson.loads(capsys.readouterr().out)["judge"]["target"]["endpoint"] == server.url + "/v1/chat/completions"
+    assert (
+        orjson.loads(capsys.readouterr().out)["judges"]["judges"][0]["target"]["endpoint"]
+        == server.url + "/v1/chat/completions"
+    )
 
 
 def test_sim_traffic_gateway(tmp_path: Path, capsys: pytest.CaptureFixture[str]):

@@ -4,8 +4,6 @@ that changes nothing, and targets over real HTTP (the simulator served by grania
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -26,7 +24,6 @@ from exportgate.eval import (
     target_for,
 )
 from exportgate.sim import REFUSAL
-from tests.gateway.conftest import EXPORTGATE, free_port, wait_until_up
 
 
 def _run(campaign: Campaign, store: CampaignStore | None = None) -> list[TrialResult]:
@@ -103,21 +100,6 @@ def test_judge_on_the_simulator_scores_rubric_objectives():
     campaign = Campaign(target_for("sim:vulnerable", "sim-1"), [rubric], [Crescendo()], trials=10,
                         scorer=Scorer(Judge(target_for("sim:typical", "judge"))))  # fmt: skip
     assert sum(r.success for r in _run(campaign)) >= 8
-
-
-@pytest.fixture
-def served_sim():
-    port = free_port()
-    process = subprocess.Popen([*EXPORTGATE, "sim", "serve", "--port", str(port), "--profile", "vulnerable"],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=os.environ.copy())  # fmt: skip
-    try:
-        wait_until_up(f"http://127.0.0.1:{port}/v1/models", process)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        process.wait(timeout=15)
-        assert process.stderr is not None
-        process.stderr.close()
 
 
 def test_openai_and_anthropic_targets_over_http_match_the_in_process_simulator(served_sim: str):

@@ -206,7 +206,8 @@ def test_roleplay_has_its_own_turn_limit(tmp_path: Path):
                           "--roleplay-turns", "6")) == 0  # fmt: skip
     strategies = orjson.loads((tmp_path / "ev.json").read_bytes())["config"]["strategies"]
     settings = {s["name"]: s["settings"] for s in strategies}
-    assert (settings["crescendo"]["max_turns"], settings["roleplay"]["max_turns"]) == (7, 6)
+    assert (settings["crescendo"]["max_turns"], settings["roleplay"]["roleplay_turns"]) == (7, 6)
+    assert "max_turns" not in settings["roleplay"]
 
 
 @pytest.mark.parametrize(

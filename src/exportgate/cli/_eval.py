@@ -16,22 +16,23 @@ from exportgate import __version__
 from exportgate.config import resolve_secret
 from exportgate.errors import CampaignFailed, ConfigError
 from exportgate.eval import (
+    Calibration,
     Campaign,
     CampaignStore,
-    Judge,
     Pricing,
     RateLimits,
     Rules,
     Scorer,
     Strategy,
     TrialResult,
-    agreement,
     build_bundle,
     evidence_resource,
     html_report,
     load_bundle,
+    load_calibration,
     load_objectives,
     run_campaign,
+    scorer_for,
     strategy_named,
     target_for,
     text_report,
@@ -39,6 +40,7 @@ from exportgate.eval import (
     write_bundle,
     write_transcripts,
 )
+from exportgate.eval import calibrate as calibrate_scorer
 from exportgate.signing import signer_for, trusted_for
 
 from ._common import HomeOption, settings_for
@@ -95,9 +97,11 @@ def run(
         bool, typer.Option("--backtracking/--no-backtracking", help="Crescendo backtracks past refusals.")
     ] = True,
     roleplay_turns: Annotated[int, typer.Option(min=2, help="Turn limit per roleplay trial.")] = 4,
-    judge: Annotated[str | None, typer.Option(help="Judge base URL (OpenAI-compatible) or sim:.")] = None,
-    judge_model: Annotated[str, typer.Option(help="Judge model.")] = "judge",
-    attacker: Annotated[str | None, typer.Option(help="PAIR attacker base URL (OpenAI-compatible) or sim:.")] = None,
+    judge: Annotated[list[str] | None, typer.Option(help="Judge base URL (OpenAI-compatible) or sim:; repeat.")] = None,
+    judge_model: Annotated[list[str] | None, typer.Option(help="Judge model: one for all, or one per --judge.")] = None,
+    judge_combine: Annotated[str, typer.Option(help="Judges' scores combined: majority or mean.")] = "majority",
+    calibration: Annotated[Path | None, typer.Option(help="The judges' `eval calibrate --out` file.")] = None,
+    attacker: Annotated[str | None, typer.Option(help="Crescendo and PAIR attacker base URL or sim:.")] = None,
     attacker_model: Annotated[str, typer.Option(help="Attacker model.")] = "attacker",
     rpm: Annotated[float | None, typer.Option(help="Target requests per minute.")] = None,
     tpm: Annotated[float | None, typer.Option(help="Target tokens per minute.")] = None,
@@ -126,11 +130,12 @@ def run(
     pricing = None if price_in is None and price_out is None else Pricing(price_in or 0.0, price_out or 0.0, currency)
     the_target = target_for(target, model, api=api, api_key=resolve_secret(api_key), system=system, limits=limits,
                             temperature=temperature, max_tokens=max_tokens)  # fmt: skip
-    settings: dict[str, Any] = {"max_turns": max_turns, "max_backtracks": max_backtracks, "backtracking": backtracking}
+    settings: dict[str, Any] = {"max_turns": max_turns, "max_backtracks": max_backtracks, "backtracking": backtracking,
+                                "roleplay_turns": roleplay_turns}  # fmt: skip
     if attacker:
         settings["attacker"] = target_for(attacker, attacker_model)
-    chosen = _strategies(strategies, settings, {"roleplay": {"max_turns": roleplay_turns}})
-    scorer = Scorer(Judge(target_for(judge, judge_model)) if judge else None)
+    chosen = _strategies(strategies, settings)
+    scorer = _scorer(judge, judge_model, judge_combine, load_calibration(calibration) if calibration else None)
     campaign = Campaign(the_target, load_objectives(objectives, domain_map=domain_map), chosen, trials, seed,
                         concurrency, scorer)  # fmt: skip
     store = _started(checkpoint or out.with_suffix(".checkpoint.db"), campaign, resume=resume)
@@ -154,12 +159,10 @@ def run(
     _checkpoint_done(store, out, keep=keep_checkpoint)
 
 
-def _strategies(names: str, shared: dict[str, Any], own: dict[str, dict[str, Any]]) -> list[Strategy]:
-    """Each named strategy with the shared settings, overridden by its own (roleplay's turn limit is not
-    crescendo's); ``strategy_named`` passes on only the settings a strategy has."""
-    chosen = [name.strip() for name in names.split(",") if name.strip()]
+def _strategies(names: str, settings: dict[str, Any]) -> list[Strategy]:
+    """Each named strategy; ``strategy_named`` passes on only the settings a strategy has."""
     try:
-        return [strategy_named(name, **{**shared, **own.get(name, {})}) for name in chosen]
+        return [strategy_named(name.strip(), **settings) for name in names.split(",") if name.strip()]
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
 
@@ -262,38 +265,40 @@ def report(
         fail(f"{evidence} does not verify: {check.problems[0]} (the report above is of an altered bundle)")
 
 
+def _scorer(judges: list[str] | None, models: list[str] | None, combine: str, linked: Calibration | None) -> Scorer:
+    if combine not in ("majority", "mean"):
+        raise typer.BadParameter(f"{combine!r}: choose majority or mean", param_hint="--judge-combine")
+    if models and len(models) not in (1, len(judges or ())):
+        raise typer.BadParameter("give one for all judges, or one per --judge", param_hint="--judge-model")
+    if linked is not None and not judges:
+        raise typer.BadParameter("a calibration needs the --judge it was made for", param_hint="--calibration")
+    return scorer_for(judges or (), models or ("judge",), combine, linked)
+
+
 @app.command("calibrate")
 def calibrate(
-    judge: Annotated[str, typer.Option(help="Judge base URL (OpenAI-compatible) or sim:.")],
+    judge: Annotated[list[str], typer.Option(help="Judge base URL (OpenAI-compatible) or sim:; repeatable.")],
     labels: Annotated[Path, typer.Option(help="JSONL: goal, response, label (true/false), optional rubric.")],
-    judge_model: Annotated[str, typer.Option(help="Judge model.")] = "judge",
+    judge_model: Annotated[list[str] | None, typer.Option(help="Judge model: one for all, or one per --judge.")] = None,
+    judge_combine: Annotated[str, typer.Option(help="Judges' scores combined: majority or mean.")] = "majority",
+    out: Annotated[Path | None, typer.Option(help="Also write the figures here, for `eval run --calibration`.")] = None,
 ) -> None:
-    """Agreement of a judge with a labeled set: accuracy, Cohen's kappa, precision, recall."""
-    rows = _labels(labels)
-    the_judge = Judge(target_for(judge, judge_model))
+    """Agreement of judges with a labeled set: accuracy, Cohen's kappa, sensitivity, specificity, precision."""
+    if out is not None and (not out.name or out.is_dir()):
+        raise typer.BadParameter(f"{str(out)!r} does not name a file", param_hint="--out")
+    scorer = _scorer(judge, judge_model, judge_combine, None)
 
-    async def go() -> list[bool]:
+    async def go() -> Calibration:
         try:
-            return [await the_judge.judge(r["goal"], r["response"], r.get("rubric"), n) for n, r in enumerate(rows)]
+            return await calibrate_scorer(scorer, labels)
         finally:
-            await the_judge.target.close()
+            for one in scorer.judges:
+                await one.target.close()
 
-    figures = agreement(asyncio.run(go()), [bool(r["label"]) for r in rows])
-    typer.echo(orjson.dumps({"judge": the_judge.config(), **figures}, option=orjson.OPT_INDENT_2).decode())
-
-
-def _labels(path: Path) -> list[dict[str, Any]]:
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-        rows = [orjson.loads(line) for line in lines if line.strip()]
-    except (OSError, orjson.JSONDecodeError) as exc:
-        raise ConfigError(f"cannot read labels {path}: {exc}") from None
-    for n, row in enumerate(rows, 1):
-        if not isinstance(row, dict) or not {"goal", "response", "label"} <= set(row):
-            raise ConfigError(f"{path}:{n}: each line needs goal, response and label")
-    if not rows:
-        raise ConfigError(f"{path}: no labels")
-    return rows
+    record = orjson.dumps(asyncio.run(go()).as_dict(), option=orjson.OPT_INDENT_2).decode()
+    if out is not None:
+        out.write_text(record + "\n", encoding="utf-8")
+    typer.echo(record)
 
 
 @evidence_app.command("verify")

@@ -8,6 +8,7 @@ a :class:`Campaign` runs objectives x strategies x N trials, checkpointed in a :
 """
 
 from ._campaign import CampaignOutcome, run_campaign
+from ._compare import Difference, cohen_kappa, fleiss_kappa, newcombe_difference
 from ._evidence import (
     SCHEMA,
     SCHEMA_V1,
@@ -24,10 +25,21 @@ from ._evidence import (
     write_transcripts,
 )
 from ._objectives import Criteria, Objective, bundled_objectives_path, load_objectives
-from ._records import Message, TargetReply, TrialResult
+from ._records import Message, TargetReply, TrialAborted, TrialResult, TurnScore, Verdict
 from ._report import html_report, text_report
 from ._runner import Campaign, trial_seed
-from ._scoring import Judge, Scorer, agreement, is_refusal
+from ._scoring import (
+    Calibration,
+    Judge,
+    Scorer,
+    agreement,
+    calibrate,
+    corrected_rate,
+    is_refusal,
+    judge_agreement,
+    load_calibration,
+    scorer_for,
+)
 from ._stats import (
     Observation,
     Rules,
@@ -41,18 +53,31 @@ from ._stats import (
     wilson,
 )
 from ._store import CampaignStore
-from ._strategies import STRATEGIES, Crescendo, Decomposition, Direct, Pair, Roleplay, Strategy, strategy_named
+from ._strategies import (
+    STRATEGIES,
+    Crescendo,
+    CrescendoTemplate,
+    Decomposition,
+    Direct,
+    Pair,
+    Roleplay,
+    Strategy,
+    strategy_named,
+)
 from ._targets import AnthropicTarget, OpenAITarget, RateLimits, SimTarget, Target, target_for
 from ._usage import Pricing, usage
 
 __all__ = [
     "AnthropicTarget",
+    "Calibration",
     "Campaign",
     "CampaignOutcome",
     "CampaignStore",
     "Crescendo",
+    "CrescendoTemplate",
     "Criteria",
     "Decomposition",
+    "Difference",
     "Direct",
     "EvidenceBundle",
     "EvidenceCheck",
@@ -75,24 +100,35 @@ __all__ = [
     "Strategy",
     "Target",
     "TargetReply",
+    "TrialAborted",
     "TrialResult",
+    "TurnScore",
+    "Verdict",
     "agreement",
     "benjamini_hochberg",
     "binomial_tail",
     "build_bundle",
     "bundle_statistics",
     "bundled_objectives_path",
+    "calibrate",
     "check_plan",
+    "cohen_kappa",
+    "corrected_rate",
     "design_effect",
     "evidence_resource",
+    "fleiss_kappa",
     "holm",
     "html_report",
     "is_refusal",
+    "judge_agreement",
     "load_bundle",
+    "load_calibration",
     "load_objectives",
+    "newcombe_difference",
     "observations",
     "rollup",
     "run_campaign",
+    "scorer_for",
     "strategy_named",
     "summarize",
     "target_for",

@@ -11,7 +11,7 @@ from typing import Any
 from exportgate.errors import ExportgateError
 
 from ._objectives import Objective
-from ._records import TrialResult
+from ._records import TrialAborted, TrialResult
 from ._scoring import Scorer
 from ._store import CampaignStore
 from ._strategies import Strategy
@@ -69,6 +69,8 @@ class Campaign:
             async with gate:
                 try:
                     result = await strategy.run(objective, self.target, self.scorer, index, seed)
+                except TrialAborted as exc:  # failed midway: keep the conversation so far
+                    result = exc.partial
                 except ExportgateError as exc:
                     result = TrialResult(objective.id, strategy.name, index, seed, False, 0, None, 0, 0, 0, 0,
                                          error=exc.message)  # fmt: skip

@@ -51,11 +51,14 @@ class CampaignStore:
         elif row[0] != encoded:
             raise ConfigError(f"{self.path} holds a campaign with different settings; it cannot be resumed with these")
 
+    def saved(self) -> dict[tuple[str, str, int], TrialResult]:
+        """Every saved trial, errored ones (with their partial transcripts) included."""
+        rows = self._db.execute("SELECT objective, strategy, trial, result FROM trials").fetchall()
+        return {(o, s, t): TrialResult.from_dict(orjson.loads(r)) for o, s, t, r in rows}
+
     def done(self) -> dict[tuple[str, str, int], TrialResult]:
         """The finished trials that need not run again: every saved one but those that errored."""
-        rows = self._db.execute("SELECT objective, strategy, trial, result FROM trials").fetchall()
-        results = {(o, s, t): TrialResult.from_dict(orjson.loads(r)) for o, s, t, r in rows}
-        return {key: result for key, result in results.items() if result.error is None}
+        return {key: result for key, result in self.saved().items() if result.error is None}
 
     def save(self, result: TrialResult) -> None:
         try:

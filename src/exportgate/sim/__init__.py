@@ -1,11 +1,22 @@
 """The built-in model simulator (docs/evaluation.md): a guarded, seeded, OpenAI- and Anthropic-compatible model."""
 
 from ._app import SimApp
-from ._model import ATTACKER_PROMPT, JUDGE_PROMPT, REFUSAL, Reply, SimModel, canary_marker, count_tokens
+from ._model import (
+    ATTACKER_PROMPT,
+    CRESCENDO_PROMPT,
+    JUDGE_PROMPT,
+    REFUSAL,
+    Reply,
+    SimModel,
+    canary_marker,
+    count_tokens,
+    quotes,
+)
 from ._profiles import PROFILES, Profile, profile_named
 
 __all__ = [
     "ATTACKER_PROMPT",
+    "CRESCENDO_PROMPT",
     "JUDGE_PROMPT",
     "PROFILES",
     "REFUSAL",
@@ -16,6 +27,7 @@ __all__ = [
     "canary_marker",
     "count_tokens",
     "profile_named",
+    "quotes",
 ]
 
 
