@@ -28,7 +28,8 @@ def _answer(path: str, body: dict[str, Any], text: str) -> dict[str, Any] | None
 
 class PathRecorder:
     """``with PathRecorder() as rec:`` serves on ``rec.url``; ``rec.paths`` lists the request paths in order.
-    Its default answer reads as a judge's score of 0. A path holding ``/v1/v1/`` (a base URL's ``/v1`` doubled) is answered 404, like a real API would."""
+    Its default answer reads as a judge's score of 0. A path holding ``/v1/v1/`` (a base URL's ``/v1``
+    doubled) is answered 404, like a real API would."""
 
     def __init__(self, text: str = "Here is a plain answer. SCORE: 0") -> None:
         self.paths: list[str] = []
