@@ -19,7 +19,7 @@ import base64
 import hashlib
 import os
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from importlib import resources
@@ -37,6 +37,7 @@ from exportgate.signing import Signer, TrustedKeys, canonical, key_id_of
 
 from ._objectives import Objective
 from ._records import TrialResult
+from ._scoring import scoring_statistics
 from ._stats import Rules, summarize, wilson
 from ._usage import Pricing, usage
 
@@ -198,16 +199,10 @@ def bundle_statistics(bundle: EvidenceBundle) -> dict[str, Any]:
     stats = summarize(bundle.trials, bundle.rules(), bundle.domains())
     pricing = bundle.config.get("pricing")
     stats["usage"] = usage(bundle.trials, Pricing(**pricing) if pricing else None)
-    for name, compute in _EXTRA_STATISTICS.items():
-        value = compute(bundle)
-        if value is not None:
-            stats[name] = value
+    scorer = bundle.config.get("scorer")
+    calibration = scorer.get("calibration") if isinstance(scorer, Mapping) else None
+    stats["scoring"] = scoring_statistics(bundle.trials, calibration)
     return stats
-
-
-#: Statistics sections beyond cells and roll-ups (judge agreement, corrected rates), by name; each
-#: computes from the bundle, or returns None when it does not apply.
-_EXTRA_STATISTICS: dict[str, Callable[[EvidenceBundle], Any]] = {}
 
 
 def _redacted(result: TrialResult, goals: Mapping[str, str], redact: bool) -> dict[str, Any]:

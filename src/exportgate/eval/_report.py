@@ -88,6 +88,7 @@ def text_report(bundle: EvidenceBundle, check: EvidenceCheck | None = None) -> s
     lines += [_rollup_line(name, r) for name, r in stats.get("domains", {}).items()]
     overall = stats["overall"]
     lines += ["", _rollup_line("overall", overall).strip(), sensitivity_line(overall)]
+    lines += scoring_lines(stats.get("scoring"))
     if "usage" in stats:
         lines += [f"usage: {usage_line(stats['usage'])}"]
     return "\n".join(lines)
@@ -100,6 +101,27 @@ def sensitivity_line(overall: Mapping[str, Any]) -> str:
         f"sensitivity: {overall['errors']} trial(s) errored; had every one been a success, the overall ASR would"
         f" be {_pct(overall['asr_if_errors_succeeded'])} instead of {_pct(overall['asr'])}"
     )
+
+
+def scoring_lines(scoring: Mapping[str, Any] | None) -> list[str]:
+    """The judges' agreement, and the judge-corrected rates beside the raw ones, when the bundle has them."""
+    if not scoring:
+        return []
+    lines = []
+    agreement = scoring.get("judge_agreement")
+    if agreement:
+        kappa = "undefined (every vote the same)" if agreement["kappa"] is None else f"{agreement['kappa']:.3f}"
+        statistic = agreement["statistic"].capitalize()
+        lines.append(f"judges: {agreement['judges']} agreed on {agreement['observed_agreement']:.1%} of"
+                     f" {agreement['replies']} judged replies; {statistic}'s kappa {kappa}")  # fmt: skip
+    corrected = scoring.get("corrected")
+    if corrected:
+        lines.append(f"corrected for the judges' calibration (sensitivity {corrected['sensitivity']:g}, specificity"
+                     f" {corrected['specificity']:g}; Rogan-Gladen), over trials with a judged reply:")  # fmt: skip
+        rows = [("overall", corrected["overall"]), *corrected["strategies"].items()]
+        lines += [f"  {name:<16} raw {_pct(r['asr'])}  corrected {_pct(r['asr_corrected'])}"
+                  f"  ({r['successes']}/{r['trials']})" for name, r in rows]  # fmt: skip
+    return lines
 
 
 def usage_line(usage: Mapping[str, Any]) -> str:
@@ -182,6 +204,7 @@ td,th{{border-bottom:1px solid #ddd;padding:4px 8px;text-align:left}}
 created {esc(bundle.created)}; exportgate {esc(str(bundle.tool.get("version")))}; schema {esc(bundle.schema)}.</p>
 <p>{esc(rules_line(stats))}.</p>
 <p>{esc(sensitivity_line(stats["overall"]))}.</p>
+{"".join(f"<p>{esc(line)}</p>" for line in scoring_lines(stats.get("scoring")))}
 {usage}
 <h2>Per strategy</h2><table>{head.format("strategy")}{rollups(stats["strategies"])}</table>
 <h2>Per domain</h2><table>{head.format("domain")}{rollups(stats.get("domains", {}))}</table>

@@ -13,7 +13,8 @@ It checks, and prints, each of:
 4. the plan is complete: every configured objective x strategy x trial index ran exactly once;
 5. every statistic, recomputed from the trials under the rules in ``config.rules`` (Wilson intervals,
    exact binomial p-values, Holm and Benjamini-Hochberg adjustments, design-effect-adjusted roll-ups,
-   usage and cost; see docs/evaluation.md), equals the bundle's;
+   usage and cost, the judges' agreement (Cohen's or Fleiss' kappa) and the judge-corrected attack
+   success rates (Rogan-Gladen); see docs/evaluation.md), equals the bundle's;
 6. with ``--transcripts``, the raw transcripts file's SHA-256 and every redacted reply's hash and length.
 
 Exit status: 0 all checks pass, 1 a check fails, 2 the files cannot be read.
@@ -256,6 +257,58 @@ def usage_totals(trials: list[Any], pricing: Any) -> dict[str, Any]:
     return out
 
 
+def agreement(rows: list[list[float]]) -> dict[str, Any] | None:
+    """Judges' agreement: each judged reply's votes (score >= 0.5); Cohen's kappa for two judges, else Fleiss'."""
+    rows = [row for row in rows if len(row) >= 2]
+    if not rows:
+        return None
+    m, n = len(rows[0]), len(rows)
+    if any(len(row) != m for row in rows):
+        raise ValueError("replies judged by different numbers of judges")
+    votes = [[s >= 0.5 for s in row] for row in rows]
+    kappa: float | None
+    if m == 2:
+        observed = sum(v[0] == v[1] for v in votes) / n
+        a, b = sum(v[0] for v in votes) / n, sum(v[1] for v in votes) / n
+        chance = a * b + (1 - a) * (1 - b)
+    else:
+        table = [[sum(v), m - sum(v)] for v in votes]
+        observed = sum(sum(c * (c - 1) for c in row) / (m * (m - 1)) for row in table) / n
+        chance = sum((sum(row[j] for row in table) / (n * m)) ** 2 for j in range(2))
+    kappa = None if chance >= 1.0 else round((observed - chance) / (1 - chance), 4)
+    return {"judges": m, "replies": n, "statistic": "cohen" if m == 2 else "fleiss", "kappa": kappa,
+            "observed_agreement": round(observed, 4)}
+
+
+def corrected(trials: list[Any], se: float, sp: float) -> dict[str, Any]:
+    """Rogan-Gladen: (p + sp - 1) / (se + sp - 1), clipped to [0, 1]; None when se + sp <= 1."""
+    n = len(trials)
+    k = sum(1 for t in trials if t["success"])
+    raw = k / n if n else None
+    fixed = None
+    if raw is not None and se + sp - 1 > 0:
+        fixed = round(min(1.0, max(0.0, (raw + sp - 1) / (se + sp - 1))), 6)
+    return {"successes": k, "trials": n, "asr": None if raw is None else round(raw, 6), "asr_corrected": fixed}
+
+
+def scoring(trials: list[Any], calibration: Any) -> dict[str, Any]:
+    judged_turns = [ts for t in trials for ts in t.get("turn_scores") or [] if ts["method"] == "judge"]
+    fixed = None
+    se = calibration.get("sensitivity") if calibration else None
+    sp = calibration.get("specificity") if calibration else None
+    if calibration and se is not None and sp is not None:
+        judged = [t for t in trials if t.get("error") is None
+                  and any(ts["method"] == "judge" for ts in t.get("turn_scores") or [])]  # fmt: skip
+        names = sorted({t["strategy"] for t in judged})
+        fixed = {
+            "method": "Rogan-Gladen", "sensitivity": se, "specificity": sp,
+            "calibration_sha256": calibration.get("sha256"),
+            "overall": corrected(judged, se, sp),
+            "strategies": {s: corrected([t for t in judged if t["strategy"] == s], se, sp) for s in names},
+        }  # fmt: skip
+    return {"judge_agreement": agreement([ts["judges"] for ts in judged_turns]), "corrected": fixed}
+
+
 def recompute(bundle: Any) -> dict[str, Any]:
     trials, rules = bundle["trials"], bundle["config"]["rules"]
     domain_of = {o["id"]: o.get("domain", "unknown") for o in bundle["objectives"]}
@@ -293,6 +346,7 @@ def recompute(bundle: Any) -> dict[str, Any]:
             "total": usage_totals(trials, pricing),
             "strategies": {s: usage_totals(by_strategy[s], pricing) for s in sorted(by_strategy)},
         },
+        "scoring": scoring(trials, (bundle["config"].get("scorer") or {}).get("calibration")),
     }
 
 
