@@ -26,6 +26,8 @@ from exportgate.eval import (
     Strategy,
     TrialResult,
     build_bundle,
+    compare_trials,
+    comparison_text,
     evidence_resource,
     html_report,
     load_bundle,
@@ -273,6 +275,68 @@ def _scorer(judges: list[str] | None, models: list[str] | None, combine: str, li
     if linked is not None and not judges:
         raise typer.BadParameter("a calibration needs the --judge it was made for", param_hint="--calibration")
     return scorer_for(judges or (), models or ("judge",), combine, linked)
+
+
+@app.command("compare")
+def compare(
+    a: Annotated[Path, typer.Argument(help="Evidence bundle A (e.g. before the safeguard).")],
+    b: Annotated[Path, typer.Argument(help="Evidence bundle B (e.g. after it); may be A itself.")],
+    strategy_a: Annotated[str | None, typer.Option(help="A's strategy [default: each strategy both ran].")] = None,
+    strategy_b: Annotated[str | None, typer.Option(help="B's strategy [default: --strategy-a].")] = None,
+    trust: TrustOption = None,
+    output: Annotated[Format, typer.Option("--format", help="text or json.")] = Format.text,
+    home: HomeOption = None,
+) -> None:
+    """B's attack success rate minus A's per objective, with Newcombe's 95% interval, and pooled.
+
+    Both bundles are verified first; one that does not verify is refused (exit 1)."""
+    trusted = trusted_for(settings_for(home), trust or [])
+    bundles = []
+    for path in (a, b):
+        check = verify_evidence(path, trusted)
+        if not check.intact:
+            fail(f"{path} does not verify: {check.problems[0]}; not compared")
+        bundle, _ = load_bundle(path)
+        bundles.append((path, bundle, check))
+    (_, first, _), (_, second, _) = bundles
+    pairs = _strategy_pairs(first.trials, second.trials, strategy_a, strategy_b)
+    comparisons = [compare_trials(first.trials, second.trials, x, y) for x, y in pairs]
+    if output is Format.json:
+        emit_json({"a": _described(*bundles[0]), "b": _described(*bundles[1]),
+                   "comparisons": [c.as_dict() for c in comparisons]})  # fmt: skip
+        return
+    for name, (path, bundle, check) in zip("AB", bundles, strict=True):
+        typer.echo(f"{name}: {path}  {bundle.created}  {_trust_word(check)}  target {bundle.target.get('model')}")
+    for comparison in comparisons:
+        typer.echo(comparison_text(comparison))
+
+
+def _strategy_pairs(a: Any, b: Any, strategy_a: str | None, strategy_b: str | None) -> list[tuple[str, str]]:
+    names_a = sorted({str(t["strategy"]) for t in a})
+    names_b = sorted({str(t["strategy"]) for t in b})
+    if strategy_a is not None or strategy_b is not None:
+        x, y = strategy_a or strategy_b, strategy_b or strategy_a
+        assert x is not None and y is not None
+        for name, names, side in ((x, names_a, "A"), (y, names_b, "B")):
+            if name not in names:
+                raise ConfigError(f"bundle {side} has no {name} trials (it ran {', '.join(names) or 'none'})")
+        return [(x, y)]
+    shared = [n for n in names_a if n in names_b]
+    if shared:
+        return [(n, n) for n in shared]
+    if len(names_a) == 1 and len(names_b) == 1:
+        return [(names_a[0], names_b[0])]
+    raise ConfigError(f"the bundles ran no strategy in common (A: {', '.join(names_a)}; B: {', '.join(names_b)});"
+                      " name them with --strategy-a and --strategy-b")  # fmt: skip
+
+
+def _trust_word(check: Any) -> str:
+    return f"verified, {'trusted' if check.trusted else 'UNTRUSTED'} key {check.key_id}"
+
+
+def _described(path: Path, bundle: Any, check: Any) -> dict[str, Any]:
+    return {"file": str(path), "created": bundle.created, "key_id": check.key_id, "trusted": check.trusted,
+            "target": bundle.target}  # fmt: skip
 
 
 @app.command("calibrate")

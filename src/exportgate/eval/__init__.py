@@ -8,7 +8,15 @@ a :class:`Campaign` runs objectives x strategies x N trials, checkpointed in a :
 """
 
 from ._campaign import CampaignOutcome, run_campaign
-from ._compare import Difference, cohen_kappa, fleiss_kappa, newcombe_difference
+from ._compare import (
+    ComparedRates,
+    Comparison,
+    Difference,
+    cohen_kappa,
+    compare_trials,
+    fleiss_kappa,
+    newcombe_difference,
+)
 from ._evidence import (
     SCHEMA,
     SCHEMA_V1,
@@ -26,7 +34,7 @@ from ._evidence import (
 )
 from ._objectives import Criteria, Objective, bundled_objectives_path, load_objectives
 from ._records import Message, TargetReply, TrialAborted, TrialResult, TurnScore, Verdict
-from ._report import html_report, text_report
+from ._report import comparison_text, html_report, text_report
 from ._runner import Campaign, trial_seed
 from ._scoring import (
     Calibration,
@@ -73,6 +81,8 @@ __all__ = [
     "Campaign",
     "CampaignOutcome",
     "CampaignStore",
+    "ComparedRates",
+    "Comparison",
     "Crescendo",
     "CrescendoTemplate",
     "Criteria",
@@ -113,6 +123,8 @@ __all__ = [
     "calibrate",
     "check_plan",
     "cohen_kappa",
+    "compare_trials",
+    "comparison_text",
     "corrected_rate",
     "design_effect",
     "evidence_resource",

@@ -12,9 +12,10 @@ import html
 from collections.abc import Mapping
 from typing import Any
 
+from ._compare import Comparison, Difference
 from ._evidence import SCHEMA, EvidenceBundle, EvidenceCheck, bundle_statistics
 
-__all__ = ["html_report", "text_report", "usage_line"]
+__all__ = ["comparison_text", "html_report", "text_report", "usage_line"]
 
 
 def _pct(value: float | None) -> str:
@@ -122,6 +123,33 @@ def scoring_lines(scoring: Mapping[str, Any] | None) -> list[str]:
         lines += [f"  {name:<16} raw {_pct(r['asr'])}  corrected {_pct(r['asr_corrected'])}"
                   f"  ({r['successes']}/{r['trials']})" for name, r in rows]  # fmt: skip
     return lines
+
+
+def comparison_text(comparison: Comparison) -> str:
+    """A comparison as a table: per objective, A's and B's successes, B - A and Newcombe's interval."""
+    x, y = comparison.strategy_a, comparison.strategy_b
+    lines = [f"\n{x} (A) against {y} (B): ASR difference B - A, 95% interval by Newcombe's method 10",
+             f"{'objective':<24} {'A succ/N':>9} {'B succ/N':>9} {'B - A':>8} {'95% CI':>18}"]  # fmt: skip
+    for row in (*comparison.cells, comparison.pooled):
+        lines.append(f"{row.label[:24]:<24} {_frac(row.a):>9} {_frac(row.b):>9} {_difference(row.difference)}")
+    da, db = comparison.pooled.design_effects
+    lines.append(f"the pooled row divides each side's counts by its design effect (A {da:.2f}, B {db:.2f}): trials of"
+                 " one objective are not independent")  # fmt: skip
+    for side, missing in (("A", comparison.only_a), ("B", comparison.only_b)):
+        if missing:
+            lines.append(f"only in {side} (not compared): {', '.join(missing)}")
+    return "\n".join(lines)
+
+
+def _frac(counts: tuple[int, int]) -> str:
+    return f"{counts[0]}/{counts[1]}"
+
+
+def _difference(d: Difference | None) -> str:
+    if d is None:
+        return f"{'n/a':>8} {'':>18}"
+    verdict = "  differs" if d.excludes_zero() else ""
+    return f"{d.estimate * 100:>+7.1f}% [{d.lower * 100:>+6.1f}%, {d.upper * 100:>+6.1f}%]{verdict}"
 
 
 def usage_line(usage: Mapping[str, Any]) -> str:

@@ -276,8 +276,13 @@ def agreement(rows: list[list[float]]) -> dict[str, Any] | None:
         observed = sum(sum(c * (c - 1) for c in row) / (m * (m - 1)) for row in table) / n
         chance = sum((sum(row[j] for row in table) / (n * m)) ** 2 for j in range(2))
     kappa = None if chance >= 1.0 else round((observed - chance) / (1 - chance), 4)
-    return {"judges": m, "replies": n, "statistic": "cohen" if m == 2 else "fleiss", "kappa": kappa,
-            "observed_agreement": round(observed, 4)}
+    return {
+        "judges": m,
+        "replies": n,
+        "statistic": "cohen" if m == 2 else "fleiss",
+        "kappa": kappa,
+        "observed_agreement": round(observed, 4),
+    }
 
 
 def corrected(trials: list[Any], se: float, sp: float) -> dict[str, Any]:
