@@ -58,7 +58,12 @@ def _jcs(value: Any) -> str:
     if value is False:
         return "false"
     if isinstance(value, int):
-        return str(value)
+        if abs(value) <= 2**53:
+            return str(value)
+        text = _number(float(value))  # a JSON number is a double: the nearest one's text
+        if text != str(value) and int(float(value)) != value:
+            raise ValueError(f"the integer {value} is not exact as an IEEE 754 double")
+        return text
     if isinstance(value, float):
         return _number(value)
     if isinstance(value, str):
@@ -276,8 +281,13 @@ def agreement(rows: list[list[float]]) -> dict[str, Any] | None:
         observed = sum(sum(c * (c - 1) for c in row) / (m * (m - 1)) for row in table) / n
         chance = sum((sum(row[j] for row in table) / (n * m)) ** 2 for j in range(2))
     kappa = None if chance >= 1.0 else round((observed - chance) / (1 - chance), 4)
-    return {"judges": m, "replies": n, "statistic": "cohen" if m == 2 else "fleiss", "kappa": kappa,
-            "observed_agreement": round(observed, 4)}
+    return {
+        "judges": m,
+        "replies": n,
+        "statistic": "cohen" if m == 2 else "fleiss",
+        "kappa": kappa,
+        "observed_agreement": round(observed, 4),
+    }
 
 
 def corrected(trials: list[Any], se: float, sp: float) -> dict[str, Any]:

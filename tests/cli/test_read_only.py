@@ -35,6 +35,12 @@ READING = [
     ["audit", "export"],
     ["audit", "tail"],
     ["audit", "public-key"],
+    ["keys", "show"],
+    ["keys", "export"],
+    ["keys", "rotate"],
+    ["keys", "rotate", "--yes"],
+    ["classify", "show", "cls-0"],
+    ["classify", "approve", "cls-0", "--by", "bob"],
 ]
 
 

@@ -40,9 +40,12 @@ def canonical_text(value: Any) -> str:
     if value is False:
         return "false"
     if isinstance(value, int):
-        if abs(value) > _EXACT:
+        if abs(value) <= _EXACT:
+            return str(value)
+        text = es_number(float(value))  # JSON numbers are IEEE 754 doubles: the nearest one's text
+        if text != str(value) and int(float(value)) != value:  # reading it back would give another number
             raise ValueError(f"JCS: the integer {value} is not exact as an IEEE 754 double")
-        return str(value)
+        return text
     if isinstance(value, float):
         return es_number(value)
     if isinstance(value, str):

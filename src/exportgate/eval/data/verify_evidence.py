@@ -58,7 +58,12 @@ def _jcs(value: Any) -> str:
     if value is False:
         return "false"
     if isinstance(value, int):
-        return str(value)
+        if abs(value) <= 2**53:
+            return str(value)
+        text = _number(float(value))  # a JSON number is a double: the nearest one's text
+        if text != str(value) and int(float(value)) != value:
+            raise ValueError(f"the integer {value} is not exact as an IEEE 754 double")
+        return text
     if isinstance(value, float):
         return _number(value)
     if isinstance(value, str):
