@@ -228,3 +228,46 @@ def test_a_campaign_with_a_judge_and_an_attacker_resumes_in_a_later_second(
     assert main(args) == 0
     time.sleep(1.1)
     assert main([*args, "--resume"]) == 0, capsys.readouterr().err
+
+
+def test_transcripts_not_checked_are_said_so_and_can_be_required(bundle: Path, capsys: pytest.CaptureFixture[str]):
+    home = str(bundle.parent / "home")
+    capsys.readouterr()
+    assert main(["evidence", "verify", str(bundle), "--home", home, "--require-transcripts"]) == 0
+    assert "transcripts checked" in capsys.readouterr().out
+    bundle.with_suffix(".transcripts.jsonl").unlink()
+    assert main(["evidence", "verify", str(bundle), "--home", home]) == 0  # kept apart on purpose: not tampering
+    out = capsys.readouterr().out
+    assert "transcripts not checked" in out and "intact" not in out.replace("not checked", "")
+    assert main(["evidence", "verify", str(bundle), "--home", home, "--require-transcripts"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "transcripts are required" in err
+
+
+def test_a_report_of_a_tampered_bundle_warns_and_fails(bundle: Path, tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]):  # fmt: skip
+    data = orjson.loads(bundle.read_bytes())
+    data["trials"][0]["success"] = not data["trials"][0]["success"]
+    bundle.write_bytes(canonical(data) + b"\n")
+    page = tmp_path / "r.html"
+    capsys.readouterr()
+    assert main(["eval", "report", str(bundle), "--html", str(page), "--home", str(bundle.parent / "home")]) == 1
+    out, err = capsys.readouterr()
+    assert "DOES NOT VERIFY" in out.upper() and "altered bundle" in err and err.count("\n") == 1
+    assert "does not verify" in page.read_text().lower()
+
+
+def test_errored_cells_read_na_with_their_errors_and_a_sensitivity_line(tmp_path: Path,
+                                                                       capsys: pytest.CaptureFixture[str]):  # fmt: skip
+    """A target that is down for the whole campaign: every cell 0/0 with its errors shown, never "0.0%"."""
+    out = tmp_path / "down.json"
+    args = ["eval", "run", "--target", "http://127.0.0.1:9", "--model", "m", "--strategies", "direct",
+            "--trials", "2", "--out", str(out), "--home", str(tmp_path / "home"), "--allow-errors"]  # fmt: skip
+    assert main(args) == 0
+    capsys.readouterr()
+    assert main(["eval", "report", str(out), "--home", str(tmp_path / "home")]) == 0
+    report = capsys.readouterr().out
+    cells = [line for line in report.splitlines() if line.startswith("canary-")]
+    assert cells and all("0/0" in line and "n/a" in line and " 2 " in line for line in cells), report
+    assert all(line.split()[4] == "n/a" for line in cells)  # the rate column; the interval is the vacuous [0, 1]
+    assert "sensitivity: 8 trial(s) errored" in report
