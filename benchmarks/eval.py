@@ -1,7 +1,10 @@
 """Benchmark: evaluation harness speed (docs/performance.md: >= 500 turns/s against the simulator, <= 1 ms overhead per
 turn). The simulator is served by ``exportgate sim serve`` on CPU 1; the harness runs crescendo over the
-canary set at concurrency 64 on CPU 0. Overhead per turn = the harness process's CPU time / turns (it
-includes the HTTP client's work, excludes the simulator's).
+canary set at concurrency 64 on CPU 0: the adaptive ``crescendo`` (its attacker is the simulator's
+attacker role, in the harness process, so its CPU counts as harness overhead) and ``crescendo-template``,
+in interleaved rounds (these machines are noisy), each figure reported as its range over the rounds.
+Overhead per turn = the harness process's CPU time / turns (it includes the HTTP client's work, excludes
+the simulator's).
 
 Peer in the same run: PyRIT's ``CrescendoAttack`` (installed from PyPI into ``benchmarks/.pyrit-venv``)
 against the same simulator, driven by ``_pyrit_crescendo.py`` with the same template attacker and
@@ -21,11 +24,13 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from _harness import conclude, peer_venv  # noqa: E402
-from exportgate.eval import Campaign, Crescendo, load_objectives, target_for  # noqa: E402
+from exportgate.eval import Campaign, Crescendo, CrescendoTemplate, Strategy, load_objectives, target_for  # noqa: E402
 from gateway import free_port, launch, stop  # noqa: E402
 
 TARGETS = {"turns_per_s": 500, "overhead_ms_per_turn": 1.0}
 PYRIT_TRIALS = 10  # per canary
+ROUNDS = 3
+STRATEGIES: dict[str, type[Strategy]] = {"crescendo": Crescendo, "crescendo-template": CrescendoTemplate}
 
 
 def pyrit(url: str) -> dict[str, float] | None:
@@ -43,9 +48,9 @@ def pyrit(url: str) -> dict[str, float] | None:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-async def campaign(url: str, trials: int) -> tuple[int, float, float]:
+async def campaign(url: str, trials: int, strategy: str = "crescendo") -> tuple[int, float, float]:
     target = target_for(url, "sim-1")
-    run = Campaign(target, load_objectives(), [Crescendo()], trials=trials, concurrency=64)
+    run = Campaign(target, load_objectives(), [STRATEGIES[strategy]()], trials=trials, concurrency=64)
     wall, cpu = time.perf_counter(), time.process_time()
     results = await run.run()
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
@@ -59,36 +64,53 @@ def main() -> int:
     url = f"http://127.0.0.1:{port}"
     sim = launch([sys.executable, "-m", "exportgate.cli", "sim", "serve", "--port", str(port), "--profile", "typical"],
                  "1", url + "/v1/models")  # fmt: skip
+    runs: dict[str, list[tuple[int, float, float]]] = {name: [] for name in STRATEGIES}
+    local: list[float] = []
     try:
-        asyncio.run(campaign(url, 2))  # warm up
-        turns, wall, cpu = asyncio.run(campaign(url, 400))
-        local_turns, local_wall, _ = asyncio.run(campaign("sim:typical", 400))
+        for name in STRATEGIES:
+            asyncio.run(campaign(url, 2, name))  # warm up
+        for _ in range(ROUNDS):
+            for name in STRATEGIES:
+                runs[name].append(asyncio.run(campaign(url, 400, name)))
+            local_turns, local_wall, _ = asyncio.run(campaign("sim:typical", 400))
+            local.append(local_turns / local_wall)
         peer = pyrit(url)
     finally:
         stop(sim)
-    figures = {
-        "turns_per_s": round(turns / wall),
-        "overhead_ms_per_turn": round(cpu / turns * 1000, 3),
-        "in_process_turns_per_s": round(local_turns / local_wall),
+    rates = {name: [t / w for t, w, _ in rows] for name, rows in runs.items()}
+    cpus = {name: [c / t * 1000 for t, _, c in rows] for name, rows in runs.items()}
+    figures: dict[str, float] = {
+        "turns_per_s": round(min(rates["crescendo"])),  # the worst round is the one held to the target
+        "overhead_ms_per_turn": round(max(cpus["crescendo"]), 3),
+        "template_turns_per_s": round(min(rates["crescendo-template"])),
+        "template_overhead_ms_per_turn": round(max(cpus["crescendo-template"]), 3),
+        "in_process_turns_per_s": round(min(local)),
     }
-    print(f"eval harness, crescendo x {len(load_objectives())} canaries x 400 trials, concurrency 64")
-    print(f"  over HTTP: {turns:,} turns in {wall:.2f} s = {figures['turns_per_s']:,} turns/s; "
-          f"harness CPU {figures['overhead_ms_per_turn']} ms per turn")
-    print(f"  in-process simulator: {figures['in_process_turns_per_s']:,} turns/s")
-    results: dict[str, object] = {"http": {"turns": turns, "seconds": round(wall, 3)}}
+    print(f"eval harness, crescendo x {len(load_objectives())} canaries x 400 trials, concurrency 64, {ROUNDS} rounds")
+    for name in STRATEGIES:
+        turns = runs[name][0][0]
+        print(
+            f"  {name} over HTTP: {turns:,} turns per round, {min(rates[name]):,.0f}-{max(rates[name]):,.0f} turns/s;"
+            f" harness CPU {min(cpus[name]):.3f}-{max(cpus[name]):.3f} ms per turn"
+        )
+    print(f"  adaptive crescendo, in-process simulator: {min(local):,.0f}-{max(local):,.0f} turns/s")
+    first_turns, first_wall, _ = runs["crescendo"][0]
+    results: dict[str, object] = {"http": {"turns": first_turns, "seconds": round(first_wall, 3)},
+                                  "rounds": {n: [list(r) for r in rows] for n, rows in runs.items()}}  # fmt: skip
     if peer is not None:
         results["pyrit"] = peer
         pyrit_rate = peer["turns"] / peer["seconds"]
         pyrit_cpu_ms = peer["cpu_seconds"] / peer["turns"] * 1000
         figures["pyrit_turns_per_s"] = round(pyrit_rate, 1)
         figures["pyrit_overhead_ms_per_turn"] = round(pyrit_cpu_ms, 2)
-        figures["vs_pyrit"] = round(figures["turns_per_s"] / pyrit_rate, 1)
-        print(f"  PyRIT CrescendoAttack, {peer['trials']} trials: {peer['turns']:,} turns in {peer['seconds']:.2f} s"
-              f" = {pyrit_rate:,.1f} turns/s; harness CPU {pyrit_cpu_ms:.2f} ms per turn"
-              f" (exportgate: {figures['vs_pyrit']}x the turns/s)")
+        figures["vs_pyrit"] = round(min(rates["crescendo-template"]) / pyrit_rate, 1)
+        print(
+            f"  PyRIT CrescendoAttack, {peer['trials']} trials: {peer['turns']:,} turns in {peer['seconds']:.2f} s"
+            f" = {pyrit_rate:,.1f} turns/s; harness CPU {pyrit_cpu_ms:.2f} ms per turn"
+            f" (exportgate's template crescendo, the like-for-like peer: {figures['vs_pyrit']}x the turns/s)"
+        )
     ok = figures["turns_per_s"] >= TARGETS["turns_per_s"] and figures["overhead_ms_per_turn"] <= 1.0
-    conclude("eval", results, TARGETS, figures, ok,
-             ">= 500 turns/s, <= 1 ms harness overhead per turn")
+    conclude("eval", results, TARGETS, figures, ok, ">= 500 turns/s, <= 1 ms harness overhead per turn")
     return 0
 
 
