@@ -64,9 +64,12 @@ class ExportgateError(Exception):
     #: Short machine-readable code for error bodies and logs.
     code: str = "internal_error"
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, *, remedy: tuple[str, str] | None = None) -> None:
         super().__init__(message)
         self.message = message
+        #: What would change the outcome, in the library's terms: (parameter name, value), e.g.
+        #: ``("allow_unsigned", "True")``; a front end renders it its own way (the CLI as its flag).
+        self.remedy = remedy
 
     def __str__(self) -> str:
         return self.message

@@ -11,10 +11,12 @@ import orjson
 import pytest
 from cryptography.hazmat.primitives import serialization
 
+from exportgate.classify import read_evidence
 from exportgate.cli import main
+from exportgate.errors import ClassificationRefused
 from exportgate.eval import EvidenceBundle, bundle_statistics
 from exportgate.policy import load_directive
-from exportgate.signing import Signer, canonical, home_signer
+from exportgate.signing import Signer, TrustedKeys, canonical, home_signer
 
 from .conftest import MakeEvidence, classify_args
 
@@ -177,6 +179,9 @@ def test_unsigned_evidence_needs_the_flag_and_can_never_relax(
     _one_error_line(capsys, "is not signed", "--allow-unsigned")
     assert main(classify_args([bundle], directive_file, raised, "--allow-unsigned")) == 1
     _one_error_line(capsys, "is not signed")  # the relaxing check
+    with pytest.raises(ClassificationRefused) as refused:  # the library names its parameter, not a flag
+        read_evidence(bundle, allow_unsigned=False, trusted=TrustedKeys())
+    assert "--" not in refused.value.message and refused.value.remedy == ("allow_unsigned", "True")
 
 
 def test_unsigned_evidence_may_raise_with_the_flag(

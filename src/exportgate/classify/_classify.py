@@ -114,8 +114,9 @@ def _check_targets(directive: Directive, model: str, evidence: Sequence[Evidence
         if stand_in is not None and name == stand_in:
             continue
         if directive.resolve_model(name) != model:
-            hint = f"; pass --evidence-model {name} if it stands for {model}" if name else ""
-            raise ClassificationRefused(f"evidence {item.path} evaluated model {name!r}, not {model}{hint}")
+            hint = f" (name {name} as the model's stand-in if it stands for {model})" if name else ""
+            raise ClassificationRefused(f"evidence {item.path} evaluated model {name!r}, not {model}{hint}",
+                                        remedy=("evidence_model", name) if name else None)  # fmt: skip
 
 
 def _objectives(evidence: Sequence[Evidence]) -> dict[str, Mapping[str, Any]]:

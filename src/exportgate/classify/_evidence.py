@@ -83,8 +83,8 @@ def read_evidence(path: str | Path, *, allow_unsigned: bool, trusted: TrustedKey
     digest = hashlib.sha256(raw).hexdigest()
     if bundle.signature is None and bundle.manifest is None:
         if not allow_unsigned:
-            raise ClassificationRefused(f"evidence {path} is not signed; pass --allow-unsigned to use it anyway"
-                                        " (unsigned evidence can never relax a tier)")  # fmt: skip
+            raise ClassificationRefused(f"evidence {path} is not signed (unsigned evidence is used only when allowed,"
+                                        " and can never relax a tier)", remedy=("allow_unsigned", "True"))  # fmt: skip
         problems = check_plan(bundle)
         if problems:
             raise ClassificationRefused(f"evidence {path} is incomplete: {problems[0]}")

@@ -118,7 +118,7 @@ def approve(
     against is still in force. The approval is its own signed record (``status: approval``)."""
     approver = by.strip()
     if not approver:
-        raise ConfigError("name the approver (--by NAME)")
+        raise ConfigError("name the approver", remedy=("by", "NAME"))
     history = ClassificationHistory(home / HISTORY)
     try:
         pending = history.pending(record_id)

@@ -111,12 +111,22 @@ def _run(command: Any, args: list[str]) -> int:
     except (typer.Abort, KeyboardInterrupt):
         return _error("interrupted", 130)
     except ExportgateError as exc:
-        return _error(str(exc), 1)
+        return _error(str(exc) + _remedy(exc.remedy), 1)
     except BrokenPipeError:
         return 0
     except OSError as exc:  # the file system said no (a name too long, no permission, a full disk): one line
         return _error(_os_error(exc), 1)
     return result if isinstance(result, int) else 0
+
+
+def _remedy(remedy: tuple[str, str] | None) -> str:
+    """A library error's remedy as this CLI's flag (every library parameter a remedy names is an option of
+    the same name here)."""
+    if remedy is None:
+        return ""
+    name, value = remedy
+    flag = "--" + name.replace("_", "-")
+    return f"; pass {flag}" if value == "True" else f"; pass {flag} {value}"
 
 
 def _os_error(exc: OSError) -> str:
