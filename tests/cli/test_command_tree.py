@@ -65,7 +65,7 @@ def _required(name: str, world: dict[str, str]) -> str:
         "before": "2000-01-01", "target": "sim:vulnerable", "evidence": world["evidence"], "judge": "sim:",
         "labels": world["labels"], "framework": "default", "out": str(Path(world["dir"]) / "new.yaml"),
         "alert": "alert-0", "record_id": "cls-0123456789abcdef", "record_file": world["evidence"],
-        "key": world["key"], "by": "grace",
+        "key": world["key"], "by": "grace", "a": world["evidence"], "b": world["evidence"],
     }  # fmt: skip
     return values[name]
 

@@ -80,7 +80,7 @@ def test_strategies_of_one_bundle_are_compared_by_name(tmp_path: Path, capsys: p
     (comparison,) = orjson.loads(capsys.readouterr().out)["comparisons"]
     assert comparison["pooled"]["differs"]
     assert main(["eval", "compare", str(both), str(both), "--strategy-a", "pair", "--home", home]) == 1
-    assert "bundle A has no pair trials" in capsys.readouterr().err
+    assert "bundle A has no 'pair' trials" in capsys.readouterr().err
 
 
 def test_a_tampered_bundle_is_not_compared(runs: tuple[Path, Path, Path], tmp_path: Path,

@@ -34,10 +34,11 @@ from exportgate.audit import (
     verify_store,
 )
 from exportgate.audit import open_store as _open_store
-from exportgate.errors import ConfigError, StoreError
-from exportgate.signing import home_public_key, key_id_of, public_pem, trusted_for
+from exportgate.errors import StoreError
+from exportgate.signing import trusted_for
 
 from ._common import HomeOption, parse_duration, parse_time, settings_for
+from ._keys import export as export_key
 from ._output import Format, emit_json, fail, table
 
 app = typer.Typer(help="Verify, export, tail and prune the audit trail.", no_args_is_help=True)
@@ -327,11 +328,4 @@ def public_key(
     home: HomeOption = None,
 ) -> None:
     """Print this home's signing public key (PEM), for verifiers elsewhere (same as: exportgate keys export)."""
-    own = home_public_key(settings_for(home).home_path)
-    if own is None:
-        raise ConfigError("this home has no signing key yet: it is made when a gateway first writes records")
-    if out:
-        out.write_text(public_pem(own))
-        typer.echo(f"wrote public key {key_id_of(own)} to {out}", err=True)
-    else:
-        typer.echo(public_pem(own), nl=False)
+    export_key(out, home)

@@ -315,12 +315,12 @@ def _strategy_pairs(a: Any, b: Any, strategy_a: str | None, strategy_b: str | No
     names_a = sorted({str(t["strategy"]) for t in a})
     names_b = sorted({str(t["strategy"]) for t in b})
     if strategy_a is not None or strategy_b is not None:
-        x, y = strategy_a or strategy_b, strategy_b or strategy_a
-        assert x is not None and y is not None
-        for name, names, side in ((x, names_a, "A"), (y, names_b, "B")):
+        x = strategy_a if strategy_a is not None else strategy_b
+        y = strategy_b if strategy_b is not None else strategy_a
+        for name, names, side in ((x or "", names_a, "A"), (y or "", names_b, "B")):
             if name not in names:
-                raise ConfigError(f"bundle {side} has no {name} trials (it ran {', '.join(names) or 'none'})")
-        return [(x, y)]
+                raise ConfigError(f"bundle {side} has no {name!r} trials (it ran {', '.join(names) or 'none'})")
+        return [(x or "", y or "")]
     shared = [n for n in names_a if n in names_b]
     if shared:
         return [(n, n) for n in shared]
