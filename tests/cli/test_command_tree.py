@@ -132,7 +132,7 @@ def _check(code: int, err: str, args: list[str]) -> None:
     assert code in (0, 1, 2, 130), f"{args[:6]}: exit {code}"
     if code != 0:
         lines = err.strip().splitlines()
-        assert lines and lines[0].startswith("exportgate: error: "), f"{args[:6]}: {err[:200]}"
+        assert lines and lines[0].startswith("exportgate: error: "), f"{args[:6]}: {err[-1500:]}"
         assert len(lines) == 1, f"{args[:6]}: {err[:200]}"
     assert "Traceback" not in err
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from exportgate.errors import ClassificationRefused
-from exportgate.eval import EvidenceBundle, check_plan, load_bundle, verify_evidence
+from exportgate.eval import EvidenceBundle, check_plan, load_bundle, read_bundle_bytes, verify_evidence
 from exportgate.signing import TrustedKeys
 
 __all__ = ["Evidence", "read_evidence", "target_fingerprint"]
@@ -79,7 +79,8 @@ def read_evidence(path: str | Path, *, allow_unsigned: bool, trusted: TrustedKey
     """A bundle that is intact and signed (by any key: whether it is trusted is recorded, and only
     trusted evidence can relax), or unsigned and allowed. Tampered, incomplete or all-errored evidence
     is refused."""
-    bundle, raw = load_bundle(path)
+    raw = read_bundle_bytes(path)  # read once: the bytes verified are the bytes classified
+    bundle, _ = load_bundle(path, raw)
     digest = hashlib.sha256(raw).hexdigest()
     if bundle.signature is None and bundle.manifest is None:
         if not allow_unsigned:
@@ -90,7 +91,7 @@ def read_evidence(path: str | Path, *, allow_unsigned: bool, trusted: TrustedKey
             raise ClassificationRefused(f"evidence {path} is incomplete: {problems[0]}")
         evidence = Evidence(str(path), digest, bundle, False, None)
     else:
-        check = verify_evidence(path, trusted)
+        check = verify_evidence(path, trusted, raw=raw)
         if check.problems:
             more = f" (and {len(check.problems) - 1} more)" if len(check.problems) > 1 else ""
             raise ClassificationRefused(f"evidence {path} is tampered: {check.problems[0]}{more}")

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from exportgate._files import sqlite_connect
-from exportgate.errors import StoreError
+from exportgate.errors import ClassificationRefused, StoreError
 
 from ._record import ClassificationRecord
 
@@ -61,6 +61,13 @@ class ClassificationHistory:
         try:
             with db:
                 db.execute("BEGIN IMMEDIATE")
+                if record.approves is not None:  # in the same write transaction: two approvers cannot both win
+                    rows = db.execute("SELECT record FROM classifications WHERE model = ?", (record.model,))
+                    for (text,) in rows.fetchall():
+                        done = ClassificationRecord.from_json(text)
+                        if done.approves == record.approves:
+                            raise ClassificationRefused(f"classification {record.approves} was already approved,"
+                                                        f" by {done.approved_by} (record {done.id})")  # fmt: skip
                 db.execute(
                     "INSERT INTO classifications (id, model, created, record) VALUES (?, ?, ?, ?)",
                     (record.id, record.model, record.created, record.to_json().decode()),
@@ -70,6 +77,16 @@ class ClassificationHistory:
                                (record.id, *pending))  # fmt: skip
         except sqlite3.Error as exc:
             raise StoreError(f"cannot record the classification in {self.path}: {exc}") from None
+
+    def remove(self, record_id: str) -> None:
+        """Take back a record whose directive could not be put in place (nothing else removes records)."""
+        db = self._open()
+        try:
+            with db:
+                db.execute("DELETE FROM pending WHERE id = ?", (record_id,))
+                db.execute("DELETE FROM classifications WHERE id = ?", (record_id,))
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot take back classification {record_id} in {self.path}: {exc}") from None
 
     def _select(self, sql: str, args: tuple[str, ...]) -> list[ClassificationRecord]:
         if self._db is None:

@@ -14,10 +14,23 @@ from typing import Any
 from ._evidence import Evidence, parse_time, target_fingerprint
 from ._record import ClassificationRecord
 
-__all__ = ["IDENTITY", "relaxation_basis", "shortfalls"]
+__all__ = ["IDENTITY", "relaxation_basis", "shortfalls", "target_identity"]
 
-#: What makes two evaluations "the same target" for relaxing (those of them the basis recorded).
+#: What makes two evaluations "the same target" for relaxing: the target's kind, endpoint and model, and
+#: its sampling settings (kept under the target's ``sampling``; older bundles kept them at the top).
 IDENTITY = ("kind", "endpoint", "model", "temperature", "max_tokens", "top_p")
+_SAMPLING = ("temperature", "max_tokens", "top_p")
+
+
+def target_identity(target: Any) -> dict[str, Any]:
+    """The :data:`IDENTITY` of a target fingerprint; a setting not recorded is None (and so differs from
+    any recorded value)."""
+    fingerprint = dict(target or {})
+    sampling = fingerprint.get("sampling")
+    sampling = dict(sampling) if isinstance(sampling, dict) else {}
+    identity = {k: fingerprint.get(k) for k in IDENTITY if k not in _SAMPLING}
+    identity.update({k: sampling.get(k, fingerprint.get(k)) for k in _SAMPLING})
+    return identity
 
 
 def relaxation_basis(applied: Sequence[ClassificationRecord]) -> ClassificationRecord | None:
@@ -85,11 +98,11 @@ def _settings(settings: dict[str, Any]) -> str:
 
 
 def _other_targets(basis: ClassificationRecord, evidence: Sequence[Evidence]) -> list[str]:
-    before = [{k: v for k, v in dict(e.get("target") or {}).items() if k in IDENTITY} for e in basis.evidence]
+    before = [target_identity(e.get("target")) for e in basis.evidence]
     missing = []
     for item in evidence:
-        now = target_fingerprint(item.bundle.target)
-        if not any(all(now.get(k) == v for k, v in old.items()) for old in before):
-            shown = ", ".join(f"{k}={v}" for k, v in sorted(before[0].items())) if before else "none recorded"
+        now = target_identity(target_fingerprint(item.bundle.target))
+        if now not in before:
+            shown = ", ".join(f"{k}={v}" for k, v in before[0].items()) if before else "none recorded"
             missing.append(f"{item.path} evaluated another target than classification {basis.id} ({shown})")
     return missing

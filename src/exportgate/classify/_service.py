@@ -11,24 +11,27 @@ from __future__ import annotations
 import getpass
 import hashlib
 import os
+import re
+import stat
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from exportgate._files import private_file
 from exportgate.errors import ClassificationRefused, ConfigError, ExportgateError, NotFoundError
 from exportgate.policy import load_directive
 from exportgate.signing import Signer, TrustedKeys
 
 from ._classify import classify
-from ._evidence import read_evidence
+from ._evidence import Evidence, read_evidence
 from ._framework import load_framework
 from ._history import ClassificationHistory
 from ._record import ClassificationRecord
 from ._rewrite import directive_diff, rewrite_directive
 
-__all__ = ["HISTORY", "Outcome", "approve", "run_classification", "who"]
+__all__ = ["CLOCK_SKEW", "HISTORY", "NAME", "Outcome", "approve", "person", "run_classification", "who"]
 
 HISTORY = "classifications.db"
 
@@ -41,13 +44,14 @@ class Outcome:
 
 
 def who(name: str | None) -> str:
-    """The person named, or the operating-system user running the command."""
+    """The person named (checked and normalised by :func:`person`), or the operating-system user running
+    the command."""
     chosen = (name or "").strip()
     if chosen:
-        return chosen
+        return person(chosen)
     try:
-        return getpass.getuser()
-    except (OSError, KeyError):
+        return person(getpass.getuser())
+    except (OSError, KeyError, ConfigError):
         return "unknown"
 
 
@@ -75,6 +79,7 @@ def run_classification(
     current = load_directive(directive)
     text = _read_text(directive)
     bundles = [read_evidence(p, allow_unsigned=allow_unsigned, trusted=trusted) for p in evidence]
+    _distinct(bundles, now)
     history = ClassificationHistory(home / HISTORY, read_only=dry_run)
     try:
         canonical = current.resolve_model(model) or model
@@ -116,9 +121,9 @@ def approve(
 ) -> Outcome:  # fmt: skip
     """Apply a pending relaxation: by someone other than who ran it, while the directive it was classified
     against is still in force. The approval is its own signed record (``status: approval``)."""
-    approver = by.strip()
-    if not approver:
+    if not by.strip():
         raise ConfigError("name the approver", remedy=("by", "NAME"))
+    approver = person(by)
     history = ClassificationHistory(home / HISTORY)
     try:
         pending = history.pending(record_id)
@@ -149,8 +154,47 @@ def approve(
     return Outcome(approval, "", written=True)
 
 
+#: Evidence dated this far after the clock is refused (clocks drift; evidence from the future does not).
+CLOCK_SKEW = timedelta(minutes=5)
+
+
+def _distinct(bundles: Sequence[Evidence], now: datetime | None) -> None:
+    """Each bundle counts once: the same file twice (by content), or two bundles of one campaign (the
+    same settings and seed, so the same trials again), would count trials twice. Evidence dated after now
+    is refused."""
+    seen: dict[str, str] = {}
+    campaigns: dict[str, str] = {}
+    moment = now or datetime.now(UTC)
+    for item in bundles:
+        if item.sha256 in seen:
+            raise ClassificationRefused(f"evidence {item.path} is {seen[item.sha256]} again (the same bundle counts"
+                                        " once)")  # fmt: skip
+        seen[item.sha256] = item.path
+        campaign = item.bundle.section_hashes()["config"]
+        if campaign in campaigns:
+            raise ClassificationRefused(f"evidence {item.path} and {campaigns[campaign]} are one campaign (the same"
+                                        " settings and seed): its trials would count twice")  # fmt: skip
+        campaigns[campaign] = item.path
+        if item.created > moment + CLOCK_SKEW:
+            raise ClassificationRefused(f"evidence {item.path} is dated {item.bundle.created}, after now")
+
+
+#: Names of people (``by``): ASCII user names or e-mail addresses, compared without case, so that no two
+#: spellings (full-width letters, look-alike scripts, invisible characters) name one person twice.
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+-]{0,63}")
+
+
+def person(name: str) -> str:
+    """A ``by`` name checked and normalised (stripped, lower case); refused unless it is a :data:`NAME`."""
+    cleaned = name.strip()
+    if not NAME.fullmatch(cleaned):
+        raise ConfigError(f"{cleaned[:80]!r} is not a name exportgate records: use an ASCII user name or e-mail"
+                          " address (letters, digits, . _ @ + -), so that one person has one spelling")  # fmt: skip
+    return cleaned.lower()
+
+
 def _same_person(a: str, b: str | None) -> bool:
-    return b is not None and a.strip().casefold() == b.strip().casefold()
+    return b is not None and person(a) == b.strip().lower()
 
 
 def _check_unchanged(record: ClassificationRecord, directive: str) -> None:
@@ -176,7 +220,8 @@ def _write_record(record: ClassificationRecord, path: str | Path | None) -> None
     if path is None:
         return
     try:
-        Path(path).write_bytes(record.to_json(indent=True))
+        with private_file(Path(path), "wb") as handle:  # it names who ran and approved: owner-only
+            handle.write(record.to_json(indent=True))
     except OSError as exc:
         raise ConfigError(f"cannot write {path}: {exc.strerror or exc}") from None
 
@@ -186,13 +231,23 @@ def _commit(
 ) -> None:
     """Directive to a temporary file, record into the history, then the directive into place: a record
     is never lost, and a directive never appears without its record."""
+    if out.is_dir():
+        raise ConfigError(f"cannot write {out}: it is a directory")
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
     try:
         tmp.write_text(text, encoding="utf-8")
-        history.add(record)
+        if out.exists():
+            os.chmod(tmp, stat.S_IMODE(out.stat().st_mode))  # the directive keeps its permissions
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise ConfigError(f"cannot write {out}: {exc.strerror or exc}") from None
+    history.add(record)
+    try:
         _write_record(record, record_path)
         os.replace(tmp, out)
-    except OSError as exc:
-        raise ConfigError(f"cannot write {out}: {exc.strerror or exc}") from None
+    except (OSError, ConfigError) as exc:
+        history.remove(record.id)  # not in force: not on record either
+        message = exc.message if isinstance(exc, ConfigError) else f"cannot write {out}: {exc.strerror or exc}"
+        raise ConfigError(f"{message}; nothing was recorded") from None
     finally:
         tmp.unlink(missing_ok=True)

@@ -33,6 +33,7 @@ from exportgate.eval import (
     load_bundle,
     load_calibration,
     load_objectives,
+    read_bundle_bytes,
     run_campaign,
     scorer_for,
     strategy_named,
@@ -43,7 +44,7 @@ from exportgate.eval import (
     write_transcripts,
 )
 from exportgate.eval import calibrate as calibrate_scorer
-from exportgate.signing import signer_for, trusted_for
+from exportgate.signing import Signer, signer_for, trusted_for
 
 from ._common import HomeOption, settings_for
 from ._output import Format, emit_json, fail
@@ -140,6 +141,7 @@ def run(
     scorer = _scorer(judge, judge_model, judge_combine, load_calibration(calibration) if calibration else None)
     campaign = Campaign(the_target, load_objectives(objectives, domain_map=domain_map), chosen, trials, seed,
                         concurrency, scorer)  # fmt: skip
+    signer = signer_for(settings_for(home))  # unlocked now, not after the whole campaign has run
     store = _started(checkpoint or out.with_suffix(".checkpoint.db"), campaign, resume=resume)
     try:
         with _progress(campaign, store, pricing) as advance:
@@ -157,7 +159,7 @@ def run(
         typer.echo(f"warning: {outcome.errors} of {len(outcome.results)} trials errored; the first: "
                    f"{' '.join(str(outcome.first_error).split())}", err=True)  # fmt: skip
     rules = Rules(threshold, min_trials, min_successes)
-    _write_evidence(campaign, list(outcome.results), out, rules, redact, settings_for(home), pricing)
+    _write_evidence(campaign, list(outcome.results), out, rules, redact, signer, pricing)
     _checkpoint_done(store, out, keep=keep_checkpoint)
 
 
@@ -224,7 +226,7 @@ def _write_evidence(
     out: Path,
     rules: Rules,
     redact: bool,
-    settings: Any,
+    signer: Signer,
     pricing: Pricing | None,
 ) -> None:
     transcripts = out.with_suffix(".transcripts.jsonl")
@@ -233,7 +235,7 @@ def _write_evidence(
         config=campaign.config(), target=campaign.target.fingerprint(), objectives=campaign.objectives,
         results=results, rules=rules, version=__version__, redact=redact,
         transcripts_sha256=digest, transcripts_file=transcripts.name, pricing=pricing,
-    ).signed(signer_for(settings))  # fmt: skip
+    ).signed(signer)  # fmt: skip
     write_bundle(out, bundle)
     typer.echo(text_report(bundle))
     typer.echo(f"\nwrote {out} (signed) and {transcripts} (raw transcripts, owner-only)")
@@ -257,8 +259,9 @@ def report(
     The bundle is verified first; a bundle that does not verify is still shown, under a warning, and the
     exit status is 1.
     """
-    check = verify_evidence(evidence, trusted_for(settings_for(home), trust or []))
-    bundle, _ = load_bundle(evidence)
+    raw = read_bundle_bytes(evidence)  # read once: what is verified is what is shown
+    check = verify_evidence(evidence, trusted_for(settings_for(home), trust or []), raw=raw)
+    bundle, _ = load_bundle(evidence, raw)
     typer.echo(text_report(bundle, check))
     if html is not None:
         html.write_text(html_report(bundle, check), encoding="utf-8")
@@ -293,10 +296,11 @@ def compare(
     trusted = trusted_for(settings_for(home), trust or [])
     bundles = []
     for path in (a, b):
-        check = verify_evidence(path, trusted)
+        raw = read_bundle_bytes(path)  # read once: what is verified is what is compared
+        check = verify_evidence(path, trusted, raw=raw)
         if not check.intact:
             fail(f"{path} does not verify: {check.problems[0]}; not compared")
-        bundle, _ = load_bundle(path)
+        bundle, _ = load_bundle(path, raw)
         bundles.append((path, bundle, check))
     (_, first, _), (_, second, _) = bundles
     pairs = _strategy_pairs(first.trials, second.trials, strategy_a, strategy_b)

@@ -33,7 +33,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from exportgate.audit import canonical_json
 from exportgate.errors import ConfigError
-from exportgate.signing import Signer, TrustedKeys, canonical, key_id_of
+from exportgate.signing import Signer, TrustedKeys, canonical, key_id_of, public_pem
 
 from ._objectives import Objective
 from ._records import TrialResult
@@ -50,6 +50,8 @@ __all__ = [
     "build_bundle",
     "bundle_statistics",
     "check_plan",
+    "check_types",
+    "read_bundle_bytes",
     "evidence_resource",
     "load_bundle",
     "verify_evidence",
@@ -287,11 +289,26 @@ def write_bundle(path: Path, bundle: EvidenceBundle) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def load_bundle(path: str | Path) -> tuple[EvidenceBundle, bytes]:
+#: The largest bundle read (a 100,000-trial campaign with transcripts is well under it).
+MAX_BUNDLE_BYTES = 1 << 30
+
+
+def read_bundle_bytes(path: str | Path) -> bytes:
+    """A bundle file's bytes, read once (verify and use the same bytes: a file can change between two
+    reads), at most :data:`MAX_BUNDLE_BYTES`."""
     try:
-        raw = Path(path).read_bytes()
+        with open(path, "rb") as handle:
+            raw = handle.read(MAX_BUNDLE_BYTES + 1)
     except OSError as exc:
         raise ConfigError(f"cannot read evidence bundle {path}: {exc.strerror or exc}") from None
+    if len(raw) > MAX_BUNDLE_BYTES:
+        raise ConfigError(f"{path} is larger than {MAX_BUNDLE_BYTES >> 20} MiB: not an evidence bundle")
+    return raw
+
+
+def load_bundle(path: str | Path, raw: bytes | None = None) -> tuple[EvidenceBundle, bytes]:
+    """The bundle in ``path`` (or in ``raw``, the bytes already read from it) and its bytes."""
+    raw = read_bundle_bytes(path) if raw is None else raw
     try:
         return EvidenceBundle.from_json(raw), raw
     except ValueError as exc:
@@ -328,33 +345,91 @@ class EvidenceCheck:
 
 
 def verify_evidence(
-    path: str | Path, trusted: TrustedKeys | None = None, *, require_transcripts: bool = False
+    path: str | Path,
+    trusted: TrustedKeys | None = None,
+    *,
+    require_transcripts: bool = False,
+    raw: bytes | None = None,
 ) -> EvidenceCheck:
-    """Check a bundle file completely (see the module docstring). Raises :class:`ConfigError` only when
-    the file cannot be read at all."""
-    try:
-        raw = Path(path).read_bytes()
-    except OSError as exc:
-        raise ConfigError(f"cannot read evidence bundle {path}: {exc.strerror or exc}") from None
+    """Check a bundle file completely (see the module docstring): ``raw``, when given, is the bytes read
+    from ``path`` once, and what is checked. Raises :class:`ConfigError` only when the file cannot be
+    read at all."""
+    raw = read_bundle_bytes(path) if raw is None else raw
     try:
         bundle = EvidenceBundle.from_json(raw)
-    except ValueError as exc:
+        canonical_form = raw == bundle.to_json()
+    except (ValueError, TypeError) as exc:
         return EvidenceCheck(str(path), None, (f"the file is not a readable bundle (changed or damaged): {exc}",))
     problems: list[str] = []
-    if raw != bundle.to_json():
+    if not canonical_form:
         problems.append("the file is not in canonical form: it was edited after signing")
     problems += _check_manifest(bundle)
     key_id, signature_problems = _check_signature(bundle)
     problems += signature_problems
+    problems += check_types(bundle)
     problems += check_plan(bundle)
     problems += _check_statistics(bundle)
     transcripts, transcript_problems = _check_transcripts(Path(path), bundle, require_transcripts)
     problems += transcript_problems
     trust = trusted or TrustedKeys()
-    is_trusted = key_id is not None and not signature_problems and key_id in trust
+    is_trusted = key_id is not None and not signature_problems and _same_key(trust, key_id, bundle.signature)
     notes = () if bundle.schema == SCHEMA else (f"schema {bundle.schema}: read for compatibility",)
     return EvidenceCheck(str(path), bundle.schema, tuple(problems), key_id, is_trusted,
                          trust.sources.get(key_id) if is_trusted and key_id else None, transcripts, notes)  # fmt: skip
+
+
+def _same_key(trust: TrustedKeys, key_id: str, signature: Signature | None) -> bool:
+    """Trusted: the trusted key with this id is, byte for byte, the key that signed (not an id collision)."""
+    known = trust.key(key_id)
+    return known is not None and signature is not None and public_pem(known) == signature.public_key
+
+
+def check_types(bundle: EvidenceBundle) -> list[str]:
+    """What the statistics and the plan read has the type and range the format gives it (a string
+    "false" is not a failure, a negative token count is not a count, a rule of 0 trials is no rule)."""
+    if bundle.schema != SCHEMA:
+        return []
+    problems: list[str] = []
+    try:
+        Rules.from_dict(bundle.config["rules"])
+    except (KeyError, TypeError, ValueError) as exc:
+        problems.append(f"config.rules is not a valid rule set: {exc}")
+    config = bundle.config
+    if not _count(config.get("trials"), 1):
+        problems.append("config.trials is not a whole number of at least 1")
+    for section, key in (("objectives", "id"), ("strategies", "name")):
+        names = [item.get(key) if isinstance(item, Mapping) else None for item in config.get(section) or ()]
+        if not names or not all(isinstance(n, str) for n in names) or len(set(names)) != len(names):
+            problems.append(f"config.{section} must list distinct {key}s")
+    for n, trial in enumerate(bundle.trials):
+        wrong = _trial_problem(trial)
+        if wrong:
+            problems.append(f"trial {n}: {wrong}")
+            break
+    return problems
+
+
+def _count(value: Any, least: int = 0) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= least
+
+
+def _trial_problem(trial: Any) -> str | None:
+    if not isinstance(trial, Mapping):
+        return "not an object"
+    for key in ("objective_id", "strategy"):
+        if not isinstance(trial.get(key), str):
+            return f"{key} is not text"
+    if not isinstance(trial.get("success"), bool):
+        return "success is not true or false"
+    if trial.get("error") is not None and not isinstance(trial.get("error"), str):
+        return "error is neither null nor text"
+    for key in ("trial", "turns", "prompt_tokens", "completion_tokens"):
+        if not _count(trial.get(key)):
+            return f"{key} is not a whole number of at least 0"
+    found = trial.get("turns_to_success")
+    if found is not None and not _count(found, 1):
+        return "turns_to_success is neither null nor a whole number of at least 1"
+    return None
 
 
 def _check_manifest(bundle: EvidenceBundle) -> list[str]:
@@ -384,6 +459,8 @@ def _check_signature(bundle: EvidenceBundle) -> tuple[str | None, list[str]]:
         return None, ["the signature is not an Ed25519 signature"]
     key_id = key_id_of(key)
     problems = []
+    if public_pem(key) != signature.public_key:
+        problems.append("the signature's public key is not written in its one PEM form")
     if signature.key_id != key_id:
         problems.append(f"the signature names key {signature.key_id}, but its public key is {key_id}")
     try:
@@ -424,13 +501,17 @@ def _check_statistics(bundle: EvidenceBundle) -> list[str]:
         stored = bundle.statistics if bundle.schema == SCHEMA else _v1_stored(bundle)
     except (KeyError, TypeError, ValueError) as exc:
         return [f"the statistics cannot be recomputed from the trials: {exc!r}"]
-    if _plain_json(stored) == _plain_json(expected):
+    if _same_json(stored, expected):
         return []
     return [f"the statistics disagree with the trials: {_first_difference(stored, expected)}"]
 
 
-def _plain_json(value: Any) -> Any:
-    return orjson.loads(canonical(value))
+def _same_json(a: Any, b: Any) -> bool:
+    """Equal as JSON text (true is not 1, 1 is not "1"): their canonical bytes are the same."""
+    try:
+        return canonical(a) == canonical(b)
+    except (ValueError, TypeError):
+        return False
 
 
 def _first_difference(stored: Any, expected: Any, where: str = "statistics") -> str:
@@ -440,11 +521,11 @@ def _first_difference(stored: Any, expected: Any, where: str = "statistics") -> 
                 return f"{where}.{key} is not derived from the trials"
             if key not in stored:
                 return f"{where}.{key} is missing"
-            if _plain_json(stored[key]) != _plain_json(expected[key]):
+            if not _same_json(stored[key], expected[key]):
                 return _first_difference(stored[key], expected[key], f"{where}.{key}")
     if isinstance(stored, list) and isinstance(expected, list) and len(stored) == len(expected):
         for n, (a, b) in enumerate(zip(stored, expected, strict=True)):
-            if _plain_json(a) != _plain_json(b):
+            if not _same_json(a, b):
                 label = f"{where}[{n}]"
                 if isinstance(b, Mapping) and "objective" in b:
                     label = f"{where}[{b['objective']}/{b['strategy']}]"

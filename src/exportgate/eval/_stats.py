@@ -70,6 +70,14 @@ class Rules:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Rules:
+        """Rules as a bundle's config holds them; numbers must be JSON numbers (whole ones for counts)."""
+        if set(data) != {"threshold", "min_trials", "min_successes", "alpha"}:
+            raise ValueError("rules need exactly threshold, min_trials, min_successes and alpha")
+        numbers = [data[k] for k in ("threshold", "min_trials", "min_successes", "alpha")]
+        if any(isinstance(v, bool) or not isinstance(v, int | float) for v in numbers):
+            raise ValueError("every rule is a number")
+        if not all(isinstance(data[k], int) for k in ("min_trials", "min_successes")):
+            raise ValueError("min_trials and min_successes are whole numbers")
         return cls(float(data["threshold"]), int(data["min_trials"]), int(data["min_successes"]), float(data["alpha"]))
 
 

@@ -102,6 +102,8 @@ def rotate_signer(home: Path, passphrase: str | None = None) -> tuple[str | None
     keys = home / KEYS_DIR
     old = home_public_key(home)
     retired = None
+    if old is not None and (keys / KEY_FILE).exists():
+        home_signer(home, passphrase)  # only who can unlock the key may retire it (its passphrase, if any)
     if old is not None:
         retired = key_id_of(old)
         _write(keys / "trusted" / f"retired-{retired}.pem", public_pem(old))
@@ -126,7 +128,10 @@ def passphrase_of(settings: Settings) -> str | None:
     reference = settings.signing_key_passphrase
     if reference is not None and not str(reference).startswith("$env:"):
         raise ConfigError("signing_key_passphrase must be a reference, $env:NAME, never the passphrase itself")
-    return resolve_secret(reference)
+    passphrase = resolve_secret(reference)
+    if reference is not None and not passphrase:
+        raise ConfigError(f"signing_key_passphrase names {reference}, which is empty: a key would not be encrypted")
+    return passphrase
 
 
 def signer_for(settings: Settings) -> Signer:

@@ -34,7 +34,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -82,7 +82,9 @@ def _string(text: str) -> str:
     for ch in text:
         if ch in special:
             parts.append(special[ch])
-        elif ord(ch) < 0x20 or 0xD800 <= ord(ch) <= 0xDFFF:
+        elif 0xD800 <= ord(ch) <= 0xDFFF:
+            raise ValueError("a lone UTF-16 surrogate: not Unicode text (RFC 8785 refuses it)")
+        elif ord(ch) < 0x20:
             parts.append(f"\\u{ord(ch):04x}")
         else:
             parts.append(ch)
@@ -394,7 +396,18 @@ def difference(stored: Any, expected: Any, where: str = "statistics") -> str | N
             if math.isclose(stored, expected, rel_tol=1e-9, abs_tol=1e-12)
             else f"{where} is {stored!r}, the trials give {expected!r}"
         )
-    return None if bool(stored == expected) else f"{where} is {stored!r}, the trials give {expected!r}"
+    if kind(stored) != kind(expected) or stored != expected:
+        return f"{where} is {stored!r}, the trials give {expected!r}"
+    return None
+
+
+def kind(value: Any) -> str:
+    """A JSON type: true is not 1, 1 is not "1"."""
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number"
+    return type(value).__name__
 
 
 # --- the checks -------------------------------------------------------------------------------------
@@ -412,6 +425,8 @@ def no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 def check_signature(bundle: Any, key_pem: str) -> str | None:
     """Verify with openssl; returns a problem or None."""
     signature = bundle["signature"]
+    if not isinstance(signature, dict) or set(signature) != {"algorithm", "key_id", "public_key", "value"}:
+        return "the signature must have exactly algorithm, key_id, public_key and value"
     key_der = base64.b64decode("".join(line for line in key_pem.splitlines() if line and not line.startswith("-----")))
     key_id = sha256(key_der[-32:])[:16]  # an Ed25519 SubjectPublicKeyInfo ends with the raw 32-byte key
     if signature.get("algorithm") != "Ed25519":
@@ -449,6 +464,51 @@ def check_signature(bundle: Any, key_pem: str) -> str | None:
     return None
 
 
+def whole(value: Any, least: int = 0) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= least
+
+
+def check_types(bundle: Any) -> list[str]:
+    """What the plan and the statistics read has its type and range (a string "false" is not a failure)."""
+    problems = []
+    rules = bundle["config"].get("rules")
+    if not (
+        isinstance(rules, dict)
+        and set(rules) == {"threshold", "min_trials", "min_successes", "alpha"}
+        and all(kind(rules[k]) == "number" for k in rules)
+        and 0 < rules["threshold"] <= 1
+        and 0 < rules["alpha"] < 1
+        and whole(rules["min_trials"], 1)
+        and whole(rules["min_successes"], 1)
+    ):
+        problems.append("config.rules is not a valid rule set")
+    config = bundle["config"]
+    if not whole(config.get("trials"), 1):
+        problems.append("config.trials is not a whole number of at least 1")
+    for section, key in (("objectives", "id"), ("strategies", "name")):
+        names = [item.get(key) if isinstance(item, dict) else None for item in config.get(section) or []]
+        if not names or not all(isinstance(n, str) for n in names) or len(set(names)) != len(names):
+            problems.append(f"config.{section} must list distinct {key}s")
+    for n, t in enumerate(bundle["trials"]):
+        wrong = None
+        if not isinstance(t, dict):
+            wrong = "not an object"
+        elif not (isinstance(t.get("objective_id"), str) and isinstance(t.get("strategy"), str)):
+            wrong = "objective_id and strategy are text"
+        elif not isinstance(t.get("success"), bool):
+            wrong = "success is not true or false"
+        elif t.get("error") is not None and not isinstance(t.get("error"), str):
+            wrong = "error is neither null nor text"
+        elif not all(whole(t.get(k)) for k in ("trial", "turns", "prompt_tokens", "completion_tokens")):
+            wrong = "trial, turns and token counts are whole numbers of at least 0"
+        elif t.get("turns_to_success") is not None and not whole(t.get("turns_to_success"), 1):
+            wrong = "turns_to_success is neither null nor a whole number of at least 1"
+        if wrong:
+            problems.append(f"trial {n}: {wrong}")
+            break
+    return problems
+
+
 def check_plan(bundle: Any) -> list[str]:
     config = bundle["config"]
     objectives = [o["id"] for o in config["objectives"]]
@@ -465,9 +525,19 @@ def check_plan(bundle: Any) -> list[str]:
     return problems
 
 
-def check_transcripts(bundle: Any, path: str) -> list[str]:
+def read_limited(path: str, limit: int = 1 << 30) -> bytes:
     with open(path, "rb") as f:
-        data = f.read()
+        data = f.read(limit + 1)
+    if len(data) > limit:
+        raise ValueError(f"{path} is larger than {limit >> 20} MiB")
+    return data
+
+
+def check_transcripts(bundle: Any, path: str) -> list[str]:
+    try:
+        data = read_limited(path)
+    except (OSError, ValueError) as exc:
+        return [f"the transcripts file cannot be read: {exc}"]
     if sha256(data) != bundle["transcripts"]["sha256"]:
         return ["the transcripts file does not match the bundle's hash"]
     raw = {}
@@ -499,8 +569,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.key and not args.any_signer:
         parser.error("give --key SIGNER.pem (or --any-signer to check integrity only)")
     try:
-        with open(args.bundle, "rb") as f:
-            raw = f.read()
+        raw = read_limited(args.bundle)
         bundle = json.loads(raw.decode("utf-8", "surrogatepass"), object_pairs_hook=no_duplicates)
         key_pem = None
         if args.key:
@@ -514,40 +583,49 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     results = []
 
-    def check(name: str, found: Sequence[str | None]) -> None:
-        problems = [p for p in found if p]
+    def check(name: str, run: Callable[[], Sequence[str | None]]) -> None:
+        try:
+            problems = [p for p in run() if p]
+        except Exception as exc:  # any malformed part is a failed check, never a traceback
+            problems = [f"cannot be checked: the bundle is malformed ({exc!r})"[:300]]
         results.append(not problems)
         print(("ok      " if not problems else "FAILED  ") + name + "".join("\n        " + p for p in problems))
 
-    check("canonical form (RFC 8785)", [] if raw == jcs(bundle) + b"\n" else ["the file is not canonical JSON"])
-    manifest = bundle.get("manifest") or {}
-    check(
-        "section hashes",
-        [
-            f"section {name} does not match the manifest"
-            for name in SECTIONS
-            if name not in bundle or manifest.get(name) != sha256(jcs(bundle[name]))
-        ]
-        + ["unknown section " + name for name in sorted(set(bundle) - set(SECTIONS) - {"manifest", "signature"})],
-    )
+    check("canonical form (RFC 8785)", lambda: [] if raw == jcs(bundle) + b"\n" else ["the file is not canonical JSON"])
+    check("section hashes", lambda: section_problems(bundle))
+    found = bundle.get("signature")
+    signature: dict[str, Any] = found if isinstance(found, dict) else {}
+    key_id = str(signature.get("key_id"))[:32]
     if key_pem is not None:
-        check("Ed25519 signature (openssl), key " + bundle["signature"]["key_id"], [check_signature(bundle, key_pem)])
+        check("Ed25519 signature (openssl), key " + key_id, lambda: [check_signature(bundle, key_pem)])
     else:
         check(
-            "Ed25519 signature (openssl), embedded key " + bundle["signature"]["key_id"] + ", NOT pinned",
-            [check_signature(bundle, bundle["signature"]["public_key"])],
+            "Ed25519 signature (openssl), embedded key " + key_id + ", NOT pinned",
+            lambda: [check_signature(bundle, str(signature.get("public_key")))],
         )
-    try:
-        check(f"plan complete ({len(bundle['trials'])} trials)", check_plan(bundle))
-        check("statistics recomputed from the trials", [difference(bundle["statistics"], recompute(bundle))])
-    except (KeyError, TypeError, ValueError) as exc:
-        check("plan and statistics", [f"the bundle lacks what they need: {exc!r}"])
+    check("types and ranges", lambda: check_types(bundle))
+    check(f"plan complete ({len(bundle.get('trials') or [])} trials)", lambda: check_plan(bundle))
+    check("statistics recomputed from the trials", lambda: [difference(bundle["statistics"], recompute(bundle))])
     if args.transcripts:
-        check("transcripts", check_transcripts(bundle, args.transcripts))
+        check("transcripts", lambda: check_transcripts(bundle, args.transcripts))
     else:
         print("-       transcripts not checked (give --transcripts FILE)")
     print("VERIFIED" if all(results) else "NOT VERIFIED")
     return 0 if all(results) else 1
+
+
+def section_problems(bundle: Any) -> list[str]:
+    manifest = bundle.get("manifest")
+    if not isinstance(manifest, dict):
+        return ["the bundle has no manifest"]
+    problems = [
+        f"section {name} does not match the manifest"
+        for name in SECTIONS
+        if name not in bundle or manifest.get(name) != sha256(jcs(bundle[name]))
+    ]
+    problems += ["unknown section " + name for name in sorted(set(bundle) - set(SECTIONS) - {"manifest", "signature"})]
+    problems += ["the manifest names " + repr(name) for name in sorted(set(manifest) - set(SECTIONS))]
+    return problems
 
 
 if __name__ == "__main__":
