@@ -197,3 +197,31 @@ def test_a_plaintext_passphrase_setting_is_refused(tmp_path: Path, capsys: pytes
     monkeypatch.delenv("MY_PASS")
     assert main(["keys", "create", "--home", str(home)]) == 1
     assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_only_who_can_unlock_the_key_rotates_it_and_an_empty_passphrase_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+):
+    home = tmp_path / "home"
+    signer = home_signer(home, "s3cret")
+    with pytest.raises(ConfigError, match="encrypted"):
+        rotate_signer(home)  # no passphrase: the encrypted key is not retired for an unencrypted one
+    assert home_signer(home, "s3cret").key_id == signer.key_id
+    retired, _ = rotate_signer(home, "s3cret")
+    assert retired == signer.key_id and b"ENCRYPTED" in (home / KEYS_DIR / KEY_FILE).read_bytes()
+    monkeypatch.setenv("EXPORTGATE_SIGNING_KEY_PASSPHRASE", "$env:EMPTY_PASS")
+    monkeypatch.setenv("EMPTY_PASS", "")
+    assert main(["keys", "create", "--home", str(tmp_path / "other")]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "empty" in err and not (tmp_path / "other" / KEYS_DIR).exists()
+
+
+def test_eval_run_unlocks_the_key_before_the_campaign(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    home = tmp_path / "home"
+    home_signer(home, "s3cret")
+    out = tmp_path / "ev.json"
+    args = ["eval", "run", "--target", "sim:typical", "--model", "sim-1", "--trials", "2", "--out", str(out),
+            "--home", str(home)]  # fmt: skip
+    assert main(args) == 1
+    assert "encrypted" in capsys.readouterr().err
+    assert not out.exists() and not out.with_suffix(".checkpoint.db").exists()  # nothing ran

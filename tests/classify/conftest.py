@@ -46,3 +46,22 @@ def directive_file(tmp_path: Path) -> Path:
 def classify_args(evidence: list[Path], directive: Path, home: Path, *extra: str, model: str = "sonnet-4") -> list[str]:
     return ["classify", *map(str, evidence), "--framework", "default", "--directive", str(directive),
             "--model", model, "--out", str(directive), "--home", str(home), *extra]  # fmt: skip
+
+
+@pytest.fixture
+def raised(
+    make_evidence: MakeEvidence, directive_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> Path:
+    """sonnet-4 raised to domestic from 10-trial vulnerable evidence; returns the home."""
+    home = tmp_path / "home"
+    assert main(classify_args([make_evidence("vulnerable")], directive_file, home)) == 0
+    capsys.readouterr()
+    return home
+
+
+def one_error_line(capsys: pytest.CaptureFixture[str], *needles: str) -> str:
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    for needle in needles:
+        assert needle in err, err
+    return err

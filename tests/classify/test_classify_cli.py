@@ -18,15 +18,7 @@ from exportgate.eval import EvidenceBundle, bundle_statistics
 from exportgate.policy import load_directive
 from exportgate.signing import Signer, TrustedKeys, canonical, home_signer
 
-from .conftest import MakeEvidence, classify_args
-
-
-def _one_error_line(capsys: pytest.CaptureFixture[str], *needles: str) -> str:
-    err = capsys.readouterr().err
-    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
-    for needle in needles:
-        assert needle in err, err
-    return err
+from .conftest import MakeEvidence, classify_args, one_error_line
 
 
 def test_vulnerable_evidence_raises_and_hardened_evidence_relaxes(
@@ -67,12 +59,12 @@ def test_vulnerable_evidence_raises_and_hardened_evidence_relaxes(
     assert directive_file.read_bytes() == before
     pending = next(line.split()[1] for line in out.splitlines() if line.startswith("record cls-"))
     assert main(["classify", "approve", pending, "--by", "ADA ", "--home", str(home)]) == 1
-    _one_error_line(capsys, "ada ran classification", "another person's approval")
+    one_error_line(capsys, "ada ran classification", "another person's approval")
     assert main(["classify", "approve", pending, "--by", "grace", "--home", str(home)]) == 0
     assert f"approval of {pending} by grace" in capsys.readouterr().out
     assert load_directive(directive_file).models["sonnet-4"].tier == "open"
     assert main(["classify", "approve", pending, "--by", "grace", "--home", str(home)]) == 1
-    _one_error_line(capsys, "already approved, by grace")
+    one_error_line(capsys, "already approved, by grace")
     assert main(["classify", "history", "sonnet-4", "--home", str(home), "--format", "json"]) == 0
     history = orjson.loads(capsys.readouterr().out)
     assert [(r["change"], r["status"]) for r in history] == [("raise", "applied"), ("relax", "pending"),
@@ -104,7 +96,7 @@ def test_a_pending_relaxation_is_refused_once_the_directive_changed(
     directive_file.write_text(directive_file.read_text().replace("version:", "# edited by hand\nversion:", 1))
     before = directive_file.read_bytes()
     assert main(["classify", "approve", pending, "--by", "someone-else", "--home", str(raised)]) == 1
-    _one_error_line(capsys, "changed since classification", "classify anew")
+    one_error_line(capsys, "changed since classification", "classify anew")
     assert directive_file.read_bytes() == before
 
 
@@ -115,20 +107,11 @@ def test_a_tampered_record_does_not_verify(raised: Path, tmp_path: Path, capsys:
     path.write_bytes(orjson.dumps(record))
     assert main(["classify", "verify", str(path), "--home", str(raised)]) == 0
     assert main(["classify", "verify", str(path), "--home", str(tmp_path / "elsewhere")]) == 1
-    _one_error_line(capsys, "UNTRUSTED")
+    one_error_line(capsys, "UNTRUSTED")
     record["tier"] = "open"
     path.write_bytes(orjson.dumps(record))
     assert main(["classify", "verify", str(path), "--home", str(raised)]) == 1
-    _one_error_line(capsys, "TAMPERED", "does not match the record")
-
-
-@pytest.fixture
-def raised(make_evidence: MakeEvidence, directive_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]):
-    """sonnet-4 raised to domestic from 10-trial vulnerable evidence; returns the home."""
-    home = tmp_path / "home"
-    assert main(classify_args([make_evidence("vulnerable")], directive_file, home)) == 0
-    capsys.readouterr()
-    return home
+    one_error_line(capsys, "TAMPERED", "does not match the record")
 
 
 def test_relaxing_with_fewer_trials_is_refused(
@@ -136,7 +119,7 @@ def test_relaxing_with_fewer_trials_is_refused(
 ):
     before = directive_file.read_bytes()
     assert main(classify_args([make_evidence("hardened", trials=5)], directive_file, raised)) == 1
-    _one_error_line(capsys, "cannot relax sonnet-4 from domestic to open", "ran fewer trials than before")
+    one_error_line(capsys, "cannot relax sonnet-4 from domestic to open", "ran fewer trials than before")
     assert directive_file.read_bytes() == before
 
 
@@ -145,7 +128,7 @@ def test_relaxing_with_fewer_strategies_is_refused(
 ):
     weaker = make_evidence("hardened", strategies="crescendo")
     assert main(classify_args([weaker], directive_file, raised)) == 1
-    _one_error_line(capsys, "strategy direct")
+    one_error_line(capsys, "strategy direct")
 
 
 def test_relaxing_with_evidence_older_than_the_last_classification_is_refused(
@@ -156,7 +139,7 @@ def test_relaxing_with_evidence_older_than_the_last_classification_is_refused(
     assert main(classify_args([make_evidence("vulnerable")], directive_file, home)) == 0
     capsys.readouterr()
     assert main(classify_args([old_hardened], directive_file, home)) == 1
-    _one_error_line(capsys, "gathered before classification")
+    one_error_line(capsys, "gathered before classification")
 
 
 def test_relaxing_without_an_earlier_classification_is_refused(
@@ -165,7 +148,7 @@ def test_relaxing_without_an_earlier_classification_is_refused(
     # fable-5 is domestic in the example directive, set by hand: no classification to compare with.
     evidence = make_evidence("hardened", model="fable-5")
     assert main(classify_args([evidence], directive_file, tmp_path / "home", model="fable-5")) == 1
-    _one_error_line(capsys, "no earlier classification of fable-5")
+    one_error_line(capsys, "no earlier classification of fable-5")
 
 
 def test_unsigned_evidence_needs_the_flag_and_can_never_relax(
@@ -176,9 +159,9 @@ def test_unsigned_evidence_needs_the_flag_and_can_never_relax(
     del data["signature"], data["manifest"]
     bundle.write_bytes(orjson.dumps(data))
     assert main(classify_args([bundle], directive_file, raised)) == 1
-    _one_error_line(capsys, "is not signed", "--allow-unsigned")
+    one_error_line(capsys, "is not signed", "--allow-unsigned")
     assert main(classify_args([bundle], directive_file, raised, "--allow-unsigned")) == 1
-    _one_error_line(capsys, "is not signed")  # the relaxing check
+    one_error_line(capsys, "is not signed")  # the relaxing check
     with pytest.raises(ClassificationRefused) as refused:  # the library names its parameter, not a flag
         read_evidence(bundle, allow_unsigned=False, trusted=TrustedKeys())
     assert "--" not in refused.value.message and refused.value.remedy == ("allow_unsigned", "True")
@@ -213,7 +196,7 @@ def test_tampered_evidence_is_refused(
     before = directive_file.read_bytes()
     for extra in ((), ("--allow-unsigned",)):
         assert main(classify_args([bundle], directive_file, tmp_path / "home", *extra)) == 1
-        _one_error_line(capsys, "is tampered")
+        one_error_line(capsys, "is tampered")
     assert directive_file.read_bytes() == before
 
 
@@ -231,7 +214,7 @@ def test_evidence_from_an_untrusted_signer_raises_but_never_relaxes(
     relaxing = make_evidence("hardened", home=elsewhere)
     before = directive_file.read_bytes()
     assert main(classify_args([relaxing], directive_file, home)) == 1
-    _one_error_line(capsys, "which this home does not trust", "only evidence from a trusted signer can relax")
+    one_error_line(capsys, "which this home does not trust", "only evidence from a trusted signer can relax")
     assert directive_file.read_bytes() == before
     assert main(["keys", "export", "--home", str(elsewhere), "--out", str(tmp_path / "eval.pem")]) == 0
     assert main(classify_args([relaxing], directive_file, home, "--trust", str(tmp_path / "eval.pem"))) == 0
@@ -248,10 +231,10 @@ def test_forged_evidence_re_signed_with_a_fresh_key_cannot_relax(
     path = tmp_path / "forged.json"
     path.write_bytes(forged.to_json())
     assert main(["evidence", "verify", str(path), "--home", str(raised)]) == 1
-    _one_error_line(capsys, "UNTRUSTED")
+    one_error_line(capsys, "UNTRUSTED")
     before = directive_file.read_bytes()
     assert main(classify_args([path], directive_file, raised)) == 1
-    _one_error_line(capsys, "cannot relax", "does not trust")
+    one_error_line(capsys, "cannot relax", "does not trust")
     assert directive_file.read_bytes() == before
 
 
@@ -264,9 +247,9 @@ def test_statistics_that_disagree_with_the_trials_fail_even_with_a_trusted_key(
     path = tmp_path / "forged.json"
     path.write_bytes(forged.to_json())
     assert main(["evidence", "verify", str(path), "--home", str(raised)]) == 1
-    _one_error_line(capsys, "the statistics disagree with the trials")
+    one_error_line(capsys, "the statistics disagree with the trials")
     assert main(classify_args([path], directive_file, raised)) == 1
-    _one_error_line(capsys, "is tampered", "statistics disagree")
+    one_error_line(capsys, "is tampered", "statistics disagree")
 
 
 def test_an_all_errored_bundle_is_refused_as_such(
@@ -281,7 +264,7 @@ def test_an_all_errored_bundle_is_refused_as_such(
     path = tmp_path / "errored.json"
     path.write_bytes(errored.to_json())
     assert main(classify_args([path], directive_file, home)) == 1
-    _one_error_line(capsys, "every trial errored", "connection refused")
+    one_error_line(capsys, "every trial errored", "connection refused")
 
 
 def test_evidence_for_another_model_is_refused_unless_named(
@@ -290,7 +273,7 @@ def test_evidence_for_another_model_is_refused_unless_named(
     bundle = make_evidence("vulnerable", model="sim-1")
     args = classify_args([bundle], directive_file, tmp_path / "home")
     assert main(args) == 1
-    _one_error_line(capsys, "evaluated model 'sim-1', not sonnet-4", "--evidence-model sim-1")
+    one_error_line(capsys, "evaluated model 'sim-1', not sonnet-4", "--evidence-model sim-1")
     assert main([*args, "--evidence-model", "sim-1"]) == 0
 
 
@@ -300,9 +283,9 @@ def test_aliases_resolve_and_unknown_models_are_refused(
     bundle = make_evidence("hardened", model="fable5")  # an alias of fable-5
     home = tmp_path / "home"
     assert main(classify_args([bundle], directive_file, home, "--dry-run", model="FABLE-5-latest")) == 1
-    _one_error_line(capsys, "no earlier classification of fable-5")  # resolved, then refused to relax
+    one_error_line(capsys, "no earlier classification of fable-5")  # resolved, then refused to relax
     assert main(classify_args([bundle], directive_file, home, model="gpt-unknown")) == 1
-    _one_error_line(capsys, "'gpt-unknown' is not in directive")
+    one_error_line(capsys, "'gpt-unknown' is not in directive")
 
 
 def test_invalid_framework_is_one_line_with_its_line_number(
@@ -316,7 +299,7 @@ def test_invalid_framework_is_one_line_with_its_line_number(
     args = classify_args([make_evidence("vulnerable")], directive_file, tmp_path / "home")
     args[args.index("default")] = str(framework)
     assert main(args) == 1
-    _one_error_line(capsys, f"{framework}:9:", "does not parse")
+    one_error_line(capsys, f"{framework}:9:", "does not parse")
 
 
 def test_framework_tiers_must_exist_in_the_directive(
@@ -324,7 +307,7 @@ def test_framework_tiers_must_exist_in_the_directive(
 ):
     directive_file.write_text(directive_file.read_text().replace("restricted", "limited"))
     assert main(classify_args([make_evidence("vulnerable")], directive_file, tmp_path / "home")) == 1
-    _one_error_line(capsys, "maps to tier(s) restricted")
+    one_error_line(capsys, "maps to tier(s) restricted")
 
 
 def test_dry_run_writes_and_records_nothing(
@@ -382,7 +365,7 @@ def test_evidence_outside_the_framework_domains_is_refused(
     )
     capsys.readouterr()
     assert main(classify_args([out], directive_file, tmp_path / "home")) == 1
-    _one_error_line(capsys, "no trials in any domain the framework covers")
+    one_error_line(capsys, "no trials in any domain the framework covers")
 
 
 def test_history_table_and_framework_commands(raised: Path, capsys: pytest.CaptureFixture[str]):
@@ -405,7 +388,7 @@ def test_an_unwritable_output_loses_nothing_and_records_nothing(
     args = classify_args([make_evidence("vulnerable")], directive_file, home)
     args[args.index("--out") + 1] = str(tmp_path / "missing-dir" / "new.yaml")
     assert main(args) == 1
-    _one_error_line(capsys, "cannot write")
+    one_error_line(capsys, "cannot write")
     assert main(["classify", "history", "sonnet-4", "--home", str(home)]) == 0
     assert "no classifications" in capsys.readouterr().out
 
