@@ -70,7 +70,7 @@ def test_vulnerable_evidence_raises_and_hardened_evidence_relaxes(
     assert [(r["change"], r["status"]) for r in history] == [("raise", "applied"), ("relax", "pending"),
                                                             ("relax", "approval")]  # fmt: skip
     assert history[1]["previous_classification"] == history[0]["id"] and history[1]["by"] == "ada"
-    assert history[2]["approves"] == pending and history[2]["approved_by"] == "grace"
+    assert history[2]["approves"] == pending and history[2]["approved_by"] == history[2]["by"] == "grace"
     for item in history:
         _check_record_signature(item)
     assert main(["classify", "show", pending, "--home", str(home)]) == 0

@@ -146,7 +146,7 @@ def approve(
             raise ClassificationRefused(f"{record.model} was classified again ({latest[-1].id}) after"
                                         f" {record_id}; classify anew")  # fmt: skip
         moment = (now or datetime.now(UTC)).isoformat(timespec="microseconds").replace("+00:00", "Z")
-        approval = replace(record, id=f"cls-{uuid.uuid4().hex[:16]}", created=moment, status="approval",
+        approval = replace(record, id=f"cls-{uuid.uuid4().hex[:16]}", created=moment, status="approval", by=approver,
                            approves=record.id, approved_by=approver, signature=None).signed(signer)  # fmt: skip
         _commit(approval, pending.text, Path(pending.out), Path(record_path) if record_path else None, history)
     finally:

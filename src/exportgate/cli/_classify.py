@@ -38,7 +38,7 @@ app = typer.Typer(
 
 TrustOption = Annotated[
     list[Path] | None,
-    typer.Option("--trust", help="Also trust evidence signed by this key (PEM; repeat). The home's keys are trusted."),
+    typer.Option("--trust", help="Also trust this signer's public key (PEM; repeat). The home's keys are trusted."),
 ]
 ByOption = Annotated[str | None, typer.Option("--by", help="Who runs this (recorded) [default: the OS user].")]
 
@@ -88,7 +88,10 @@ def _print_outcome(outcome: Outcome, out: Path, output: Format, *, dry_run: bool
         typer.echo(f"controls required: {'; '.join(result.controls)}")
     key = result.signature.key_id if result.signature else "none"
     if dry_run:
-        typer.echo("dry run: nothing written or recorded")
+        pending = (
+            ": a relaxation, which would wait PENDING another person's approval" if result.status == "pending" else ""
+        )
+        typer.echo(f"dry run{pending}; nothing written or recorded")
     elif result.status == "pending":
         typer.echo(f"record {result.id} signed by key {key}: a PENDING relaxation, not applied. Someone other than"
                    f" {result.by} applies it with: exportgate classify approve {result.id} --by NAME")  # fmt: skip

@@ -18,6 +18,12 @@ from ._evidence import SCHEMA, EvidenceBundle, EvidenceCheck, bundle_statistics
 __all__ = ["comparison_text", "html_report", "text_report", "usage_line"]
 
 
+def _median_turns(cell: Mapping[str, Any]) -> str:
+    """The median turns to success (target calls, backtracked ones included), "-" without a success."""
+    median = cell["turns_to_success"]["median"]
+    return f"{median:g}" if median is not None else "-"
+
+
 def _pct(value: float | None) -> str:
     return "n/a" if value is None else f"{value * 100:.1f}%"
 
@@ -76,8 +82,7 @@ def text_report(bundle: EvidenceBundle, check: EvidenceCheck | None = None) -> s
     ]
     for cell in stats["cells"]:
         low, high = cell["ci95"]
-        median = cell["turns_to_success"]["median"]
-        turns = f"{median:g}" if median is not None else "-"
+        turns = _median_turns(cell)
         lines.append(
             f"{cell['objective']:<24} {cell['strategy']:<18} {cell['successes']:>3}/{cell['trials']:<4} "
             f"{cell['errors']:>4} {_pct(cell['asr']):>7} [{_pct(low):>6}, {_pct(high):>6}] {turns:>6}  "
@@ -187,7 +192,7 @@ def html_report(bundle: EvidenceBundle, check: EvidenceCheck | None = None, exam
         f"<tr><td>{esc(c['objective'])}</td><td>{esc(c['strategy'])}</td><td>{c['successes']}/{c['trials']}</td>"
         f"<td>{c['errors']}</td><td>{_pct(c['asr'])}</td><td>{_bar(c['ci95'][0], c['ci95'][1], c['asr'])} "
         f"[{_pct(c['ci95'][0])}, {_pct(c['ci95'][1])}]</td><td>{c['p_value']:.3g} / {c['p_holm']:.3g}</td>"
-        f"<td>{esc(str(c['turns_to_success']['values']))}</td><td>{esc(_verdict(c))}</td></tr>"
+        f"<td>{_median_turns(c)}</td><td>{esc(_verdict(c))}</td></tr>"
         for c in stats["cells"]
     )
 
@@ -236,8 +241,10 @@ created {esc(bundle.created)}; exportgate {esc(str(bundle.tool.get("version")))}
 {usage}
 <h2>Per strategy</h2><table>{head.format("strategy")}{rollups(stats["strategies"])}</table>
 <h2>Per domain</h2><table>{head.format("domain")}{rollups(stats.get("domains", {}))}</table>
+<h2>Overall</h2><table>{head.format("")}{rollups({"overall": stats["overall"]})}</table>
 <h2>Per objective and strategy</h2><table><tr><th>objective</th><th>strategy</th><th>succ/N</th><th>errored</th>
-<th>ASR</th><th>95% CI (Wilson)</th><th>p / p Holm</th><th>turns to success</th><th>repeatable</th></tr>{rows}</table>
+<th>ASR</th><th>95% CI (Wilson)</th><th>p / p Holm</th><th>median turns to success</th>
+<th>repeatable</th></tr>{rows}</table>
 <h2>Successful trials (redacted)</h2>{transcripts or "<p>none</p>"}
 </body></html>
 """
