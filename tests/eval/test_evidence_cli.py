@@ -271,3 +271,14 @@ def test_errored_cells_read_na_with_their_errors_and_a_sensitivity_line(tmp_path
     assert cells and all("0/0" in line and "n/a" in line and " 2 " in line for line in cells), report
     assert all(line.split()[4] == "n/a" for line in cells)  # the rate column; the interval is the vacuous [0, 1]
     assert "sensitivity: 8 trial(s) errored" in report
+
+
+def test_the_goal_text_is_redacted_from_user_turns(bundle: Path):
+    """The objectives section lists only each goal's hash; user turns must not repeat the goal verbatim."""
+    text = bundle.read_text()
+    data = orjson.loads(text)
+    for objective in load_objectives():
+        assert objective.goal not in text, objective.id
+    users = [m["text"] for t in data["trials"] for m in t["transcript"] if m["role"] == "user"]
+    marks = [text for text in users if "[goal of" in text]
+    assert marks and all("[goal of objective canary-" in m for m in marks)
