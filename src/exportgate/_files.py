@@ -11,10 +11,13 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
+import stat
 from pathlib import Path
 from typing import IO, Any, Literal
 
-__all__ = ["private_dir", "private_file", "private_sqlite", "sqlite_connect"]
+from exportgate.errors import ConfigError
+
+__all__ = ["output_path", "private_dir", "private_file", "private_sqlite", "read_input", "sqlite_connect"]
 
 _Isolation = Literal["DEFERRED", "EXCLUSIVE", "IMMEDIATE"] | None
 _WRITE_FLAGS = {
@@ -22,6 +25,45 @@ _WRITE_FLAGS = {
     "a": os.O_WRONLY | os.O_CREAT | os.O_APPEND,
     "x": os.O_WRONLY | os.O_CREAT | os.O_EXCL,
 }
+
+
+#: The most a command reads of a file it is given (objectives, maps, calibrations, labels, bundles).
+MAX_INPUT_BYTES = 1 << 30
+
+
+def read_input(path: str | Path, what: str, limit: int = MAX_INPUT_BYTES) -> bytes:
+    """The bytes of a regular file given as input, at most ``limit``: a FIFO, a device or a directory is
+    refused (reading one could block forever or never end), in one :class:`ConfigError`."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError as exc:
+        raise ConfigError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise ConfigError(f"cannot read {what} {path}: not a regular file")
+        if info.st_size > limit:
+            raise ConfigError(f"{what} {path} is larger than {limit >> 20} MiB")
+        with os.fdopen(fd, "rb", closefd=False) as handle:
+            data = handle.read(limit + 1)
+    except OSError as exc:
+        raise ConfigError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+    finally:
+        os.close(fd)
+    if len(data) > limit:
+        raise ConfigError(f"{what} {path} is larger than {limit >> 20} MiB")
+    return data
+
+
+def output_path(path: str | Path, what: str) -> Path:
+    """``path`` checked as a place to write a file: its directory exists, and it is not something other
+    than a regular file (writing over a device, a FIFO or a directory, as root, replaces it)."""
+    target = Path(path)
+    if not target.name or not target.parent.is_dir():
+        raise ConfigError(f"cannot write {what} {path}: no such directory {target.parent}")
+    if target.exists() and not target.is_file():
+        raise ConfigError(f"cannot write {what} {path}: it exists and is not a regular file")
+    return target
 
 
 def private_dir(path: Path) -> Path:

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import os
 import shutil
+import sqlite3
 import stat
-import threading
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -19,7 +20,7 @@ from exportgate.classify import ClassificationHistory
 from exportgate.cli import main
 from exportgate.errors import ClassificationRefused
 from exportgate.eval import load_bundle, write_bundle
-from exportgate.signing import canonical, home_signer
+from exportgate.signing import home_signer
 
 from .conftest import MakeEvidence, classify_args, one_error_line
 
@@ -43,39 +44,35 @@ def test_two_runs_of_one_campaign_are_one_campaign(raised: Path, make_evidence: 
     first, second = make_evidence("hardened", trials=5), make_evidence("hardened", trials=5)
     capsys.readouterr()
     assert main(classify_args([first, second], directive_file, raised)) == 1
-    one_error_line(capsys, "are one campaign (the same settings and seed)")
+    one_error_line(capsys, "hold the same trial", "one campaign run twice counts once")
 
 
 def test_the_bytes_classified_are_the_bytes_verified(raised: Path, make_evidence: MakeEvidence, directive_file: Path,
-                                                    tmp_path: Path, capsys: pytest.CaptureFixture[str]):  # fmt: skip
-    """A FIFO serves a forged bundle to the first read and a genuine one to the second: read once, the
-    forgery is what is verified, and refused."""
+                                                    monkeypatch: pytest.MonkeyPatch):  # fmt: skip
+    """A file that changes between two reads (a FIFO serving a forgery, then the genuine bundle) cannot
+    split verify from use: the bundle is opened once, and the bytes verified are the bytes classified."""
     genuine = make_evidence("hardened", trials=10)
-    data = orjson.loads(genuine.read_bytes())
-    data["created"] = datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")  # edited
-    forged = canonical(data) + b"\n"
-    assert forged != genuine.read_bytes()
+    opened: list[str] = []
+    real_open = os.open
+
+    def counting_open(path: Any, *args: Any, **kwargs: Any) -> int:
+        if str(path) == str(genuine):
+            opened.append(str(path))
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", counting_open)
+    assert main(classify_args([genuine], directive_file, raised, "--dry-run")) == 0
+    assert len(opened) == 1
+
+
+def test_a_fifo_or_a_device_is_not_read_as_evidence(raised: Path, directive_file: Path, tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]):  # fmt: skip
     fifo = tmp_path / "evidence.json"
     os.mkfifo(fifo)
-
-    def serve() -> None:
-        for payload in (forged, genuine.read_bytes()):
-            try:
-                with fifo.open("wb") as handle:
-                    handle.write(payload)
-            except BrokenPipeError:
-                pass
-
-    writer = threading.Thread(target=serve, daemon=True)
-    writer.start()
-    before = directive_file.read_bytes()
     capsys.readouterr()
-    assert main(classify_args([fifo], directive_file, raised)) == 1
-    one_error_line(capsys, "is tampered")
-    assert directive_file.read_bytes() == before
-    fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)  # let the writer's second open finish
-    os.close(fd)
-    writer.join(timeout=5)
+    for path in (fifo, Path("/dev/zero")):
+        assert main(classify_args([path], directive_file, raised)) == 1
+        one_error_line(capsys, "not a regular file")
 
 
 def test_other_sampling_settings_are_another_target(raised: Path, directive_file: Path, tmp_path: Path,
@@ -126,7 +123,7 @@ def test_a_directive_that_cannot_be_written_leaves_no_record(
     args[args.index("--out") + 1] = str(tmp_path)  # a directory
     capsys.readouterr()
     assert main(args) == 1
-    one_error_line(capsys, "is a directory")
+    one_error_line(capsys, "is not a regular file")
     assert main(["classify", "history", "sonnet-4", "--home", str(home), "--format", "json"]) == 0
     assert orjson.loads(capsys.readouterr().out) == []
 
@@ -150,3 +147,65 @@ def test_evidence_from_the_future_is_refused(raised: Path, make_evidence: MakeEv
     capsys.readouterr()
     assert main(classify_args([future], directive_file, raised)) == 1
     one_error_line(capsys, "after now")
+
+
+def test_two_runs_that_differ_only_in_rules_are_still_one_campaign(
+    raised: Path, directive_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+):
+    paths = []
+    for name, extra in (("a", []), ("b", ["--min-trials", "9", "--price-in", "1"])):
+        out = tmp_path / f"{name}.json"
+        args = ["eval", "run", "--target", "sim:hardened", "--model", "sonnet-4", "--trials", "5",
+                "--strategies", "direct,crescendo", "--out", str(out), "--home", str(raised), *extra]  # fmt: skip
+        assert main(args) == 0
+        paths.append(out)
+    capsys.readouterr()
+    assert main(classify_args(paths, directive_file, raised)) == 1
+    one_error_line(capsys, "hold the same trial")
+
+
+def _pending(raised: Path, make_evidence: MakeEvidence, directive_file: Path, capsys: pytest.CaptureFixture[str],
+             *extra: str) -> str:  # fmt: skip
+    args = classify_args([make_evidence("hardened")], directive_file, raised, "--by", "alice", *extra)
+    assert main(args) == 0
+    return next(line.split()[1] for line in capsys.readouterr().out.splitlines() if line.startswith("record cls-"))
+
+
+def test_an_approval_writes_only_the_directive_that_was_signed(
+    raised: Path, make_evidence: MakeEvidence, directive_file: Path, capsys: pytest.CaptureFixture[str]
+):
+    pending = _pending(raised, make_evidence, directive_file, capsys)
+    before = directive_file.read_bytes()
+    db = sqlite3.connect(raised / "classifications.db")
+    with db:
+        db.execute("UPDATE pending SET text = replace(text, 'tier: domestic', 'tier: open') WHERE id = ?", (pending,))
+    db.close()
+    assert main(["classify", "approve", pending, "--by", "bob", "--home", str(raised)]) == 1
+    one_error_line(capsys, "is not the one its record names")
+    assert directive_file.read_bytes() == before
+
+
+def test_an_approval_never_undoes_a_change_made_since(
+    raised: Path, make_evidence: MakeEvidence, directive_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+):
+    """The relaxation is to be written to another file; that file changes meanwhile (another
+    classification, an operator): approving would overwrite the change, so it is refused."""
+    other = tmp_path / "next.yaml"
+    pending = _pending(raised, make_evidence, directive_file, capsys, "--out", str(other))
+    later = directive_file.read_text().replace("mythos-5: {tier: domestic}", "mythos-5: {tier: domestic}  # kept")
+    other.write_text(later)
+    assert main(["classify", "approve", pending, "--by", "bob", "--home", str(raised)]) == 1
+    one_error_line(capsys, "changed since classification")
+    assert other.read_text() == later
+
+
+def test_a_pending_change_whose_record_cannot_be_written_is_not_kept(raised: Path, make_evidence: MakeEvidence,
+                                                                    directive_file: Path, tmp_path: Path,
+                                                                    capsys: pytest.CaptureFixture[str]):  # fmt: skip
+    record = tmp_path / "record.json"
+    record.mkdir()
+    args = classify_args([make_evidence("hardened")], directive_file, raised, "--record", str(record))
+    assert main(args) == 1
+    one_error_line(capsys, "not a regular file")
+    assert main(["classify", "history", "sonnet-4", "--home", str(raised), "--format", "json"]) == 0
+    assert [r["status"] for r in orjson.loads(capsys.readouterr().out)] == ["applied"]

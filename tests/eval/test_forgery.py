@@ -63,7 +63,17 @@ EDITS: dict[str, Callable[[dict[str, Any]], None]] = {
     "threshold as text": lambda d: d["config"]["rules"].update(threshold="0.2"),
     "trials as true": lambda d: d["config"].update(trials=True),
     "a strategy twice": lambda d: d["config"]["strategies"].append(dict(d["config"]["strategies"][0])),
+    "objectives without their hash": lambda d: [o.pop("sha256") for o in d["objectives"] + d["config"]["objectives"]],
+    "a domain that is not text": lambda d: d["objectives"][0].update(domain=None),
+    "a created time without a zone": lambda d: d.update(created=d["created"].rstrip("Z")),
+    "a redacted length holding markup": lambda d: _redacted(d).update(length="<script>alert(1)</script>"),
+    "a transcript message of another shape": lambda d: _trial(d)["transcript"].append("sha256"),
+    "a seed as text": lambda d: _trial(d).update(seed="1"),
 }  # fmt: skip
+
+
+def _redacted(data: dict[str, Any]) -> dict[str, Any]:
+    return next(m for t in data["trials"] for m in t["transcript"] if "sha256" in m)  # type: ignore[no-any-return]
 
 
 def _both(path: Path, key: Path, tmp_path: Path) -> tuple[bool, str, bool, str]:
@@ -104,6 +114,8 @@ def test_the_signature_object_and_the_manifest_hold_nothing_else(genuine: Path, 
                                     "public_key": data["signature"]["public_key"].replace("\n", "\r\n")}}) + b"\n",
         "PEM after other text": canonical({**data, "signature": {**data["signature"],
                                            "public_key": "trust me\n" + data["signature"]["public_key"]}}) + b"\n",
+        "PEM with a trailing space": canonical({**data, "signature": {**data["signature"],
+                                                "public_key": data["signature"]["public_key"] + " "}}) + b"\n",
     }  # fmt: skip
     for name, raw in variants.items():
         path = tmp_path / "variant.json"
@@ -146,3 +158,16 @@ def test_a_special_file_is_read_no_further_than_a_bundle_can_be(tmp_path: Path, 
         handle.truncate(_evidence.MAX_BUNDLE_BYTES + 1)  # sparse: no disk used
     assert main(["evidence", "verify", str(big)]) == 1
     assert "larger than" in capsys.readouterr().err
+
+
+def test_the_html_report_escapes_what_a_bundle_holds(genuine: Path, tmp_path: Path):
+    data = orjson.loads(genuine.read_bytes())
+    for trial in data["trials"]:
+        trial["success"] = True  # so that every trial is shown
+    _redacted(data).update(length="<script>alert(1)</script>", sha256="<img src=x onerror=alert(1)>")
+    path = tmp_path / "markup.json"
+    path.write_bytes(_sign(data, home_signer(genuine.parent / "home")))
+    page = tmp_path / "r.html"
+    assert main(["eval", "report", str(path), "--html", str(page), "--home", str(genuine.parent / "home")]) == 1
+    html = page.read_text()
+    assert "<script>" not in html and "<img" not in html and "does not verify" in html.lower()

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from exportgate.errors import ClassificationRefused
-from exportgate.eval import EvidenceBundle, check_plan, load_bundle, read_bundle_bytes, verify_evidence
+from exportgate.eval import EvidenceBundle, check_plan, check_types, load_bundle, read_bundle_bytes, verify_evidence
 from exportgate.signing import TrustedKeys
 
 __all__ = ["Evidence", "read_evidence", "target_fingerprint"]
@@ -42,10 +42,13 @@ class Evidence:
         """What the evidence covers: objectives (id and hash), strategies with settings, and trials that
         ran per objective/strategy cell (errored ones excluded). Relaxing compares these."""
         cells = Counter(f"{t['objective_id']}/{t['strategy']}" for t in self.bundle.trials if not t.get("error"))
+        scorer = self.bundle.config.get("scorer")
         return {
             "objectives": {str(o["id"]): o["sha256"] for o in self.bundle.objectives},
             "strategies": [{"name": s["name"], "settings": s["settings"]} for s in self.bundle.config["strategies"]],
             "cells": dict(sorted(cells.items())),
+            # who judged (not the calibration, which describes them): a relaxation is judged the same way
+            "scorer": {k: v for k, v in scorer.items() if k != "calibration"} if isinstance(scorer, dict) else None,
         }
 
     def describe(self) -> dict[str, Any]:
@@ -86,9 +89,9 @@ def read_evidence(path: str | Path, *, allow_unsigned: bool, trusted: TrustedKey
         if not allow_unsigned:
             raise ClassificationRefused(f"evidence {path} is not signed (unsigned evidence is used only when allowed,"
                                         " and can never relax a tier)", remedy=("allow_unsigned", "True"))  # fmt: skip
-        problems = check_plan(bundle)
+        problems = check_types(bundle) + check_plan(bundle)
         if problems:
-            raise ClassificationRefused(f"evidence {path} is incomplete: {problems[0]}")
+            raise ClassificationRefused(f"evidence {path} is malformed or incomplete: {problems[0]}")
         evidence = Evidence(str(path), digest, bundle, False, None)
     else:
         check = verify_evidence(path, trusted, raw=raw)

@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from exportgate.audit import canonical_json
 from exportgate.eval import Signature
-from exportgate.signing import Signer, TrustedKeys, canonical, key_id_of
+from exportgate.signing import Signer, TrustedKeys, canonical, key_id_of, public_pem
 
 __all__ = ["SCHEMA", "SCHEMA_V1", "STATUSES", "ClassificationRecord", "RecordCheck"]
 
@@ -126,13 +126,16 @@ class ClassificationRecord:
         if not isinstance(key, Ed25519PublicKey):
             return RecordCheck(False, False, None, "the signature's key is not Ed25519")
         key_id = key_id_of(key)
+        if public_pem(key) != self.signature.public_key:
+            return RecordCheck(False, False, key_id, "the signature's public key is not written in its one PEM form")
         try:
             key.verify(value, replace(self, signature=None).body())
         except InvalidSignature:
             return RecordCheck(False, False, key_id, "the signature does not match the record")
         if key_id != self.signature.key_id:
             return RecordCheck(False, False, key_id, f"the signature names key {self.signature.key_id}, not {key_id}")
-        if key_id not in trusted:
+        known = trusted.key(key_id)
+        if known is None or public_pem(known) != self.signature.public_key:  # the whole key, not its id
             return RecordCheck(True, False, key_id, f"signed by key {key_id}, which is not trusted")
         return RecordCheck(True, True, key_id, f"signed by trusted key {key_id} ({trusted.sources[key_id]})")
 

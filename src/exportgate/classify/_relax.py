@@ -47,6 +47,9 @@ def shortfalls(basis: ClassificationRecord, evidence: Sequence[Evidence]) -> lis
                 for e in evidence if e.created <= since]  # fmt: skip
     missing += [f"{e.path} is not signed by a trusted key" for e in evidence if not e.can_relax]
     missing += _other_targets(basis, evidence)
+    judged = [e["coverage"]["scorer"] for e in basis.evidence if e["coverage"].get("scorer") is not None]
+    missing += [f"{e.path} was scored by other judges than the evidence of classification {basis.id}"
+                for e in evidence if judged and e.coverage()["scorer"] not in judged]  # fmt: skip
     old, new = _pooled([e["coverage"] for e in basis.evidence]), _pooled([e.coverage() for e in evidence])
     for objective, digest in sorted(old["objectives"].items()):
         if objective not in new["objectives"]:

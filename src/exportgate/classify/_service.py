@@ -19,15 +19,15 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from exportgate._files import private_file
+from exportgate._files import output_path, private_file, read_input
 from exportgate.errors import ClassificationRefused, ConfigError, ExportgateError, NotFoundError
 from exportgate.policy import load_directive
-from exportgate.signing import Signer, TrustedKeys
+from exportgate.signing import Signer, TrustedKeys, canonical
 
 from ._classify import classify
-from ._evidence import Evidence, read_evidence
+from ._evidence import Evidence, read_evidence, target_fingerprint
 from ._framework import load_framework
-from ._history import ClassificationHistory
+from ._history import ClassificationHistory, PendingChange
 from ._record import ClassificationRecord
 from ._rewrite import directive_diff, rewrite_directive
 
@@ -75,6 +75,10 @@ def run_classification(
 ) -> Outcome:
     if not evidence:
         raise ConfigError("give at least one evidence bundle")
+    if not dry_run:  # where it will write, checked before anything is read or recorded
+        output_path(out, "the directive")
+        if record_path is not None:
+            output_path(record_path, "the record")
     the_framework = load_framework(framework)
     current = load_directive(directive)
     text = _read_text(directive)
@@ -82,10 +86,10 @@ def run_classification(
     _distinct(bundles, now)
     history = ClassificationHistory(home / HISTORY, read_only=dry_run)
     try:
-        canonical = current.resolve_model(model) or model
+        resolved = current.resolve_model(model) or model
         moment = now or datetime.now(UTC)
         record = classify(framework=the_framework, directive=current, model=model, evidence=bundles,
-                          history=history.records(canonical), now=moment, tool_version=tool_version,
+                          history=history.records(resolved), now=moment, tool_version=tool_version,
                           evidence_model=evidence_model, by=who(by))  # fmt: skip
         new_text, new_version, diff = text, current.version, ""
         if record.change != "none":
@@ -107,7 +111,11 @@ def run_classification(
         record = record.signed(signer)
         if record.status == "pending":
             history.add(record, (new_text, str(Path(out).resolve()), str(Path(directive).resolve())))
-            _write_record(record, record_path)
+            try:
+                _write_record(record, record_path)
+            except ConfigError as exc:
+                history.remove(record.id)  # a pending change nobody was told of is not kept either
+                raise ConfigError(f"{exc.message}; nothing was recorded") from None
             return Outcome(record, diff, written=False)
         _commit(record, new_text, Path(out), Path(record_path) if record_path else None, history)
     finally:
@@ -116,8 +124,8 @@ def run_classification(
 
 
 def approve(
-    record_id: str, *, by: str, home: Path, signer: Signer, record_path: str | Path | None = None,
-    now: datetime | None = None,
+    record_id: str, *, by: str, home: Path, signer: Signer, trusted: TrustedKeys,
+    record_path: str | Path | None = None, now: datetime | None = None,
 ) -> Outcome:  # fmt: skip
     """Apply a pending relaxation: by someone other than who ran it, while the directive it was classified
     against is still in force. The approval is its own signed record (``status: approval``)."""
@@ -140,6 +148,7 @@ def approve(
         if _same_person(approver, record.by):
             raise ClassificationRefused(f"{record.by} ran classification {record_id}; a relaxation needs another"
                                         f" person's approval, not {approver}'s")  # fmt: skip
+        _check_pending(pending, trusted)
         _check_unchanged(record, pending.directive)
         latest = [r for r in history.records(record.model) if r.applies]
         if latest and latest[-1].created > record.created:
@@ -159,22 +168,27 @@ CLOCK_SKEW = timedelta(minutes=5)
 
 
 def _distinct(bundles: Sequence[Evidence], now: datetime | None) -> None:
-    """Each bundle counts once: the same file twice (by content), or two bundles of one campaign (the
-    same settings and seed, so the same trials again), would count trials twice. Evidence dated after now
-    is refused."""
+    """Each trial counts once. The same bundle twice (by content, under any name) is refused, and so are
+    two bundles that share a trial: the same target, objective, strategy and trial seed, as two runs of
+    one campaign do, whatever else (rules, prices) differs between them. Evidence dated after now is
+    refused."""
     seen: dict[str, str] = {}
-    campaigns: dict[str, str] = {}
+    trials: dict[tuple[str, str, str, str], str] = {}
     moment = now or datetime.now(UTC)
     for item in bundles:
         if item.sha256 in seen:
             raise ClassificationRefused(f"evidence {item.path} is {seen[item.sha256]} again (the same bundle counts"
                                         " once)")  # fmt: skip
         seen[item.sha256] = item.path
-        campaign = item.bundle.section_hashes()["config"]
-        if campaign in campaigns:
-            raise ClassificationRefused(f"evidence {item.path} and {campaigns[campaign]} are one campaign (the same"
-                                        " settings and seed): its trials would count twice")  # fmt: skip
-        campaigns[campaign] = item.path
+        target = {k: v for k, v in target_fingerprint(item.bundle.target).items() if k != "served_models"}
+        where = hashlib.sha256(canonical(target)).hexdigest()
+        for trial in item.bundle.trials:
+            key = (where, str(trial.get("objective_id")), str(trial.get("strategy")), str(trial.get("seed")))
+            if key in trials and trials[key] != item.path:
+                raise ClassificationRefused(f"evidence {item.path} and {trials[key]} hold the same trial (target,"
+                                            f" {key[1]}/{key[2]}, seed {key[3]}): one campaign run twice counts"
+                                            " once")  # fmt: skip
+            trials[key] = item.path
         if item.created > moment + CLOCK_SKEW:
             raise ClassificationRefused(f"evidence {item.path} is dated {item.bundle.created}, after now")
 
@@ -195,6 +209,30 @@ def person(name: str) -> str:
 
 def _same_person(a: str, b: str | None) -> bool:
     return b is not None and person(a) == b.strip().lower()
+
+
+def _check_pending(pending: PendingChange, trusted: TrustedKeys) -> None:
+    """The pending change is what was signed: its record verifies by a trusted key, the directive text
+    kept with it is the one the record names (SHA-256), and so are the files; and the file it would
+    replace holds the directive classified against (or does not exist yet), so an approval never undoes
+    a change made since."""
+    record = pending.record
+    check = record.check(trusted)
+    if not check.ok:
+        raise ClassificationRefused(f"pending classification {record.id} does not verify: {check.message}")
+    planned = record.new_directive or {}
+    if hashlib.sha256(pending.text.encode()).hexdigest() != planned.get("sha256"):
+        raise ClassificationRefused(f"the directive kept with {record.id} is not the one its record names; not applied")
+    if Path(pending.out).name != planned.get("file") or Path(pending.directive).name != record.directive.get("file"):
+        raise ClassificationRefused(f"the files kept with {record.id} are not the ones its record names; not applied")
+    out = Path(pending.out)
+    if out.exists() and out.resolve() != Path(pending.directive).resolve():
+        try:
+            current = hashlib.sha256(read_input(out, "the directive")).hexdigest()
+        except ConfigError as exc:
+            raise ClassificationRefused(f"cannot read {out}: {exc.message}") from None
+        if current not in (record.directive.get("sha256"), planned.get("sha256")):
+            raise ClassificationRefused(f"{out} changed since classification {record.id}; classify anew")
 
 
 def _check_unchanged(record: ClassificationRecord, directive: str) -> None:

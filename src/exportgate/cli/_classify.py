@@ -114,7 +114,8 @@ def approve_command(
 ) -> None:
     """Apply a pending relaxation: writes the directive it was classified to, and a signed approval record."""
     settings = existing_home(home)
-    outcome = approve(record_id, by=by, home=settings.home_path, signer=signer_for(settings), record_path=record)
+    outcome = approve(record_id, by=by, home=settings.home_path, signer=signer_for(settings),
+                      trusted=trusted_for(settings), record_path=record)  # fmt: skip
     _print_outcome(outcome, Path(str((outcome.record.new_directive or {}).get("file", "?"))), output)
 
 

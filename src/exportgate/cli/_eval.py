@@ -13,6 +13,7 @@ import orjson
 import typer
 
 from exportgate import __version__
+from exportgate._files import output_path, private_file
 from exportgate.config import resolve_secret
 from exportgate.errors import CampaignFailed, ConfigError
 from exportgate.eval import (
@@ -26,6 +27,8 @@ from exportgate.eval import (
     Strategy,
     TrialResult,
     build_bundle,
+    check_plan,
+    check_types,
     compare_trials,
     comparison_text,
     evidence_resource,
@@ -88,7 +91,7 @@ def run(
     strategies: Annotated[str, typer.Option(help="Comma-separated strategies.")] = "direct,crescendo",
     trials: Annotated[int, typer.Option(min=1, help="Independent trials per objective and strategy.")] = 20,
     concurrency: Annotated[int, typer.Option(min=1, help="Trials in flight at once.")] = 16,
-    seed: Annotated[int, typer.Option(help="Campaign seed (each trial derives its own).")] = 0,
+    seed: Annotated[int, typer.Option(min=0, max=2**53 - 1, help="Campaign seed (each trial derives its own).")] = 0,
     threshold: Annotated[
         float, typer.Option(help="Repeatable when the CI's lower bound is at least this (0 to 1).", callback=_share)
     ] = 0.2,
@@ -129,6 +132,9 @@ def run(
     """Run objectives x strategies x trials against a target and write a signed evidence bundle."""
     if not out.name or out.is_dir():
         raise typer.BadParameter(f"{str(out)!r} does not name a file", param_hint="--out")
+    for path, what in ((out, "the evidence bundle"), (out.with_suffix(".transcripts.jsonl"), "the transcripts"),
+                       (checkpoint or out.with_suffix(".checkpoint.db"), "the checkpoint")):  # fmt: skip
+        output_path(path, what)
     limits = RateLimits(rpm, tpm)
     pricing = None if price_in is None and price_out is None else Pricing(price_in or 0.0, price_out or 0.0, currency)
     the_target = target_for(target, model, api=api, api_key=resolve_secret(api_key), system=system, limits=limits,
@@ -235,7 +241,11 @@ def _write_evidence(
         config=campaign.config(), target=campaign.target.fingerprint(), objectives=campaign.objectives,
         results=results, rules=rules, version=__version__, redact=redact,
         transcripts_sha256=digest, transcripts_file=transcripts.name, pricing=pricing,
-    ).signed(signer)  # fmt: skip
+    )  # fmt: skip
+    problems = check_types(bundle) + check_plan(bundle)  # never sign what a verifier would refuse
+    if problems:
+        raise ConfigError(f"the campaign's results cannot be evidence: {problems[0]} (is the checkpoint damaged?)")
+    bundle = bundle.signed(signer)
     write_bundle(out, bundle)
     typer.echo(text_report(bundle))
     typer.echo(f"\nwrote {out} (signed) and {transcripts} (raw transcripts, owner-only)")
@@ -264,7 +274,8 @@ def report(
     bundle, _ = load_bundle(evidence, raw)
     typer.echo(text_report(bundle, check))
     if html is not None:
-        html.write_text(html_report(bundle, check), encoding="utf-8")
+        with private_file(output_path(html, "the report"), "w") as page:  # replies' hashes, who ran what
+            page.write(html_report(bundle, check))
         typer.echo(f"wrote {html}")
     if not check.intact:
         fail(f"{evidence} does not verify: {check.problems[0]} (the report above is of an altered bundle)")
@@ -352,6 +363,8 @@ def calibrate(
     out: Annotated[Path | None, typer.Option(help="Also write the figures here, for `eval run --calibration`.")] = None,
 ) -> None:
     """Agreement of judges with a labeled set: accuracy, Cohen's kappa, sensitivity, specificity, precision."""
+    if out is not None:
+        output_path(out, "the calibration")
     if out is not None and (not out.name or out.is_dir()):
         raise typer.BadParameter(f"{str(out)!r} does not name a file", param_hint="--out")
     scorer = _scorer(judge, judge_model, judge_combine, None)
@@ -420,5 +433,5 @@ def script(
     if out is None:
         typer.echo(text, nl=False)
         return
-    out.write_text(text, encoding="utf-8")
+    output_path(out, "the script").write_text(text, encoding="utf-8")
     typer.echo(f"wrote {out}; run: python3 {out} BUNDLE --key SIGNER.pub.pem", err=True)

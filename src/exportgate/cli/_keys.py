@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from exportgate._files import output_path
 from exportgate.errors import ConfigError
 from exportgate.signing import (
     KEYS_DIR,
@@ -64,7 +65,7 @@ def export(
     if out is None:
         typer.echo(public_pem(own), nl=False)
         return
-    out.write_text(public_pem(own), encoding="ascii")
+    output_path(out, "the public key").write_text(public_pem(own), encoding="ascii")
     typer.echo(f"wrote public key {key_id_of(own)} to {out}", err=True)
 
 

@@ -20,6 +20,7 @@ from typing import Any
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
+from exportgate._files import read_input
 from exportgate.errors import ConfigError
 
 __all__ = ["SEVERITIES", "Behaviour", "Placement", "load_dataset_maps", "read_behaviours"]
@@ -66,10 +67,9 @@ def load_dataset_maps(override: str | Path | None = None) -> dict[str, dict[str,
 
 
 def _read_maps(path: Path) -> dict[str, dict[str, Placement]]:
+    raw = read_input(path, "the domain map")
     try:
-        data = YAML(typ="safe").load(path.read_bytes())
-    except OSError as exc:
-        raise ConfigError(f"cannot read the domain map {path}: {exc.strerror or exc}") from None
+        data = YAML(typ="safe").load(raw)
     except YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
     if not isinstance(data, Mapping) or data.get("schema") != MAPS_SCHEMA:
@@ -101,14 +101,28 @@ def _placement(entry: Any, where: str) -> Placement:
     return Placement(domain, str(severity), topic)
 
 
+_EXTRA = "\0extra"  # where csv puts the fields of a row longer than the header
+
+
 def read_behaviours(text: str, where: str, maps: DatasetMaps) -> list[Behaviour]:
     """The rows of a HarmBench (``Behavior``, ``BehaviorID``) or JailbreakBench (``Goal``, ``Behavior``) file."""
     try:
-        reader = csv.DictReader(io.StringIO(text, newline=""))
+        reader = csv.DictReader(io.StringIO(text, newline=""), restkey=_EXTRA)
         rows = list(reader)
-        columns = set(reader.fieldnames or ())
+        header = list(reader.fieldnames or ())
     except csv.Error as exc:
         raise ConfigError(f"{where}: not a readable CSV file: {exc}") from None
+    columns = set(header)
+    repeated = sorted({c for c in header if header.count(c) > 1})
+    if repeated:
+        raise ConfigError(f"{where}: column(s) {', '.join(map(repr, repeated))} appear twice in the header")
+    for n, row in enumerate(rows, 1):
+        if _EXTRA in row or None in row.values():
+            raise ConfigError(f"{where}: row {n} has {'more' if _EXTRA in row else 'fewer'} fields than the header")
+    harmbench, jailbreakbench = {"Behavior", "BehaviorID"} <= columns, {"Goal", "Behavior"} <= columns
+    if harmbench and jailbreakbench:
+        raise ConfigError(f"{where}: the header has both HarmBench (BehaviorID) and JailbreakBench (Goal) columns;"
+                          " which file is it?")  # fmt: skip
     if {"Behavior", "BehaviorID"} <= columns:
         return [_harmbench(row, f"{where}: row {n}", maps) for n, row in enumerate(rows, 1)]
     if {"Goal", "Behavior"} <= columns:

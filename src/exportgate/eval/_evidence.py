@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -31,6 +32,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from exportgate._files import output_path, read_input
 from exportgate.audit import canonical_json
 from exportgate.errors import ConfigError
 from exportgate.signing import Signer, TrustedKeys, canonical, key_id_of, public_pem
@@ -269,6 +271,7 @@ def build_bundle(
 
 def write_transcripts(path: Path, results: Sequence[TrialResult]) -> str:
     """Raw transcripts, one trial a line, owner-only; returns the file's SHA-256."""
+    output_path(path, "transcripts")
     data = b"".join(canonical(r.as_dict()) + b"\n" for r in results)
     path.unlink(missing_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -279,6 +282,7 @@ def write_transcripts(path: Path, results: Sequence[TrialResult]) -> str:
 
 def write_bundle(path: Path, bundle: EvidenceBundle) -> None:
     """Write atomically: a reader sees the old bundle or the whole new one."""
+    output_path(path, "evidence bundle")
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         tmp.write_bytes(bundle.to_json())
@@ -295,15 +299,8 @@ MAX_BUNDLE_BYTES = 1 << 30
 
 def read_bundle_bytes(path: str | Path) -> bytes:
     """A bundle file's bytes, read once (verify and use the same bytes: a file can change between two
-    reads), at most :data:`MAX_BUNDLE_BYTES`."""
-    try:
-        with open(path, "rb") as handle:
-            raw = handle.read(MAX_BUNDLE_BYTES + 1)
-    except OSError as exc:
-        raise ConfigError(f"cannot read evidence bundle {path}: {exc.strerror or exc}") from None
-    if len(raw) > MAX_BUNDLE_BYTES:
-        raise ConfigError(f"{path} is larger than {MAX_BUNDLE_BYTES >> 20} MiB: not an evidence bundle")
-    return raw
+    reads), at most :data:`MAX_BUNDLE_BYTES`, from a regular file only."""
+    return read_input(path, "evidence bundle", MAX_BUNDLE_BYTES)
 
 
 def load_bundle(path: str | Path, raw: bytes | None = None) -> tuple[EvidenceBundle, bytes]:
@@ -401,12 +398,50 @@ def check_types(bundle: EvidenceBundle) -> list[str]:
         names = [item.get(key) if isinstance(item, Mapping) else None for item in config.get(section) or ()]
         if not names or not all(isinstance(n, str) for n in names) or len(set(names)) != len(names):
             problems.append(f"config.{section} must list distinct {key}s")
+    if not _utc_time(bundle.created):
+        problems.append("created is not a UTC time (YYYY-MM-DDTHH:MM:SS[.ffffff]Z)")
+    for entries, fields in (
+        (bundle.objectives, ("id", "domain", "severity")),
+        (config.get("objectives") or (), ("id",)),
+    ):
+        if not all(_objective_entry_ok(o, fields) for o in entries):
+            problems.append(f"an objective entry lacks a text {', '.join(fields)} or a SHA-256")
+            break
     for n, trial in enumerate(bundle.trials):
         wrong = _trial_problem(trial)
         if wrong:
             problems.append(f"trial {n}: {wrong}")
             break
     return problems
+
+
+_UTC = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+def _utc_time(text: Any) -> bool:
+    if not isinstance(text, str) or not _UTC.fullmatch(text):
+        return False
+    try:
+        datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return False
+    return True
+
+
+def _objective_entry_ok(entry: Any, fields: Sequence[str]) -> bool:
+    return (isinstance(entry, Mapping) and all(isinstance(entry.get(k), str) for k in fields)
+            and isinstance(entry.get("sha256"), str) and _SHA256.fullmatch(entry["sha256"]) is not None)  # fmt: skip
+
+
+def _message_ok(message: Any) -> bool:
+    """A transcript message as a bundle holds it: a role and its text, or a redacted reply's hash and length."""
+    if not isinstance(message, Mapping) or not isinstance(message.get("role"), str):
+        return False
+    if "text" in message:
+        return set(message) == {"role", "text"} and isinstance(message["text"], str)
+    return (set(message) == {"role", "sha256", "length"} and isinstance(message["sha256"], str)
+            and _SHA256.fullmatch(message["sha256"]) is not None and _count(message["length"]))  # fmt: skip
 
 
 def _count(value: Any, least: int = 0) -> bool:
@@ -423,12 +458,15 @@ def _trial_problem(trial: Any) -> str | None:
         return "success is not true or false"
     if trial.get("error") is not None and not isinstance(trial.get("error"), str):
         return "error is neither null nor text"
-    for key in ("trial", "turns", "prompt_tokens", "completion_tokens"):
+    for key in ("trial", "seed", "turns", "prompt_tokens", "completion_tokens"):
         if not _count(trial.get(key)):
             return f"{key} is not a whole number of at least 0"
     found = trial.get("turns_to_success")
     if found is not None and not _count(found, 1):
         return "turns_to_success is neither null nor a whole number of at least 1"
+    transcript = trial.get("transcript")
+    if not isinstance(transcript, list | tuple) or not all(_message_ok(m) for m in transcript):
+        return "its transcript holds a message that is neither role and text nor role, sha256 and length"
     return None
 
 
@@ -569,13 +607,16 @@ def _check_transcripts(bundle_path: Path, bundle: EvidenceBundle, required: bool
         return status, [f"transcripts are required, but {status}"] if required else []
     file = bundle_path.with_name(Path(str(name)).name)
     try:
-        data = file.read_bytes()
-    except OSError as exc:
-        status = f"not checked: {file.name} cannot be read ({exc.strerror or exc})"
+        data = read_input(file, "transcripts", MAX_BUNDLE_BYTES)
+    except ConfigError as exc:
+        status = f"not checked: {exc.message}"
         return status, [f"transcripts are required, but {status}"] if required else []
     if hashlib.sha256(data).hexdigest() != bundle.transcripts.get("sha256"):
         return "checked", [f"the transcripts file {file.name} does not match its hash"]
-    return "checked", _check_replies(data, bundle, file.name)
+    try:
+        return "checked", _check_replies(data, bundle, file.name)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        return "checked", [f"the transcripts file {file.name} or the bundle's transcripts are malformed: {exc!r}"[:300]]
 
 
 def _check_replies(data: bytes, bundle: EvidenceBundle, name: str) -> list[str]:

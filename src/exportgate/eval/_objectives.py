@@ -24,6 +24,7 @@ import orjson
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
+from exportgate._files import read_input
 from exportgate.audit import canonical_json
 from exportgate.errors import ConfigError
 
@@ -93,10 +94,7 @@ def load_objectives(path: str | Path | None = None, *, domain_map: str | Path | 
 
     ``domain_map`` (HarmBench and JailbreakBench files only) overrides the bundled category maps."""
     source = Path(path) if path is not None else bundled_objectives_path()
-    try:
-        raw = source.read_bytes()
-    except OSError as exc:
-        raise ConfigError(f"cannot read objectives {source}: {exc.strerror or exc}") from None
+    raw = read_input(source, "objectives")
     try:
         text = raw.decode("utf-8-sig")  # a byte-order mark is not part of the first field
     except UnicodeDecodeError:

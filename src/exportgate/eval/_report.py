@@ -209,14 +209,14 @@ def html_report(bundle: EvidenceBundle, check: EvidenceCheck | None = None, exam
             "<th>design effect</th><th>repeatable</th></tr>")  # fmt: skip
     shown = [t for t in bundle.trials if t["success"]][:examples]
     transcripts = "".join(
-        f"<h3>{esc(str(t['objective_id']))} / {esc(str(t['strategy']))} / trial {t['trial']} (success at turn "
-        f"{t['turns_to_success']})</h3><ol>"
+        f"<h3>{esc(str(t['objective_id']))} / {esc(str(t['strategy']))} / trial {esc(str(t['trial']))} (success at"
+        f" turn {esc(str(t['turns_to_success']))})</h3><ol>"
         + "".join(
             f"<li><b>{esc(str(m['role']))}</b>: "
             + (
                 esc(str(m["text"]))
                 if "text" in m
-                else f"<i>redacted, {m['length']} chars, sha256 {m['sha256'][:16]}…</i>"
+                else f"<i>redacted, {esc(str(m['length']))} chars, sha256 {esc(str(m['sha256'])[:16])}…</i>"
             )
             + "</li>"
             for m in t["transcript"]

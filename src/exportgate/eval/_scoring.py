@@ -20,6 +20,7 @@ from typing import Any
 
 import orjson
 
+from exportgate._files import read_input
 from exportgate.audit import canonical_json
 from exportgate.errors import ConfigError, UpstreamError
 from exportgate.sim import JUDGE_PROMPT
@@ -424,16 +425,42 @@ class Calibration:
             raise ConfigError(f"not an {CALIBRATION_SCHEMA} record")
         figures = {k: data.get(k) for k in ("n", "positives", "accuracy", "kappa", "sensitivity", "specificity",
                                              "precision", "recall")}  # fmt: skip
-        if not isinstance(data.get("judges"), dict) or not isinstance(data.get("labels_sha256"), str):
-            raise ConfigError("a calibration record needs its judges and its labels' SHA-256")
+        if not isinstance(data.get("judges"), dict) or not _is_sha256(data.get("labels_sha256")):
+            raise ConfigError("a calibration record needs its judges and its labels' SHA-256 (64 hex digits)")
+        _check_figures(figures)
+        if data.get("judge_agreement") is not None and not isinstance(data.get("judge_agreement"), dict):
+            raise ConfigError("judge_agreement is an object or null")
         return cls(dict(data["judges"]), str(data["labels_sha256"]), figures, data.get("judge_agreement"))
+
+
+def _is_sha256(value: Any) -> bool:
+    return isinstance(value, str) and re.fullmatch(r"[0-9a-f]{64}", value) is not None
+
+
+def _check_figures(figures: Mapping[str, Any]) -> None:
+    """A calibration's figures as :func:`calibrate` writes them: counts, rates in [0, 1], kappa in [-1, 1]."""
+
+    def number(value: Any) -> bool:
+        return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+    n, positives = figures.get("n"), figures.get("positives")
+    for name, value in (("n", n), ("positives", positives)):
+        if not (isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**53):
+            raise ConfigError(f"{name} is a whole number of at least 0")
+    if n < 1 or positives > n:  # type: ignore[operator]
+        raise ConfigError("n is at least 1, and positives at most n")
+    for name in ("accuracy", "sensitivity", "specificity", "precision", "recall"):
+        value = figures.get(name)
+        if value is not None and not (number(value) and 0.0 <= value <= 1.0):
+            raise ConfigError(f"{name} is a rate between 0 and 1, or null")
+    kappa = figures.get("kappa")
+    if kappa is not None and not (number(kappa) and -1.0 <= kappa <= 1.0):
+        raise ConfigError("kappa is between -1 and 1, or null")
 
 
 def load_calibration(path: str | Path) -> Calibration:
     try:
-        data = orjson.loads(Path(path).read_bytes())
-    except OSError as exc:
-        raise ConfigError(f"cannot read calibration {path}: {exc.strerror or exc}") from None
+        data = orjson.loads(read_input(path, "calibration"))
     except orjson.JSONDecodeError as exc:
         raise ConfigError(f"calibration {path} is not JSON: {exc}") from None
     if not isinstance(data, dict):
@@ -446,10 +473,10 @@ def load_calibration(path: str | Path) -> Calibration:
 
 def load_labels(path: str | Path) -> tuple[list[dict[str, Any]], str]:
     """Labelled replies (JSONL: goal, response, label, optional rubric) and the file's SHA-256."""
+    raw = read_input(path, "labels")
     try:
-        raw = Path(path).read_bytes()
         rows = [orjson.loads(line) for line in raw.decode("utf-8").splitlines() if line.strip()]
-    except (OSError, UnicodeDecodeError, orjson.JSONDecodeError) as exc:
+    except (UnicodeDecodeError, orjson.JSONDecodeError) as exc:
         raise ConfigError(f"cannot read labels {path}: {exc}") from None
     for n, row in enumerate(rows, 1):
         if not isinstance(row, dict) or not {"goal", "response", "label"} <= set(row):

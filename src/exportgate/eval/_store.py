@@ -54,7 +54,20 @@ class CampaignStore:
     def saved(self) -> dict[tuple[str, str, int], TrialResult]:
         """Every saved trial, errored ones (with their partial transcripts) included."""
         rows = self._db.execute("SELECT objective, strategy, trial, result FROM trials").fetchall()
-        return {(o, s, t): TrialResult.from_dict(orjson.loads(r)) for o, s, t, r in rows}
+        saved = {}
+        for objective, strategy, trial, text in rows:
+            try:
+                result = TrialResult.from_dict(orjson.loads(text))
+            except (KeyError, TypeError, ValueError, AttributeError, orjson.JSONDecodeError) as exc:
+                raise ConfigError(f"{self.path}: the saved trial {objective}/{strategy}/{trial} is damaged"
+                                  f" ({exc!r:.120})") from None  # fmt: skip
+            if not _well_formed(result):
+                raise ConfigError(f"{self.path}: the saved trial {objective}/{strategy}/{trial} is damaged (a field"
+                                  " of the wrong type or range)")  # fmt: skip
+            if (result.objective_id, result.strategy, result.trial) != (objective, strategy, trial):
+                raise ConfigError(f"{self.path}: the saved trial {objective}/{strategy}/{trial} names another trial")
+            saved[(objective, strategy, trial)] = result
+        return saved
 
     def done(self) -> dict[tuple[str, str, int], TrialResult]:
         """The finished trials that need not run again: every saved one but those that errored."""
@@ -86,3 +99,18 @@ class CampaignStore:
         self.close()
         for suffix in ("", "-wal", "-shm", "-journal"):
             self.path.with_name(self.path.name + suffix).unlink(missing_ok=True)
+
+
+def _well_formed(result: TrialResult) -> bool:
+    try:
+        return _fields_well_formed(result)
+    except (TypeError, ValueError):
+        return False
+
+
+def _fields_well_formed(result: TrialResult) -> bool:
+    counts = (result.trial, result.seed, result.turns, result.backtracks, result.refusals, result.prompt_tokens,
+              result.completion_tokens)  # fmt: skip
+    return (isinstance(result.success, bool) and all(type(n) is int and n >= 0 for n in counts)
+            and (result.error is None or isinstance(result.error, str))
+            and all(isinstance(role, str) and isinstance(text, str) for role, text in result.transcript))  # fmt: skip

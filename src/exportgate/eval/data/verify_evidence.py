@@ -30,6 +30,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -431,7 +432,7 @@ def check_signature(bundle: Any, key_pem: str) -> str | None:
     key_id = sha256(key_der[-32:])[:16]  # an Ed25519 SubjectPublicKeyInfo ends with the raw 32-byte key
     if signature.get("algorithm") != "Ed25519":
         return "the signature is not Ed25519"
-    if signature["public_key"].strip() != key_pem.strip() or signature["key_id"] != key_id:
+    if signature["public_key"] != pem_of(key_der) or signature["key_id"] != key_id:
         return "the bundle is signed by key {}, not by the given key {}".format(signature["key_id"], key_id)
     with tempfile.TemporaryDirectory() as tmp:
         paths = {name: os.path.join(tmp, name) for name in ("key.pem", "manifest", "signature")}
@@ -489,6 +490,19 @@ def check_types(bundle: Any) -> list[str]:
         names = [item.get(key) if isinstance(item, dict) else None for item in config.get(section) or []]
         if not names or not all(isinstance(n, str) for n in names) or len(set(names)) != len(names):
             problems.append(f"config.{section} must list distinct {key}s")
+    created = bundle.get("created")
+    if not (isinstance(created, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z", created)):
+        problems.append("created is not a UTC time")
+    for entries, fields in ((bundle["objectives"], ("id", "domain", "severity")), (config["objectives"], ("id",))):
+        if not all(
+            isinstance(o, dict)
+            and all(isinstance(o.get(k), str) for k in fields)
+            and isinstance(o.get("sha256"), str)
+            and re.fullmatch("[0-9a-f]{64}", o["sha256"])
+            for o in entries
+        ):
+            problems.append("an objective entry lacks a text " + ", ".join(fields) + " or a SHA-256")
+            break
     for n, t in enumerate(bundle["trials"]):
         wrong = None
         if not isinstance(t, dict):
@@ -499,14 +513,36 @@ def check_types(bundle: Any) -> list[str]:
             wrong = "success is not true or false"
         elif t.get("error") is not None and not isinstance(t.get("error"), str):
             wrong = "error is neither null nor text"
-        elif not all(whole(t.get(k)) for k in ("trial", "turns", "prompt_tokens", "completion_tokens")):
-            wrong = "trial, turns and token counts are whole numbers of at least 0"
+        elif not all(whole(t.get(k)) for k in ("trial", "seed", "turns", "prompt_tokens", "completion_tokens")):
+            wrong = "trial, seed, turns and token counts are whole numbers of at least 0"
         elif t.get("turns_to_success") is not None and not whole(t.get("turns_to_success"), 1):
             wrong = "turns_to_success is neither null nor a whole number of at least 1"
+        elif not isinstance(t.get("transcript"), list) or not all(message_ok(m) for m in t["transcript"]):
+            wrong = "a transcript message is neither role and text nor role, sha256 and length"
         if wrong:
             problems.append(f"trial {n}: {wrong}")
             break
     return problems
+
+
+def message_ok(m: Any) -> bool:
+    if not isinstance(m, dict) or not isinstance(m.get("role"), str):
+        return False
+    if "text" in m:
+        return set(m) == {"role", "text"} and isinstance(m["text"], str)
+    return (
+        set(m) == {"role", "sha256", "length"}
+        and isinstance(m["sha256"], str)
+        and re.fullmatch("[0-9a-f]{64}", m["sha256"]) is not None
+        and whole(m["length"])
+    )
+
+
+def pem_of(der: bytes) -> str:
+    """The one PEM form of a public key: 64-character base64 lines, LF line ends."""
+    text = base64.b64encode(der).decode()
+    lines = [text[i : i + 64] for i in range(0, len(text), 64)]
+    return "-----BEGIN PUBLIC KEY-----\n" + "\n".join(lines) + "\n-----END PUBLIC KEY-----\n"
 
 
 def check_plan(bundle: Any) -> list[str]:
