@@ -3,6 +3,7 @@ for a model where a test needs one answer (never for the part under test)."""
 
 from __future__ import annotations
 
+import abc
 import os
 import subprocess
 from collections.abc import Iterator, Sequence
@@ -31,13 +32,14 @@ def served_sim() -> Iterator[str]:
         process.stderr.close()
 
 
-class Fake:
+class Fake(abc.ABC):
     """A target of the test's own making: subclasses answer ``complete``; named in its fingerprint."""
 
     name = "fake"
 
+    @abc.abstractmethod
     async def complete(self, messages: Sequence[Message], seed: int) -> TargetReply:
-        raise NotImplementedError
+        """The subclass's answer."""
 
     def fingerprint(self) -> dict[str, Any]:
         return {"kind": "test", "endpoint": self.name, "model": "m", "system_prompt_sha256": None}
