@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from exportgate._files import private_dir
 from exportgate.cli import main
 from tests.gateway.conftest import serve
 
@@ -71,3 +72,20 @@ def test_a_home_from_before_is_tightened_when_opened(tmp_path: Path):
     os.chmod(home / "accounts.db", 0o644)
     assert main(["accounts", "add", "bo", "--citizenship", "US", "--home", str(home)]) == 0
     assert _loose(home) == []
+
+
+def test_a_directory_the_user_chose_is_never_closed_to_others(tmp_path: Path):
+    """An evaluation's --out may be in a shared directory: its checkpoint is owner-only, the directory is
+    left as it was (as root, tightening /tmp or /dev would break the machine)."""
+    shared = tmp_path / "shared"
+    shared.mkdir(mode=0o777)
+    shared.chmod(0o777)
+    out = shared / "ev.json"
+    assert main(["eval", "run", "--target", "sim:typical", "--model", "sim-1", "--trials", "1", "--strategies",
+                 "direct", "--out", str(out), "--home", str(tmp_path / "home")]) == 0  # fmt: skip
+    assert stat.S_IMODE(shared.stat().st_mode) == 0o777
+    sticky = tmp_path / "sticky"
+    sticky.mkdir()
+    sticky.chmod(0o1777)
+    private_dir(sticky)
+    assert stat.S_IMODE(sticky.stat().st_mode) == 0o1777

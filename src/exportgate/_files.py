@@ -77,9 +77,19 @@ def private_dir(path: Path) -> Path:
     for directory in reversed(missing):
         with contextlib.suppress(FileExistsError):  # made by another process in between
             directory.mkdir(mode=0o700)
-    if not missing and path.is_dir() and path.stat().st_uid == os.getuid() and path.stat().st_mode & 0o077:
+    if not missing and path.is_dir() and _ours_to_tighten(path):
         path.chmod(0o700)
     return path
+
+
+def _ours_to_tighten(path: Path) -> bool:
+    """An existing directory is tightened only when this user owns it, it is open to others, and it is
+    not a shared system directory: never a sticky one (/tmp) nor the root or a directory right below it
+    (/dev, /srv), which a command run as root could otherwise close to everyone else."""
+    info = path.stat()
+    resolved = path.resolve()
+    shared = bool(info.st_mode & stat.S_ISVTX) or resolved.parent == resolved or resolved.parent == Path("/")
+    return info.st_uid == os.getuid() and bool(info.st_mode & 0o077) and not shared
 
 
 def private_file(path: Path, mode: str = "w", encoding: str | None = "utf-8", newline: str | None = None) -> IO[Any]:
@@ -96,10 +106,14 @@ def private_file(path: Path, mode: str = "w", encoding: str | None = "utf-8", ne
         raise
 
 
-def private_sqlite(path: Path) -> Path:
+def private_sqlite(path: Path, *, own_directory: bool = True) -> Path:
     """Make an SQLite database file 0600 before SQLite opens it (SQLite gives its -wal and -shm files the
-    database file's mode), in a 0700 directory; an existing database and its companions are tightened."""
-    private_dir(path.parent)
+    database file's mode), in a 0700 directory; an existing database and its companions are tightened.
+
+    ``own_directory=False`` for a database in a directory the user chose (an evaluation checkpoint beside
+    its ``--out``): that directory is left as it is, never tightened (it may be /tmp or /dev)."""
+    if own_directory:
+        private_dir(path.parent)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     try:
         os.fchmod(fd, 0o600)

@@ -26,7 +26,7 @@ class CampaignStore:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         try:
-            private_sqlite(self.path)  # raw, unredacted transcripts: owner-only
+            private_sqlite(self.path, own_directory=False)  # raw, unredacted transcripts: owner-only
             self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("CREATE TABLE IF NOT EXISTS campaign (id INTEGER PRIMARY KEY CHECK (id = 1), config TEXT)")
