@@ -136,3 +136,21 @@ def test_a_damaged_checkpoint_is_never_signed(edit: str, tmp_path: Path, capsys:
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and ("damaged" in err or "names another trial" in err or "cannot be evidence" in err)
     assert not out.exists()
+
+
+def test_names_from_files_cannot_drive_the_terminal(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    """An objective id (or strategy, model, domain) from someone else's file reaches the report as text:
+    escape sequences and bidirectional overrides are shown escaped, and an error stays on one line."""
+    objectives = tmp_path / "o.jsonl"
+    objectives.write_text(orjson.dumps({"id": "ok\x1b[2Jgone\u202eevil", "domain": "cyber\x07", "goal": "Say hi.",
+                                        "success": {"marker": "EG-CANARY{x}"}}).decode() + "\n")  # fmt: skip
+    out = tmp_path / "e.json"
+    assert main([*RUN, "--objectives", str(objectives), "--out", str(out), "--home", str(tmp_path / "home")]) == 0
+    assert main(["eval", "report", str(out), "--home", str(tmp_path / "home")]) == 0
+    assert main(["eval", "compare", str(out), str(out), "--home", str(tmp_path / "home")]) == 0
+    printed = capsys.readouterr().out
+    assert "\x1b" not in printed and "\u202e" not in printed and "\x07" not in printed
+    assert "ok\\u001b[2Jgone\\u202eevil" in printed
+    assert main(["evidence", "verify", str(tmp_path / "no\nsuch\x1b[2J.json")]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "\x1b" not in err

@@ -20,6 +20,7 @@ from exportgate import __version__
 from exportgate.errors import ExportgateError
 
 from . import _accounts, _audit, _classify, _directive, _eval, _geo, _keys, _monitor, _serve, _traffic
+from ._output import shown
 
 __all__ = ["app", "main"]
 
@@ -148,5 +149,5 @@ def _one_line(message: str) -> str:
 
 
 def _error(message: str, code: int) -> int:
-    sys.stderr.write(f"exportgate: error: {message}\n")
+    sys.stderr.write(f"exportgate: error: {shown(message, one_line=True)}\n")
     return code

@@ -23,7 +23,7 @@ from exportgate.errors import ConfigError, NotFoundError
 from exportgate.signing import signer_for, trusted_for
 
 from ._common import DefaultCommandGroup, HomeOption, existing_home, settings_for
-from ._output import Format, emit_json, table
+from ._output import Format, emit_json, say, table
 
 __all__ = ["app"]
 
@@ -83,9 +83,9 @@ def _print_outcome(outcome: Outcome, out: Path, output: Format, *, dry_run: bool
         emit_json(result.as_dict())
         return
     for line in result.rationale:
-        typer.echo(line)
+        say(line)
     if result.controls:
-        typer.echo(f"controls required: {'; '.join(result.controls)}")
+        say(f"controls required: {'; '.join(result.controls)}")
     key = result.signature.key_id if result.signature else "none"
     if dry_run:
         pending = (
@@ -196,7 +196,7 @@ def framework_check(
     label = " (STRUCTURE ONLY: placeholder thresholds)" if loaded.structure_only else ""
     typer.echo(f"{loaded.id} {loaded.version}: valid{label}; tiers {' < '.join(loaded.tiers)}")
     for domain in loaded.domains:
-        typer.echo(f"{domain.id} (evidence domains: {', '.join(sorted(domain.evidence_domains))})")
+        say(f"{domain.id} (evidence domains: {', '.join(sorted(domain.evidence_domains))})")
         for level in domain.levels:
             condition = level.threshold.source if level.threshold else "floor"
             alert = f"; alert: {level.alert.source}" if level.alert else ""

@@ -50,7 +50,7 @@ from exportgate.eval import calibrate as calibrate_scorer
 from exportgate.signing import Signer, signer_for, trusted_for
 
 from ._common import HomeOption, settings_for
-from ._output import Format, emit_json, fail
+from ._output import Format, emit_json, fail, say, shown
 
 app = typer.Typer(help="Run red-team evaluation campaigns and report on their evidence.", no_args_is_help=True)
 evidence_app = typer.Typer(help="Check evidence bundles.", no_args_is_help=True)
@@ -247,7 +247,7 @@ def _write_evidence(
         raise ConfigError(f"the campaign's results cannot be evidence: {problems[0]} (is the checkpoint damaged?)")
     bundle = bundle.signed(signer)
     write_bundle(out, bundle)
-    typer.echo(text_report(bundle))
+    say(text_report(bundle))
     typer.echo(f"\nwrote {out} (signed) and {transcripts} (raw transcripts, owner-only)")
 
 
@@ -272,7 +272,7 @@ def report(
     raw = read_bundle_bytes(evidence)  # read once: what is verified is what is shown
     check = verify_evidence(evidence, trusted_for(settings_for(home), trust or []), raw=raw)
     bundle, _ = load_bundle(evidence, raw)
-    typer.echo(text_report(bundle, check))
+    say(text_report(bundle, check))
     if html is not None:
         with private_file(output_path(html, "the report"), "w") as page:  # replies' hashes, who ran what
             page.write(html_report(bundle, check))
@@ -321,9 +321,9 @@ def compare(
                    "comparisons": [c.as_dict() for c in comparisons]})  # fmt: skip
         return
     for name, (path, bundle, check) in zip("AB", bundles, strict=True):
-        typer.echo(f"{name}: {path}  {bundle.created}  {_trust_word(check)}  target {bundle.target.get('model')}")
+        say(f"{name}: {path}  {bundle.created}  {_trust_word(check)}  target {bundle.target.get('model')}")
     for comparison in comparisons:
-        typer.echo(comparison_text(comparison))
+        say(comparison_text(comparison))
 
 
 def _strategy_pairs(a: Any, b: Any, strategy_a: str | None, strategy_b: str | None) -> list[tuple[str, str]]:
@@ -401,7 +401,7 @@ def verify(
         emit_json(check.as_dict())
     else:
         for problem in check.problems:
-            typer.echo(f"TAMPERED: {problem}")
+            say(f"TAMPERED: {shown(problem, one_line=True)}")
     if check.problems:
         more = f" (and {len(check.problems) - 1} more)" if len(check.problems) > 1 else ""
         fail(f"{evidence} does not verify: {check.problems[0]}{more}")

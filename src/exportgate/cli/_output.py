@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Sequence
 from enum import Enum
@@ -10,12 +11,29 @@ from typing import Any, NoReturn
 
 import typer
 
-__all__ = ["Format", "emit_json", "fail", "table"]
+__all__ = ["Format", "emit_json", "fail", "say", "shown", "table"]
 
 
 class Format(str, Enum):
     text = "text"
     json = "json"
+
+
+_UNSAFE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+_UNSAFE_LINE = re.compile(r"[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def shown(text: str, *, one_line: bool = False) -> str:
+    """``text`` safe for a terminal: control characters (an escape sequence from a bundle's objective id
+    could clear the screen or rewrite what was printed) and bidirectional overrides are written as
+    ``\\uXXXX``; with ``one_line``, line breaks and tabs too."""
+    pattern = _UNSAFE_LINE if one_line else _UNSAFE
+    return pattern.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
+def say(text: str) -> None:
+    """Print text that may hold values from files (names, ids) to a terminal safely."""
+    typer.echo(shown(text))
 
 
 def emit_json(value: Any) -> None:
@@ -36,13 +54,13 @@ def _cell(value: object) -> str:
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, list | tuple | frozenset | set):
-        return ",".join(str(v) for v in value) or "-"
-    return str(value)
+        return shown(",".join(str(v) for v in value), one_line=True) or "-"
+    return shown(str(value), one_line=True)
 
 
 def fail(message: str, code: int = 1, more: Sequence[str] = ()) -> NoReturn:
     """Print one error line (then any further problems) to stderr and exit with ``code``."""
-    sys.stderr.write(f"exportgate: error: {message}\n")
+    sys.stderr.write(f"exportgate: error: {shown(message, one_line=True)}\n")
     for line in more:
-        sys.stderr.write(f"{line}\n")
+        sys.stderr.write(f"{shown(line)}\n")
     raise typer.Exit(code)
