@@ -25,6 +25,8 @@ def load_yaml(raw: bytes, source: str, error: type[DirectiveError] = DirectiveEr
         raise error(f"invalid YAML: {problem}", file=source, line=line) from None
     except YAMLError as exc:
         raise error(f"invalid YAML: {exc}", file=source) from None
+    except RecursionError:
+        raise error("invalid YAML: nested too deeply", file=source) from None
 
 
 def line_of(node: Any, key: Any = None, default: int | None = None) -> int | None:

@@ -5,6 +5,7 @@ spelling of the same person, and what a failed write leaves behind."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import sqlite3
 import stat
@@ -209,3 +210,59 @@ def test_a_pending_change_whose_record_cannot_be_written_is_not_kept(raised: Pat
     one_error_line(capsys, "not a regular file")
     assert main(["classify", "history", "sonnet-4", "--home", str(raised), "--format", "json"]) == 0
     assert [r["status"] for r in orjson.loads(capsys.readouterr().out)] == ["applied"]
+
+
+def test_a_framework_cannot_reorder_the_directives_tiers(
+    make_evidence: MakeEvidence, directive_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+):
+    """Listed backwards, a framework would make domestic -> open a "raise", applied at once by one person."""
+    backwards = tmp_path / "backwards.yaml"
+    backwards.write_text(
+        "schema: exportgate.framework/v1\nframework: backwards\nversion: '1'\ntiers: [domestic, restricted, open]\n"
+        "domains:\n  cyber:\n    evidence_domains: [cyber, cyber-canary, bio-canary]\n    levels:\n"
+        "      - {id: c0, tier: domestic, decision: restrict}\n"
+        "      - {id: c1, threshold: 'trials >= 1', tier: open, decision: deploy}\n"
+    )
+    before = directive_file.read_bytes()
+    args = classify_args([make_evidence("typical")], directive_file, tmp_path / "home", model="mythos-5")
+    args[args.index("--framework") + 1] = str(backwards)
+    capsys.readouterr()
+    assert main(args) == 1
+    one_error_line(capsys, "a framework may not reorder them")
+    assert directive_file.read_bytes() == before
+
+
+def test_relaxing_under_another_framework_is_refused(raised: Path, make_evidence: MakeEvidence,
+                                                    directive_file: Path, tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]):  # fmt: skip
+    """A copy of the default framework with weaker rules (same id and version) would see nothing repeatable."""
+    from exportgate.classify import bundled_frameworks
+
+    weak = tmp_path / "weak.yaml"
+    text = bundled_frameworks()["default"].read_text()
+    weak.write_text(
+        text.replace("repeatable_threshold: 0.2", "repeatable_threshold: 0.2\nrepeatable_min_trials: 1000000")
+    )
+    args = classify_args([make_evidence("vulnerable")], directive_file, raised, "--by", "alice")
+    args[args.index("--framework") + 1] = str(weak)
+    capsys.readouterr()
+    assert main(args) == 1
+    one_error_line(capsys, "classify under the new framework first")
+
+
+def test_a_condition_that_cannot_be_evaluated_is_one_line(
+    make_evidence: MakeEvidence, directive_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+):
+    from exportgate.classify import bundled_frameworks
+
+    text = bundled_frameworks()["default"].read_text()
+    evidence = make_evidence("vulnerable")
+    for condition in ("100 / (successes - successes) > 0", "successes * 1000000000000000000 > 0"):
+        framework = tmp_path / "f.yaml"
+        framework.write_text(re.sub(r'threshold: ".*"', f'threshold: "{condition}"', text))
+        args = classify_args([evidence], directive_file, tmp_path / "home", "--dry-run")
+        args[args.index("--framework") + 1] = str(framework)
+        capsys.readouterr()
+        assert main(args) == 1
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "cannot be evaluated" in err and "Traceback" not in err, err

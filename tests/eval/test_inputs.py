@@ -154,3 +154,34 @@ def test_names_from_files_cannot_drive_the_terminal(tmp_path: Path, capsys: pyte
     assert main(["evidence", "verify", str(tmp_path / "no\nsuch\x1b[2J.json")]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "\x1b" not in err
+
+
+@pytest.mark.parametrize("label", ['"false"', '"no"', "0", "null", "1"])
+def test_calibration_labels_are_true_or_false(label: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    labels = tmp_path / "l.jsonl"
+    labels.write_text('{"goal": "g", "response": "Sure.", "label": true}\n'
+                      f'{{"goal": "g", "response": "No.", "label": {label}}}\n')  # fmt: skip
+    assert main(["eval", "calibrate", "--judge", "sim:", "--labels", str(labels)]) == 1
+    _one_line(capsys, "label must be true or false")
+
+
+def test_deeply_nested_yaml_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    deep = tmp_path / "deep.yaml"
+    deep.write_text("schema: " + "[" * 50000 + "]" * 50000 + "\n")
+    run = [*RUN, "--objectives", str(deep), "--out", str(tmp_path / "e.json"), "--home", str(tmp_path / "h")]
+    for args in (["classify", "framework", str(deep)], ["directive", "check", str(deep)], run):
+        assert main(args) == 1
+        _one_line(capsys, "nested too deeply")
+
+
+def test_a_name_cannot_start_a_line_of_its_own_in_a_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    objectives = tmp_path / "o.jsonl"
+    fake_row = "x\ncanary-orchid   crescendo   20/20   yes\u200b"
+    objectives.write_text(orjson.dumps({"id": fake_row, "goal": "Say hi.", "success": {"marker": "M"}}).decode() + "\n")
+    out = tmp_path / "e.json"
+    assert main([*RUN, "--objectives", str(objectives), "--out", str(out), "--home", str(tmp_path / "home")]) == 0
+    capsys.readouterr()
+    assert main(["eval", "report", str(out), "--home", str(tmp_path / "home")]) == 0
+    printed = capsys.readouterr().out
+    assert not any(line.startswith("canary-orchid") for line in printed.splitlines())
+    assert "x\\u000acanary-orchid" in printed and "\\u200b" in printed

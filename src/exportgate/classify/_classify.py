@@ -65,7 +65,7 @@ def classify(
     applied = [r for r in history if r.applies]
     previous = applied[-1] if applied else None
     if change == "relax":
-        _check_relaxing(canonical, current, tier, applied, evidence)
+        _check_relaxing(canonical, current, tier, applied, evidence, framework=framework)
     rationale = _rationale(canonical, (current, tier, change), deciding, domains)
     untrusted = [Path(e.path).name for e in evidence if e.signed and not e.trusted]
     if untrusted:
@@ -102,10 +102,19 @@ def _model(directive: Directive, model: str) -> str:
 
 
 def _check_tiers(framework: Framework, directive: Directive) -> None:
+    """The framework's tiers exist in the directive, in the directive's order: the directive lists its
+    tiers from least to most restrictive, and that order, not a framework's, says what a raise is (a
+    framework listing them backwards would make every relaxation a raise, applied at once)."""
     unknown = [t for t in framework.tiers if t not in directive.tiers]
     if unknown:
         raise ConfigError(f"framework {framework.id} maps to tier(s) {', '.join(unknown)} that directive "
                           f"{directive.label} does not define")  # fmt: skip
+    order = list(directive.tiers)
+    positions = [order.index(t) for t in framework.tiers]
+    if positions != sorted(positions):
+        raise ClassificationRefused(f"framework {framework.id} orders its tiers {' < '.join(framework.tiers)}, but"
+                                    f" directive {directive.label} lists them {' < '.join(order)} (least to most"
+                                    " restrictive); a framework may not reorder them")  # fmt: skip
 
 
 def _check_targets(directive: Directive, model: str, evidence: Sequence[Evidence], stand_in: str | None) -> None:
@@ -158,10 +167,19 @@ def _because(level: Level, kind: str, metrics: dict[str, Any]) -> dict[str, Any]
 
 
 def _check_relaxing(
-    model: str, current: str, tier: str, applied: Sequence[ClassificationRecord], evidence: Sequence[Evidence]
-) -> None:
-    """Only trusted evidence relaxes, and only evidence at least as strong as what set the tier."""
+    model: str, current: str, tier: str, applied: Sequence[ClassificationRecord], evidence: Sequence[Evidence],
+    *, framework: Framework,
+) -> None:  # fmt: skip
+    """Only trusted evidence relaxes, only evidence at least as strong as what set the tier, and only under
+    the framework (byte for byte: its rules and thresholds) of the model's last applied classification."""
     move = f"cannot relax {model} from {current} to {tier}"
+    if applied and applied[-1].framework.get("sha256") != framework.sha256:
+        last = applied[-1]
+        named = f"{last.framework.get('id')}@{last.framework.get('version')}"
+        raise ClassificationRefused(f"{move}: classification {last.id} used framework {named} (sha256"
+                                    f" {str(last.framework.get('sha256'))[:12]}), this one another"
+                                    f" ({framework.sha256[:12]}); classify under the new framework first (it can"
+                                    " only raise or keep the tier), then relax under it")  # fmt: skip
     untrusted = [e for e in evidence if not e.can_relax]
     if untrusted:
         item = untrusted[0]

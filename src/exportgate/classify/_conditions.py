@@ -97,6 +97,9 @@ class Condition:
                 f"condition {self.source!r} cannot be evaluated: {_first_line(exc)}"
                 " (arithmetic does not mix ints and doubles: counts are ints, rates and turns_median doubles)"
             ) from None
+        except Exception as exc:  # division by zero, overflow, a missing key or index: never a crash
+            raise ConditionError(f"condition {self.source!r} cannot be evaluated on these metrics:"
+                                 f" {type(exc).__name__}: {_first_line(exc)}") from None  # fmt: skip
         if not isinstance(value, bool):
             raise ConditionError(f"condition {self.source!r} gives {type(value).__name__}, not a bool")
         return value

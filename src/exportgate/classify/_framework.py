@@ -127,8 +127,8 @@ class _Validator:
         minimums = {}
         for key, default in (("repeatable_min_trials", 10), ("repeatable_min_successes", 2)):
             value = doc.get(key, default)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                self.fail(line_of(doc, key), f"'{key}' must be a whole number, at least 1")
+            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 1_000_000_000:
+                self.fail(line_of(doc, key), f"'{key}' must be a whole number from 1 to 1,000,000,000")
             minimums[key] = value
         if self.problems:
             self.problems.sort(key=lambda p: (p[0] is None, p[0] or 0))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Annotated
 
@@ -23,7 +24,7 @@ from exportgate.errors import ConfigError, NotFoundError
 from exportgate.signing import signer_for, trusted_for
 
 from ._common import DefaultCommandGroup, HomeOption, existing_home, settings_for
-from ._output import Format, emit_json, say, table
+from ._output import Format, emit_json, say, shown, table
 
 __all__ = ["app"]
 
@@ -83,9 +84,9 @@ def _print_outcome(outcome: Outcome, out: Path, output: Format, *, dry_run: bool
         emit_json(result.as_dict())
         return
     for line in result.rationale:
-        say(line)
+        say(shown(line, one_line=True))
     if result.controls:
-        say(f"controls required: {'; '.join(result.controls)}")
+        say(shown(f"controls required: {'; '.join(result.controls)}", one_line=True))
     key = result.signature.key_id if result.signature else "none"
     if dry_run:
         pending = (
@@ -194,13 +195,18 @@ def framework_check(
     """Validate a framework and show its domains, levels and conditions."""
     loaded = load_framework(framework)
     label = " (STRUCTURE ONLY: placeholder thresholds)" if loaded.structure_only else ""
-    typer.echo(f"{loaded.id} {loaded.version}: valid{label}; tiers {' < '.join(loaded.tiers)}")
+    line = partial(shown, one_line=True)
+    say(line(f"{loaded.id} {loaded.version}: valid{label}; tiers {' < '.join(loaded.tiers)}; sha256 {loaded.sha256}"))
+    rules = loaded.rules
+    typer.echo(f"rules: a cell is repeatable with at least {rules.min_trials} trials and {rules.min_successes}"
+               f" successes and a Wilson lower bound of at least {rules.threshold:g}; alpha"
+               f" {rules.alpha:g}")  # fmt: skip
     for domain in loaded.domains:
-        say(f"{domain.id} (evidence domains: {', '.join(sorted(domain.evidence_domains))})")
+        say(line(f"{domain.id} (evidence domains: {', '.join(sorted(domain.evidence_domains))})"))
         for level in domain.levels:
             condition = level.threshold.source if level.threshold else "floor"
             alert = f"; alert: {level.alert.source}" if level.alert else ""
-            typer.echo(f"  {level.id} -> {level.tier} ({level.decision}): {condition}{alert}")
+            say("  " + line(f"{level.id} -> {level.tier} ({level.decision}): {condition}{alert}"))
 
 
 @app.command("frameworks")

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
-import re
 import sys
 from collections.abc import Sequence
 from enum import Enum
 from typing import Any, NoReturn
 
 import typer
+
+from exportgate._text import printable
 
 __all__ = ["Format", "emit_json", "fail", "say", "shown", "table"]
 
@@ -19,16 +20,9 @@ class Format(str, Enum):
     json = "json"
 
 
-_UNSAFE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
-_UNSAFE_LINE = re.compile(r"[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
-
-
 def shown(text: str, *, one_line: bool = False) -> str:
-    """``text`` safe for a terminal: control characters (an escape sequence from a bundle's objective id
-    could clear the screen or rewrite what was printed) and bidirectional overrides are written as
-    ``\\uXXXX``; with ``one_line``, line breaks and tabs too."""
-    pattern = _UNSAFE_LINE if one_line else _UNSAFE
-    return pattern.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+    """``text`` safe for a terminal (:func:`exportgate._text.printable`)."""
+    return printable(text, one_line=one_line)
 
 
 def say(text: str) -> None:

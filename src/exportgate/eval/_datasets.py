@@ -70,6 +70,8 @@ def _read_maps(path: Path) -> dict[str, dict[str, Placement]]:
     raw = read_input(path, "the domain map")
     try:
         data = YAML(typ="safe").load(raw)
+    except RecursionError:
+        raise ConfigError(f"{path}: not valid YAML: nested too deeply") from None
     except YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
     if not isinstance(data, Mapping) or data.get("schema") != MAPS_SCHEMA:

@@ -131,6 +131,8 @@ def _from_yaml(source: Path, text: str) -> list[Objective]:
         data = YAML(typ="safe").load(text)
     except YAMLError as exc:
         raise ConfigError(f"{source}: not valid YAML: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"{source}: not valid YAML: nested too deeply") from None
     if isinstance(data, Mapping):
         data = data.get("objectives")
     if not isinstance(data, list):

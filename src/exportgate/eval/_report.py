@@ -12,6 +12,8 @@ import html
 from collections.abc import Mapping
 from typing import Any
 
+from exportgate._text import printable
+
 from ._compare import Comparison, Difference
 from ._evidence import SCHEMA, EvidenceBundle, EvidenceCheck, bundle_statistics
 
@@ -97,7 +99,7 @@ def text_report(bundle: EvidenceBundle, check: EvidenceCheck | None = None) -> s
     lines += scoring_lines(stats.get("scoring"))
     if "usage" in stats:
         lines += [f"usage: {usage_line(stats['usage'])}"]
-    return "\n".join(lines)
+    return "\n".join(printable(line, one_line=True) for line in lines)  # a name holds no line break
 
 
 def sensitivity_line(overall: Mapping[str, Any]) -> str:
@@ -133,7 +135,7 @@ def scoring_lines(scoring: Mapping[str, Any] | None) -> list[str]:
 def comparison_text(comparison: Comparison) -> str:
     """A comparison as a table: per objective, A's and B's successes, B - A and Newcombe's interval."""
     x, y = comparison.strategy_a, comparison.strategy_b
-    lines = [f"\n{x} (A) against {y} (B): ASR difference B - A, 95% interval by Newcombe's method 10",
+    lines = ["", f"{x} (A) against {y} (B): ASR difference B - A, 95% interval by Newcombe's method 10",
              f"{'objective':<24} {'A succ/N':>9} {'B succ/N':>9} {'B - A':>8} {'95% CI':>18}"]  # fmt: skip
     for row in (*comparison.cells, comparison.pooled):
         lines.append(f"{row.label[:24]:<24} {_frac(row.a):>9} {_frac(row.b):>9} {_difference(row.difference)}")
@@ -143,7 +145,7 @@ def comparison_text(comparison: Comparison) -> str:
     for side, missing in (("A", comparison.only_a), ("B", comparison.only_b)):
         if missing:
             lines.append(f"only in {side} (not compared): {', '.join(missing)}")
-    return "\n".join(lines)
+    return "\n".join(printable(line, one_line=True) for line in lines)
 
 
 def _frac(counts: tuple[int, int]) -> str:

@@ -481,6 +481,12 @@ def load_labels(path: str | Path) -> tuple[list[dict[str, Any]], str]:
     for n, row in enumerate(rows, 1):
         if not isinstance(row, dict) or not {"goal", "response", "label"} <= set(row):
             raise ConfigError(f"{path}:{n}: each line needs goal, response and label")
+        if not isinstance(row["label"], bool):
+            raise ConfigError(f"{path}:{n}: label must be true or false, not {row['label']!r:.40}")
+        if not (isinstance(row["goal"], str) and isinstance(row["response"], str)):
+            raise ConfigError(f"{path}:{n}: goal and response must be text")
+        if row.get("rubric") is not None and not isinstance(row["rubric"], str):
+            raise ConfigError(f"{path}:{n}: rubric must be text")
     if not rows:
         raise ConfigError(f"{path}: no labels")
     return rows, hashlib.sha256(raw).hexdigest()

@@ -162,6 +162,8 @@ def load_routing(path: str | Path) -> Routing:
         data = YAML(typ="safe").load(Path(path).read_text(encoding="utf-8"))
     except (OSError, YAMLError) as exc:
         raise ConfigError(f"cannot read upstreams file {path}: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"cannot read upstreams file {path}: nested too deeply") from None
     if not isinstance(data, Mapping) or not isinstance(data.get("upstreams"), Mapping) or not data["upstreams"]:
         raise ConfigError(f"{path}: needs an 'upstreams' mapping with at least one upstream")
     unknown = set(data) - {"upstreams", "models", "default"}
