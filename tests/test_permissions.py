@@ -89,3 +89,26 @@ def test_a_directory_the_user_chose_is_never_closed_to_others(tmp_path: Path):
     sticky.chmod(0o1777)
     private_dir(sticky)
     assert stat.S_IMODE(sticky.stat().st_mode) == 0o1777
+
+
+def test_an_owner_only_file_is_never_a_device_or_a_fifo(tmp_path: Path):
+    """Files written owner-only (records, exports, checkpoints) are tightened when they exist; a device or a
+    FIFO given as the place to write is refused instead (as root, /dev/null would become 0600)."""
+    from exportgate._files import private_file, private_sqlite
+    from exportgate.errors import ConfigError
+
+    device = tmp_path / "null"
+    os.mknod(device, stat.S_IFCHR | 0o666, os.makedev(1, 3))  # a null device of the test's own
+    device.chmod(0o666)
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo, 0o666)
+    for path in (device, fifo):
+        with pytest.raises((ConfigError, OSError)):
+            private_file(path).close()
+        with pytest.raises((ConfigError, OSError)):
+            private_sqlite(path, own_directory=False)
+    assert stat.S_IMODE(device.stat().st_mode) == 0o666 and stat.S_IMODE(fifo.stat().st_mode) & 0o066
+    regular = tmp_path / "record.json"
+    with private_file(regular) as handle:
+        handle.write("x")
+    assert stat.S_IMODE(regular.stat().st_mode) == 0o600

@@ -95,7 +95,7 @@ def _ours_to_tighten(path: Path) -> bool:
 def private_file(path: Path, mode: str = "w", encoding: str | None = "utf-8", newline: str | None = None) -> IO[Any]:
     """Open ``path`` for writing (``w``, ``a``, ``x``; add ``b`` for bytes) as a 0600 file."""
     binary = "b" in mode
-    fd = os.open(path, _WRITE_FLAGS[mode.replace("b", "")], 0o600)
+    fd = _open_regular(path, _WRITE_FLAGS[mode.replace("b", "")])
     try:
         os.fchmod(fd, 0o600)  # a file from before: tighten it too
         if binary:
@@ -106,6 +106,20 @@ def private_file(path: Path, mode: str = "w", encoding: str | None = "utf-8", ne
         raise
 
 
+def _open_regular(path: Path, flags: int) -> int:
+    """Open (or create, 0600) ``path``, a regular file only: tightening a device or a FIFO given as a place
+    to write (``--record /dev/null``, as root) would close it to everyone else, and a FIFO would block."""
+    fd = os.open(path, flags | os.O_NONBLOCK, 0o600)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ConfigError(f"cannot write {path}: it exists and is not a regular file")
+        os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
 def private_sqlite(path: Path, *, own_directory: bool = True) -> Path:
     """Make an SQLite database file 0600 before SQLite opens it (SQLite gives its -wal and -shm files the
     database file's mode), in a 0700 directory; an existing database and its companions are tightened.
@@ -114,7 +128,7 @@ def private_sqlite(path: Path, *, own_directory: bool = True) -> Path:
     its ``--out``): that directory is left as it is, never tightened (it may be /tmp or /dev)."""
     if own_directory:
         private_dir(path.parent)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    fd = _open_regular(path, os.O_RDWR | os.O_CREAT)
     try:
         os.fchmod(fd, 0o600)
     finally:

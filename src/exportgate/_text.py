@@ -12,7 +12,7 @@ _UNSAFE = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs"})
 def printable(text: str, *, one_line: bool = False) -> str:
     """``text`` safe for a terminal: control and format characters (an escape sequence from a bundle's
     objective id could clear the screen or rewrite what was printed; a bidirectional override or a
-    zero-width space could make two names look alike) are written as ``\\uXXXX``; with ``one_line``,
-    line breaks and tabs too, so that a name cannot start a line of its own."""
+    zero-width space could make two names look alike) are written as ``\\u`` and four hex digits;
+    with ``one_line``, line breaks and tabs too, so that a name cannot start a line of its own."""
     keep = () if one_line else ("\n", "\t")
     return "".join(f"\\u{ord(c):04x}" if c not in keep and unicodedata.category(c) in _UNSAFE else c for c in text)

@@ -40,6 +40,7 @@ from exportgate.eval import (
     run_campaign,
     scorer_for,
     strategy_named,
+    strategy_pairs,
     target_for,
     text_report,
     verify_evidence,
@@ -314,7 +315,7 @@ def compare(
         bundle, _ = load_bundle(path, raw)
         bundles.append((path, bundle, check))
     (_, first, _), (_, second, _) = bundles
-    pairs = _strategy_pairs(first.trials, second.trials, strategy_a, strategy_b)
+    pairs = strategy_pairs(first.trials, second.trials, strategy_a, strategy_b)
     comparisons = [compare_trials(first.trials, second.trials, x, y) for x, y in pairs]
     if output is Format.json:
         emit_json({"a": _described(*bundles[0]), "b": _described(*bundles[1]),
@@ -324,25 +325,6 @@ def compare(
         say(f"{name}: {path}  {bundle.created}  {_trust_word(check)}  target {bundle.target.get('model')}")
     for comparison in comparisons:
         say(comparison_text(comparison))
-
-
-def _strategy_pairs(a: Any, b: Any, strategy_a: str | None, strategy_b: str | None) -> list[tuple[str, str]]:
-    names_a = sorted({str(t["strategy"]) for t in a})
-    names_b = sorted({str(t["strategy"]) for t in b})
-    if strategy_a is not None or strategy_b is not None:
-        x = strategy_a if strategy_a is not None else strategy_b
-        y = strategy_b if strategy_b is not None else strategy_a
-        for name, names, side in ((x or "", names_a, "A"), (y or "", names_b, "B")):
-            if name not in names:
-                raise ConfigError(f"bundle {side} has no {name!r} trials (it ran {', '.join(names) or 'none'})")
-        return [(x or "", y or "")]
-    shared = [n for n in names_a if n in names_b]
-    if shared:
-        return [(n, n) for n in shared]
-    if len(names_a) == 1 and len(names_b) == 1:
-        return [(names_a[0], names_b[0])]
-    raise ConfigError(f"the bundles ran no strategy in common (A: {', '.join(names_a)}; B: {', '.join(names_b)});"
-                      " name them with --strategy-a and --strategy-b")  # fmt: skip
 
 
 def _trust_word(check: Any) -> str:

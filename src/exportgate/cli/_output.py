@@ -10,7 +10,7 @@ from typing import Any, NoReturn
 
 import typer
 
-from exportgate._text import printable
+from exportgate._text import printable as shown
 
 __all__ = ["Format", "emit_json", "fail", "say", "shown", "table"]
 
@@ -18,11 +18,6 @@ __all__ = ["Format", "emit_json", "fail", "say", "shown", "table"]
 class Format(str, Enum):
     text = "text"
     json = "json"
-
-
-def shown(text: str, *, one_line: bool = False) -> str:
-    """``text`` safe for a terminal (:func:`exportgate._text.printable`)."""
-    return printable(text, one_line=one_line)
 
 
 def say(text: str) -> None:

@@ -16,6 +16,7 @@ from ._compare import (
     compare_trials,
     fleiss_kappa,
     newcombe_difference,
+    strategy_pairs,
 )
 from ._evidence import (
     SCHEMA,
@@ -146,6 +147,7 @@ __all__ = [
     "run_campaign",
     "scorer_for",
     "strategy_named",
+    "strategy_pairs",
     "summarize",
     "target_for",
     "text_report",

@@ -21,11 +21,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+from exportgate.errors import ConfigError
+
 from ._records import TrialResult
 from ._stats import Z95, Observation, design_effect, observations, wilson
 
 __all__ = ["Comparison", "ComparedRates", "Difference", "cohen_kappa", "compare_trials", "fleiss_kappa",
-           "newcombe_difference"]  # fmt: skip
+           "newcombe_difference", "strategy_pairs"]  # fmt: skip
 
 
 class Difference(NamedTuple):
@@ -186,3 +188,26 @@ def _compared(label: str, a: Sequence[Observation], b: Sequence[Observation], cl
     da, db = (_deff(a), _deff(b)) if clustered else (1.0, 1.0)
     difference = newcombe_difference(kb / db, nb / db, ka / da, na / da) if na and nb else None
     return ComparedRates(label, (ka, na), (kb, nb), difference, (round(da, 6), round(db, 6)))
+
+
+def strategy_pairs(
+    a: Trials, b: Trials, strategy_a: str | None = None, strategy_b: str | None = None
+) -> list[tuple[str, str]]:
+    """Which strategy of A to compare with which of B: the two named (either alone names both), else each
+    strategy both ran, else the only one each ran."""
+    names_a = sorted({row.strategy for row in observations(a)})
+    names_b = sorted({row.strategy for row in observations(b)})
+    if strategy_a is not None or strategy_b is not None:
+        x = strategy_a if strategy_a is not None else strategy_b
+        y = strategy_b if strategy_b is not None else strategy_a
+        for name, names, side in ((x or "", names_a, "A"), (y or "", names_b, "B")):
+            if name not in names:
+                raise ConfigError(f"bundle {side} has no {name!r} trials (it ran {', '.join(names) or 'none'})")
+        return [(x or "", y or "")]
+    shared = [n for n in names_a if n in names_b]
+    if shared:
+        return [(n, n) for n in shared]
+    if len(names_a) == 1 and len(names_b) == 1:
+        return [(names_a[0], names_b[0])]
+    raise ConfigError(f"the bundles ran no strategy in common (A: {', '.join(names_a)}; B: {', '.join(names_b)});"
+                      " name the strategy of each to compare", remedy=("strategy_a", "NAME"))  # fmt: skip
