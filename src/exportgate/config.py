@@ -77,7 +77,25 @@ SETTINGS: tuple[Setting, ...] = (
         "jwt_claims", {}, "JSON object mapping subject attributes to claim names (see docs/identity.md).", _mapping
     ),
     Setting("jwt_leeway", 30.0, "Clock skew allowed on exp/nbf, seconds.", float),
-    Setting("audit_url", None, "Audit store URL: sqlite:///PATH or postgresql://...; HOME/audit.db when unset."),
+    Setting(
+        "database_url",
+        None,
+        "Shared state (accounts, keys, suspensions, alerts, directives, admin tokens): postgresql://...; "
+        "SQLite files in HOME when unset. The audit record goes there too unless audit_url is set.",
+    ),
+    Setting(
+        "state_max_staleness",
+        5.0,
+        "Seconds a replica may go without confirming its shared state is current before it answers 503.",
+        float,
+    ),
+    Setting("admin_host", "127.0.0.1", "Address of the admin API (serve --admin-port)."),
+    Setting("admin_port", None, "Port of the admin API, /admin/v1/ (off the public port); off when unset.", int),
+    Setting(
+        "audit_url",
+        None,
+        "Audit store URL: sqlite:///PATH or postgresql://...; database_url, else HOME/audit.db, when unset.",
+    ),
     Setting(
         "audit_mode",
         "strict",
@@ -160,6 +178,8 @@ class Settings:
                     raise ConfigError(f"{setting.env}: {exc}") from None
             else:
                 self._values[setting.name] = setting.default
+        if not self._values["audit_url"] and self._values["database_url"]:
+            self._values["audit_url"] = self._values["database_url"]  # one database holds everything by default
 
     def __getitem__(self, name: str) -> Any:
         return self._values[name]

@@ -15,8 +15,10 @@ render it in one place. Errors that map to an HTTP answer carry the status.
     ├── InvalidAddressError         a malformed IP address
     ├── GeoDataError                a geo database cannot be read
     ├── StoreError                  a store is unreachable or broken (503)
+    │   └── StaleStateError         this replica cannot confirm its shared state is current (503)
     ├── NotFoundError               an account, key or record does not exist
     ├── ConflictError               a name or id already exists
+    ├── ForbiddenError              credentials without the role an action needs (403)
     ├── AuthenticationError         missing or bad credentials (401)
     │   ├── InvalidApiKeyError
     │   └── InvalidTokenError       a JWT that fails verification
@@ -40,6 +42,7 @@ __all__ = [
     "ConflictError",
     "DirectiveError",
     "ExportgateError",
+    "ForbiddenError",
     "FrameworkError",
     "GeoDataError",
     "InvalidAddressError",
@@ -48,6 +51,7 @@ __all__ = [
     "NotFoundError",
     "PayloadTooLargeError",
     "RequestTimeoutError",
+    "StaleStateError",
     "StoreError",
     "UnrecordableError",
     "UnsupportedMediaError",
@@ -130,6 +134,15 @@ class GeoDataError(ExportgateError):
 class StoreError(ExportgateError):
     status = 503
     code = "store_unavailable"
+
+
+class StaleStateError(StoreError):
+    code = "state_stale"
+
+
+class ForbiddenError(ExportgateError):
+    status = 403
+    code = "forbidden"
 
 
 class NotFoundError(ExportgateError):

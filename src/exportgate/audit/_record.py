@@ -38,6 +38,7 @@ from ._signals import signals_text
 
 __all__ = [
     "CHECKPOINT_SCHEMA",
+    "AdminAction",
     "GENESIS",
     "SCHEMA",
     "AuditEntry",
@@ -231,6 +232,44 @@ class OutcomeBatch:
         outcomes = [o.as_dict() for o in self.outcomes]
         head, tail = _seal({"schema": SCHEMA, "event": self.event, "outcomes": outcomes}, {"time_ns": self.time_ns}, ())
         return SealedRecord(self.event, self.time_ns, None, None, None, None, head, tail, None)
+
+    def body(self, writer: str, seq: int) -> str:
+        return self.seal().body(seq, _writer_json(writer))
+
+
+@dataclass(frozen=True, slots=True)
+class AdminAction:
+    """An action on the system of record (event ``admin``): who did it (``actor``, with ``role``), through
+    which door (``via``: cli, api, monitor), what (``action``) to what (``target``), the state before and
+    after, and the note given. Its ``account`` column names the account acted on, if any, so a regulator
+    finds who suspended or restored whom by the same index as that account's decisions."""
+
+    time_ns: int
+    actor: str
+    role: str
+    via: str
+    action: str
+    target: str
+    before: Mapping[str, Any] | None = None
+    after: Mapping[str, Any] | None = None
+    note: str | None = None
+    account: str | None = None
+    request_id: str | None = None
+    event: ClassVar[str] = "admin"
+    gates: ClassVar[bool] = True
+    model: ClassVar[None] = None
+    decision: ClassVar[None] = None
+
+    def seal(self) -> SealedRecord:
+        head = {
+            "schema": SCHEMA, "event": self.event, "action": self.action, "actor": self.actor,
+            "after": None if self.after is None else dict(self.after), "account": self.account,
+            "before": None if self.before is None else dict(self.before), "note": self.note,
+            "request_id": self.request_id, "role": self.role, "target": self.target,
+        }  # fmt: skip
+        columns = (self.request_id, self.account, None, None)
+        encoded = _seal(head, {"time_ns": self.time_ns, "via": self.via}, columns)
+        return SealedRecord(self.event, self.time_ns, *columns, *encoded, None)
 
     def body(self, writer: str, seq: int) -> str:
         return self.seal().body(seq, _writer_json(writer))

@@ -7,6 +7,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from exportgate._text import store_label
 from exportgate.errors import ConfigError
 
 from ._record import ChainRow
@@ -149,14 +150,6 @@ def read_meta(rows: Iterable[tuple[str, str]]) -> tuple[str | None, int | None]:
     meta = dict(rows)
     since = meta.get("opening_checkpoints_since_ns")
     return meta.get("store_id"), int(since) if since is not None else None
-
-
-def store_label(url: str) -> str:
-    """A store URL without credentials: names the store in heads files and messages."""
-    if "://" in url and "@" in url:
-        scheme, rest = url.split("://", 1)
-        return f"{scheme}://{rest.rsplit('@', 1)[1]}"
-    return url
 
 
 def store_url(url: str | None, home: str | Path) -> str:

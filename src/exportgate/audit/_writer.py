@@ -59,6 +59,7 @@ from exportgate.signing import Signer
 from ._record import (
     CHECKPOINT_SCHEMA,
     GENESIS,
+    AdminAction,
     AuditEntry,
     ChainRow,
     OutcomeBatch,
@@ -77,7 +78,7 @@ Mode = Literal["strict", "async"]
 #: A queued record and who waits for it: a thread (concurrent Future), a
 #: coroutine (asyncio Future), or nobody (async mode, outcome records).
 _Waiter: TypeAlias = "Future[int] | asyncio.Future[int] | None"
-_Record: TypeAlias = AuditEntry | OutcomeBatch
+_Record: TypeAlias = AuditEntry | OutcomeBatch | AdminAction
 _Item: TypeAlias = tuple[SealedRecord, _Waiter]
 _STOP = object()
 

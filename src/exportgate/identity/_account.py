@@ -24,6 +24,8 @@ class Account:
     suspended: bool
     created_at: str
     deleted_at: str | None = None
+    revision: int = 1
+    updated_at: str | None = None
 
     def subject(self, key_id: str | None = None) -> Subject:
         return Subject(

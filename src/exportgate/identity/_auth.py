@@ -3,13 +3,16 @@
 A verified credential is cached under the SHA-256 of the token (never the
 token itself): API keys for ``key_ttl`` seconds, JWTs until the earlier of
 their expiry and ``jwt_ttl``. Failures are not cached. The whole cache is
-dropped whenever the account store's revision counter moves (any committed
-write, by any process: a suspension, a revocation, a KYC hold), so such a
-change takes effect on the next request.
+dropped whenever the state database's revision moves (any committed write,
+by any process or, with PostgreSQL, any replica: a suspension, a revocation,
+a KYC hold), so such a change takes effect on the next request. A JWT subject
+suspended in the store (``accounts suspend jwt:<issuer>#<sub>``) is decided
+as suspended however valid its token.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import time
 from collections.abc import Callable
@@ -69,6 +72,8 @@ class Authenticator:
         if self.jwt_verifier is None:
             raise InvalidTokenError("invalid credentials")  # says nothing of what this gateway accepts
         subject, exp = self.jwt_verifier.verify(token)
+        if self.store.subject_suspended(subject.subject_id):
+            subject = dataclasses.replace(subject, suspended=True)
         return subject, min(exp, now + self.jwt_ttl)
 
     def _evict(self, now: float) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from exportgate.config import Settings
 from exportgate.errors import ConfigError
+from exportgate.state import open_database
 
 from ._auth import Authenticator
 from ._jwt import JwksSource, JwtVerifier
@@ -13,8 +14,8 @@ __all__ = ["account_store", "authenticator_from_settings"]
 
 
 def account_store(settings: Settings, *, read_only: bool = False) -> AccountStore:
-    """The account store in the settings' home directory (``read_only``: an existing one, never created)."""
-    return AccountStore(settings.home_path / "accounts.db", read_only=read_only)
+    """The account store of the settings' state database (``read_only``: an existing one, never created)."""
+    return AccountStore(open_database(settings, "state", read_only=read_only))
 
 
 def authenticator_from_settings(settings: Settings, store: AccountStore | None = None) -> Authenticator:

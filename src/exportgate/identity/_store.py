@@ -1,74 +1,40 @@
-"""Accounts and API keys in SQLite under the home directory.
+"""Accounts, API keys, trips and JWT-subject suspensions, in the state database
+(:mod:`exportgate.state`: SQLite ``HOME/accounts.db`` by default, PostgreSQL with ``database_url``).
 
-Schema changes are numbered migrations applied in order and recorded in
-``PRAGMA user_version``; a database newer than this code is refused rather
-than misread. WAL mode lets the gateway read while the CLI writes.
+Every account row carries a ``revision`` that each change increments. A change names only the columns it
+sets (one ``UPDATE``, no read-modify-write), so two replicas changing different attributes of one account
+at once both land; a caller that read an account and wants its change to apply only to what it read passes
+``expected_revision`` and gets a ConflictError (409) if someone changed the account in between.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
-import sqlite3
-import threading
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
-from exportgate._files import sqlite_connect
 from exportgate._types import KycLevel, ScreeningStatus, Subject
-from exportgate.errors import ConflictError, InvalidApiKeyError, NotFoundError, StoreError
+from exportgate.errors import ConfigError, ConflictError, InvalidApiKeyError, NotFoundError
+from exportgate.state import STATE, Database, Revision, SqliteDatabase
 
 from ._account import Account, ApiKeyInfo, Trip
 from ._keys import NewKey, generate_key, key_id_of, matches
-from ._revision import Revision
 
-__all__ = ["AccountStore"]
+__all__ = ["AccountChange", "AccountStore", "Suspension"]
 
-MIGRATIONS: tuple[str, ...] = (
-    """
-    CREATE TABLE accounts (
-        id INTEGER PRIMARY KEY,
-        name TEXT NOT NULL UNIQUE,
-        organization TEXT,
-        citizenships TEXT NOT NULL DEFAULT '[]',
-        residencies TEXT NOT NULL DEFAULT '[]',
-        us_person_attested INTEGER,
-        kyc TEXT NOT NULL DEFAULT 'none',
-        screening TEXT,
-        controlled_by TEXT,
-        suspended INTEGER NOT NULL DEFAULT 0,
-        created_at TEXT NOT NULL
-    );
-    CREATE TABLE api_keys (
-        key_id TEXT PRIMARY KEY,
-        account_id INTEGER NOT NULL REFERENCES accounts(id),
-        key_hash TEXT NOT NULL,
-        created_at TEXT NOT NULL,
-        revoked_at TEXT
-    );
-    CREATE INDEX api_keys_account ON api_keys(account_id);
-    """,
-    """
-    CREATE TABLE trips (
-        id INTEGER PRIMARY KEY,
-        account_id INTEGER NOT NULL REFERENCES accounts(id),
-        country TEXT NOT NULL,
-        starts TEXT NOT NULL,
-        ends TEXT NOT NULL,
-        note TEXT,
-        created_at TEXT NOT NULL
-    );
-    CREATE INDEX trips_account ON trips(account_id);
-    ALTER TABLE accounts ADD COLUMN kyc_held TEXT;
-    """,
-    "ALTER TABLE accounts ADD COLUMN deleted_at TEXT",
-)
+TOPIC = "accounts"
+MIGRATIONS = STATE.sqlite
 
 _ACCOUNT_COLUMNS = (
     "id, name, organization, citizenships, residencies, us_person_attested, kyc, screening, "
-    "controlled_by, suspended, created_at, deleted_at"
+    "controlled_by, suspended, created_at, deleted_at, revision, updated_at"
 )
+#: Attributes ``update_account`` may set, with how each is stored.
+_UPDATABLE = ("organization", "citizenships", "residencies", "us_person_attested", "kyc", "screening",
+              "controlled_by")  # fmt: skip
 
 
 _SELECT_ACCOUNTS = f"SELECT {_ACCOUNT_COLUMNS} FROM accounts"  # noqa: S608 - constant column list
@@ -83,86 +49,64 @@ def _now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
+@dataclasses.dataclass(frozen=True)
+class AccountChange:
+    """An account before and after one change (what an audited action records)."""
+
+    before: Account | None
+    after: Account
+
+
+@dataclasses.dataclass(frozen=True)
+class Suspension:
+    subject: str
+    suspended_at: str
+    suspended_by: str | None
+    note: str | None
+
+
 class AccountStore:
-    """Accounts and keys. Safe to share between threads (one connection, one lock)."""
+    """Accounts and keys over a :class:`~exportgate.state.Database` (a path opens SQLite there).
+    Safe to share between threads."""
 
-    def __init__(self, path: str | Path, *, read_only: bool = False) -> None:
+    def __init__(self, source: str | Path | Database, *, read_only: bool = False) -> None:
         """``read_only`` opens an existing store and never creates one (a missing store is a StoreError)."""
-        self.path = Path(path)
-        self.read_only = read_only
-        memory = str(path) == ":memory:"
-        try:
-            self._db = sqlite_connect(self.path, read_only=read_only, check_same_thread=False, isolation_level=None)
-            if not read_only:
-                self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA busy_timeout=5000")
-            self._db.execute("PRAGMA foreign_keys=ON")
-            self.revision = Revision(None if memory or read_only else self.path.with_name(self.path.name + ".rev"))
-        except FileNotFoundError:
-            raise StoreError(f"no account store at {self.path}") from None
-        except (OSError, sqlite3.Error) as exc:
-            raise StoreError(f"cannot open account store {self.path}: {exc}") from None
-        self._lock = threading.Lock()
-        self._migrate()
-
-    # -- plumbing ----------------------------------------------------------
-
-    @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
+        if isinstance(source, Database):
+            self.db = source
+        else:
+            self.db = SqliteDatabase(source, read_only=read_only)
             try:
-                self._db.execute("BEGIN IMMEDIATE")
-                try:
-                    yield self._db
-                except BaseException:
-                    self._db.execute("ROLLBACK")
-                    raise
-                self._db.execute("COMMIT")
-            except sqlite3.Error as exc:
-                raise StoreError(f"account store {self.path}: {exc}") from None
-            self.revision.bump()
+                self.db.migrate(STATE, upgrade=not read_only)
+            except BaseException:
+                self.db.close()
+                raise
+        self.read_only = self.db.read_only
+        self._suspended_subjects: tuple[int, frozenset[str]] | None = None
 
-    def _query(self, sql: str, params: Sequence[object] = ()) -> list[tuple[object, ...]]:
-        with self._lock:
-            try:
-                return list(self._db.execute(sql, params))
-            except sqlite3.Error as exc:
-                raise StoreError(f"account store {self.path}: {exc}") from None
+    @property
+    def revision(self) -> Revision:
+        return self.db.revision
 
-    def _migrate(self) -> None:
-        if self.read_only:
-            version = int(str(self._query("PRAGMA user_version")[0][0]))
-            if version != len(MIGRATIONS):
-                raise StoreError(f"account store {self.path} has schema {version}, this exportgate "
-                                 f"{len(MIGRATIONS)}: open it once for writing to upgrade it")  # fmt: skip
-            return
-        with self._tx() as db:
-            version = int(db.execute("PRAGMA user_version").fetchone()[0])
-            if version > len(MIGRATIONS):
-                raise StoreError(
-                    f"account store {self.path} has schema {version}; this exportgate knows up to {len(MIGRATIONS)}"
-                )
-            for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
-                for statement in filter(str.strip, script.split(";")):
-                    db.execute(statement)
-                db.execute(f"PRAGMA user_version = {number}")
+    @property
+    def path(self) -> str:
+        return self.db.label
+
+    def _tx(self) -> Any:
+        return self.db.transaction()
+
+    def _query(self, sql: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
+        return self.db.query(sql, params)
 
     def health(self) -> str | None:
         """``None`` while the store answers a query, else why not (what ``/readyz`` reports)."""
-        try:
-            self._query("SELECT 1 FROM accounts LIMIT 1")
-        except StoreError as exc:
-            return str(exc)
-        return None
+        return self.db.health()
 
     @property
     def schema_version(self) -> int:
-        return int(str(self._query("PRAGMA user_version")[0][0]))
+        return self.db.version("state")
 
     def close(self) -> None:
-        with self._lock:
-            self._db.close()
-            self.revision.close()
+        self.db.close()
 
     # -- accounts ----------------------------------------------------------
 
@@ -190,9 +134,9 @@ class AccountStore:
                 raise ConflictError(f"account {name!r} was deleted; restore it, or choose another name")
             if found:
                 raise ConflictError(f"account {name!r} already exists")
-            cursor = db.execute(
+            account_id = db.execute(
                 "INSERT INTO accounts (name, organization, citizenships, residencies, us_person_attested, kyc,"
-                " screening, controlled_by, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " screening, controlled_by, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
                 (
                     name,
                     organization,
@@ -204,11 +148,12 @@ class AccountStore:
                     controlled_by,
                     now,
                 ),
-            )
+            ).fetchone()[0]
             db.execute(
                 "INSERT INTO api_keys (key_id, account_id, key_hash, created_at) VALUES (?, ?, ?, ?)",
-                (key.key_id, cursor.lastrowid, key.hash, now),
+                (key.key_id, account_id, key.hash, now),
             )
+            db.touch(TOPIC)
         return self.get_account(name), key
 
     def get_account(self, name: str) -> Account:
@@ -225,44 +170,65 @@ class AccountStore:
     def delete_account(self, name: str) -> Account:
         """Tombstone an account: it is no longer listed or usable and every key is revoked; the row stays, so
         records that name it keep meaning something, and :meth:`restore_account` can bring it back."""
-        now = _now()
-        with self._tx() as db:
-            row = db.execute("SELECT id FROM accounts WHERE name = ? AND deleted_at IS NULL", (name,)).fetchone()
-            if row is None:
-                raise NotFoundError(f"no account named {name!r}")
-            db.execute("UPDATE accounts SET deleted_at = ? WHERE id = ?", (now, row[0]))
-            db.execute("UPDATE api_keys SET revoked_at = ? WHERE account_id = ? AND revoked_at IS NULL", (now, row[0]))
-        return self.get_account(name)
+        return self.change_account(name, "deleted_at = ?", (_now(),), revoke_keys=True).after
 
     def restore_account(self, name: str) -> Account:
         """Undo a deletion. Its keys stay revoked: create a new one."""
-        with self._tx() as db:
-            if db.execute("UPDATE accounts SET deleted_at = NULL WHERE name = ? AND deleted_at IS NOT NULL",
-                          (name,)).rowcount == 0:  # fmt: skip
-                raise NotFoundError(f"no deleted account named {name!r}")
-        return self.get_account(name)
+        return self.change_account(name, "deleted_at = NULL", (), deleted=True).after
 
     def set_suspended(self, name: str, suspended: bool) -> Account:
-        self._update(name, "suspended = ?", (int(suspended),))
-        return self.get_account(name)
+        return self.change_account(name, "suspended = ?", (int(suspended),)).after
 
     def set_kyc(self, name: str, kyc: KycLevel) -> Account:
-        self._update(name, "kyc = ?", (kyc.label,))
-        return self.get_account(name)
+        return self.change_account(name, "kyc = ?", (kyc.label,)).after
 
     def set_screening(self, name: str, screening: ScreeningStatus | None) -> Account:
-        self._update(name, "screening = ?", (screening.value if screening else None,))
-        return self.get_account(name)
+        return self.change_account(name, "screening = ?", (screening.value if screening else None,)).after
 
     def hold_for_reverification(self, name: str) -> Account:
         """KYC drops to ``none`` until :meth:`restore_kyc`; the level it had is kept (a second hold keeps it)."""
-        self._update(name, "kyc_held = COALESCE(kyc_held, kyc), kyc = 'none'", ())
-        return self.get_account(name)
+        return self.change_account(name, "kyc_held = COALESCE(kyc_held, kyc), kyc = 'none'", ()).after
 
     def restore_kyc(self, name: str) -> Account:
         """End a reverification hold: the KYC level from before it comes back."""
-        self._update(name, "kyc = COALESCE(kyc_held, kyc), kyc_held = NULL", ())
-        return self.get_account(name)
+        return self.change_account(name, "kyc = COALESCE(kyc_held, kyc), kyc_held = NULL", ()).after
+
+    def update_account(self, name: str, changes: Mapping[str, Any], *,
+                       expected_revision: int | None = None) -> AccountChange:  # fmt: skip
+        """Set the given attributes (names of :data:`_UPDATABLE`; lists of country codes, a KycLevel, a
+        ScreeningStatus, a bool or None for ``us_person_attested``) in one statement."""
+        unknown = set(changes) - set(_UPDATABLE)
+        if unknown:
+            raise ConfigError(f"cannot update {', '.join(sorted(unknown))}: updatable are {', '.join(_UPDATABLE)}")
+        if not changes:
+            raise ConfigError("nothing to update")
+        columns = sorted(changes)
+        values = tuple(_stored(column, changes[column]) for column in columns)
+        return self.change_account(name, ", ".join(f"{c} = ?" for c in columns), values,
+                                   expected_revision=expected_revision)  # fmt: skip
+
+    def change_account(self, name: str, assignment: str, params: Sequence[object], *, deleted: bool = False,
+                       revoke_keys: bool = False, expected_revision: int | None = None) -> AccountChange:  # fmt: skip
+        """One change to one account (live, or with ``deleted`` a deleted one), its revision moved on; the
+        account before and after it, read in the same transaction."""
+        where = "deleted_at IS NOT NULL" if deleted else "deleted_at IS NULL"
+        with self._tx() as db:
+            db.lock(f"exportgate.account:{name}")
+            rows = db.execute(_SELECT_ACCOUNTS + f" WHERE name = ? AND {where}", (name,)).fetchall()
+            if not rows:
+                raise NotFoundError(f"no {'deleted ' if deleted else ''}account named {name!r}")
+            before = _account(rows[0])
+            if expected_revision is not None and before.revision != expected_revision:
+                raise ConflictError(f"account {name!r} changed since revision {expected_revision} (it is at "
+                                    f"{before.revision}): read it again")  # fmt: skip
+            sql = f"UPDATE accounts SET {assignment}, revision = revision + 1, updated_at = ? WHERE id = ?"  # noqa: S608
+            db.execute(sql, (*params, _now(), before.id))
+            if revoke_keys:
+                db.execute("UPDATE api_keys SET revoked_at = ? WHERE account_id = ? AND revoked_at IS NULL",
+                           (_now(), before.id))  # fmt: skip
+            after = _account(db.execute(_SELECT_ACCOUNTS + " WHERE id = ?", (before.id,)).fetchone())
+            db.touch(TOPIC)
+        return AccountChange(before, after)
 
     def kyc_held(self, name: str) -> KycLevel | None:
         """The KYC level an account had before a reverification hold, or None when it is not held."""
@@ -270,6 +236,44 @@ class AccountStore:
         if not rows:
             raise NotFoundError(f"no account named {name!r}")
         return None if rows[0][0] is None else KycLevel.parse(str(rows[0][0]))
+
+    # -- subjects of bearer JWTs -------------------------------------------
+
+    def suspend_subject(self, subject: str, *, by: str | None = None, note: str | None = None) -> Suspension:
+        """Suspend a JWT subject (as records name it: ``jwt:<issuer>#<sub>``); its tokens keep verifying,
+        and every decision for it is ``account_suspended`` until :meth:`restore_subject`."""
+        if not subject.startswith("jwt:") or "#" not in subject:
+            raise ConfigError(f"{subject!r} is not a JWT subject (jwt:<issuer>#<sub>, as decision records name it)")
+        now = _now()
+        with self._tx() as db:
+            db.execute("DELETE FROM subject_suspensions WHERE subject = ?", (subject,))
+            db.execute("INSERT INTO subject_suspensions (subject, suspended_at, suspended_by, note)"
+                       " VALUES (?, ?, ?, ?)", (subject, now, by, note))  # fmt: skip
+            db.touch(TOPIC)
+        return Suspension(subject, now, by, note)
+
+    def restore_subject(self, subject: str) -> Suspension:
+        with self._tx() as db:
+            row = db.execute("SELECT subject, suspended_at, suspended_by, note FROM subject_suspensions"
+                             " WHERE subject = ?", (subject,)).fetchone()  # fmt: skip
+            if row is None:
+                raise NotFoundError(f"no suspended subject {subject!r}")
+            db.execute("DELETE FROM subject_suspensions WHERE subject = ?", (subject,))
+            db.touch(TOPIC)
+        return Suspension(*(None if v is None else str(v) for v in row))  # type: ignore[arg-type]
+
+    def suspensions(self) -> list[Suspension]:
+        rows = self._query("SELECT subject, suspended_at, suspended_by, note FROM subject_suspensions ORDER BY subject")
+        return [Suspension(*(None if v is None else str(v) for v in r)) for r in rows]  # type: ignore[arg-type]
+
+    def subject_suspended(self, subject: str) -> bool:
+        """Whether a JWT subject is suspended (from a set read once per revision of the store)."""
+        revision = self.revision.current()
+        cached = self._suspended_subjects
+        if cached is None or cached[0] != revision:
+            rows = self._query("SELECT subject FROM subject_suspensions")
+            cached = self._suspended_subjects = (revision, frozenset(str(r[0]) for r in rows))
+        return subject in cached[1]
 
     # -- trips -------------------------------------------------------------
 
@@ -279,11 +283,13 @@ class AccountStore:
             raise ConflictError("a trip must end on or after the day it starts")
         account = self._live(name)
         with self._tx() as db:
-            cursor = db.execute(
-                "INSERT INTO trips (account_id, country, starts, ends, note, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+            trip_id = db.execute(
+                "INSERT INTO trips (account_id, country, starts, ends, note, created_at) VALUES (?, ?, ?, ?, ?, ?)"
+                " RETURNING id",
                 (account.id, country, starts.isoformat(), ends.isoformat(), note, _now()),
-            )
-        return Trip(int(cursor.lastrowid or 0), name, country, starts, ends, note)
+            ).fetchone()[0]
+            db.touch(TOPIC)
+        return Trip(int(trip_id), name, country, starts, ends, note)
 
     def trips(self, name: str | None = None) -> list[Trip]:
         sql = (
@@ -299,12 +305,6 @@ class AccountStore:
                  dt.date.fromisoformat(str(r[4])), None if r[5] is None else str(r[5]))
             for r in rows
         ]  # fmt: skip
-
-    def _update(self, name: str, assignment: str, params: tuple[object, ...]) -> None:
-        with self._tx() as db:
-            sql = f"UPDATE accounts SET {assignment} WHERE name = ? AND deleted_at IS NULL"  # noqa: S608 - constant
-            if db.execute(sql, (*params, name)).rowcount == 0:
-                raise NotFoundError(f"no account named {name!r}")
 
     # -- keys --------------------------------------------------------------
 
@@ -322,6 +322,7 @@ class AccountStore:
                 "INSERT INTO api_keys (key_id, account_id, key_hash, created_at) VALUES (?, ?, ?, ?)",
                 (key.key_id, account.id, key.hash, _now()),
             )
+            db.touch(TOPIC)
         return key
 
     def revoke_key(self, key_id: str) -> ApiKeyInfo:
@@ -331,6 +332,7 @@ class AccountStore:
                 raise NotFoundError(f"no API key with id {key_id!r}")
             if row[0] is None:
                 db.execute("UPDATE api_keys SET revoked_at = ? WHERE key_id = ?", (_now(), key_id))
+                db.touch(TOPIC)
         return next(k for k in self.list_keys() if k.key_id == key_id)
 
     def list_keys(self, account: str | None = None) -> list[ApiKeyInfo]:
@@ -360,8 +362,22 @@ class AccountStore:
         return account.subject(key_id)
 
 
+def _stored(column: str, value: Any) -> object:
+    """How ``update_account`` stores an attribute's value."""
+    if column in ("citizenships", "residencies"):
+        return json.dumps(sorted(set(value)))
+    if column == "kyc":
+        return KycLevel.parse(value).label if isinstance(value, str) else value.label
+    if column == "screening":
+        return None if value is None else ScreeningStatus(value).value
+    if column == "us_person_attested":
+        return None if value is None else int(bool(value))
+    return value
+
+
 def _account(row: Sequence[object]) -> Account:
-    (id_, name, org, cits, res, attested, kyc, screening, controlled_by, suspended, created, deleted) = row
+    (id_, name, org, cits, res, attested, kyc, screening, controlled_by, suspended, created, deleted, revision,
+     updated) = row  # fmt: skip
     return Account(
         id=int(id_),  # type: ignore[call-overload]
         name=str(name),
@@ -375,4 +391,6 @@ def _account(row: Sequence[object]) -> Account:
         suspended=bool(suspended),
         created_at=str(created),
         deleted_at=None if deleted is None else str(deleted),
+        revision=int(revision),  # type: ignore[call-overload]
+        updated_at=None if updated is None else str(updated),
     )

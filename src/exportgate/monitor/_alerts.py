@@ -1,5 +1,6 @@
 """Alerts (``exportgate.alert/v1``) and their store: deduplicated, with states open / acknowledged /
-resolved, in ``HOME/alerts.db`` (SQLite).
+resolved, in the state database (``HOME/alerts.db`` on SQLite; the shared PostgreSQL database of
+``database_url``, where every replica sees the same alerts).
 
 An alert's id is derived from the detector, the account and the dedup period its finding started in, so
 running the monitor twice over the same records, or ``--follow`` seeing a pattern continue, adds evidence
@@ -7,7 +8,7 @@ to the same alert instead of raising a new one.
 
 Every change of state is kept in the alert's ``history`` (when, from what, to what, by whom, why), in a
 column of its own that the monitor's evidence updates never rewrite. A resolved alert is reopened before it
-can be acknowledged again. Schema changes are numbered migrations recorded in ``PRAGMA user_version``;
+can be acknowledged again. Schema changes are numbered migrations (:data:`exportgate.state.ALERTS`);
 files from before the history column still list (read-only, they show an empty history).
 """
 
@@ -16,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import hashlib
-import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,31 +24,18 @@ from typing import Any
 
 import orjson
 
-from exportgate._files import sqlite_connect
 from exportgate.errors import ConfigError, ConflictError, NotFoundError, StoreError
+from exportgate.state import ALERTS, Database, SqliteDatabase, Transaction
 
 from ._detectors import NS_PER_S, Finding
 
-__all__ = ["MEMORY", "SCHEMA", "STATES", "TRANSITIONS", "AlertStore", "Transition", "alert_id"]
+__all__ = ["MEMORY", "SCHEMA", "STATES", "TRANSITIONS", "AlertStore", "Transition", "alert_id", "check_state"]
 
 SCHEMA = "exportgate.alert/v1"
 STATES = ("open", "acknowledged", "resolved")
 TRANSITIONS = {"open": ("acknowledged", "resolved"), "acknowledged": ("open", "resolved"), "resolved": ("open",)}
 MEMORY = ":memory:"  # an AlertStore at this path keeps its alerts in memory only
 MAX_EVIDENCE = 200
-MIGRATIONS: tuple[tuple[str, ...], ...] = (
-    (  # 1: the first release (its files have user_version 0 and this table)
-        "CREATE TABLE IF NOT EXISTS alerts (id TEXT PRIMARY KEY, detector TEXT NOT NULL, account TEXT NOT NULL,"
-        " severity TEXT NOT NULL, state TEXT NOT NULL, start_ns INTEGER NOT NULL, end_ns INTEGER NOT NULL,"
-        " record TEXT NOT NULL)",
-        "CREATE INDEX IF NOT EXISTS alerts_state ON alerts (state, start_ns)",
-    ),
-    (  # 2: each alert's transitions; account and detector filters on an index
-        "ALTER TABLE alerts ADD COLUMN history TEXT NOT NULL DEFAULT '[]'",
-        "CREATE INDEX alerts_account ON alerts (account, start_ns)",
-        "CREATE INDEX alerts_detector ON alerts (detector, start_ns)",
-    ),
-)
 _UPSERT = (
     "INSERT INTO alerts (id, detector, account, severity, state, start_ns, end_ns, record)"
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET severity = excluded.severity,"
@@ -90,49 +77,37 @@ class Transition:
 
 
 class AlertStore:
-    """Alerts in SQLite at ``path`` (created 0600 in a 0700 directory), or in memory at :data:`MEMORY`.
-    ``read_only`` opens an existing file for listing: nothing is created, migrated or written."""
+    """Alerts in a state database (:mod:`exportgate.state`; shared by every replica on PostgreSQL), or in
+    SQLite at a path (created 0600 in a 0700 directory), or in memory at :data:`MEMORY`. ``read_only``
+    opens an existing file for listing: nothing is created, migrated or written."""
 
-    def __init__(self, path: str | Path, *, read_only: bool = False) -> None:
-        self.path = Path(path)
-        self.read_only = read_only
-        try:
-            self._db = sqlite_connect(self.path, read_only=read_only, isolation_level=None, check_same_thread=False)
-            self._db.execute("PRAGMA busy_timeout=5000")
-            if not read_only:
-                self._db.execute("PRAGMA journal_mode=WAL")
-                self._db.execute("PRAGMA synchronous=NORMAL")  # WAL: durable at checkpoints, never corrupt
-                self._migrate()
-            self._columns = {str(r[1]) for r in self._db.execute("PRAGMA table_info(alerts)")}
-        except sqlite3.Error as exc:
-            raise StoreError(f"cannot open the alert store {self.path}: {exc}") from None
+    def __init__(self, source: str | Path | Database, *, read_only: bool = False) -> None:
+        if isinstance(source, Database):
+            self.db = source
+        else:
+            self.db = SqliteDatabase(source, read_only=read_only)
+            try:
+                if not read_only:
+                    self.db.migrate(ALERTS)
+            except BaseException:
+                self.db.close()
+                raise
+        self.path = self.db.label
+        self.read_only = self.db.read_only
+        if self.db.backend == "sqlite":
+            self._columns = {str(r[1]) for r in self.db.query("PRAGMA table_info(alerts)")}
+        else:
+            self._columns = {"history"}
         self._history = "history" if "history" in self._columns else "'[]'"  # read-only, a file from before it
 
-    def _migrate(self) -> None:
-        with self._transaction("cannot upgrade"):
-            version = int(self._db.execute("PRAGMA user_version").fetchone()[0])
-            if version > len(MIGRATIONS):
-                known = len(MIGRATIONS)
-                raise StoreError(f"alert store {self.path} has schema {version}; this exportgate knows {known}")
-            for number, steps in enumerate(MIGRATIONS[version:], start=version + 1):
-                for step in steps:
-                    self._db.execute(step)
-                self._db.execute(f"PRAGMA user_version = {number}")
-
     @contextlib.contextmanager
-    def _transaction(self, what: str) -> Iterator[None]:
+    def _transaction(self, what: str) -> Iterator[Transaction]:
         try:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
-        except sqlite3.Error as exc:
-            with contextlib.suppress(sqlite3.Error):
-                self._db.execute("ROLLBACK")
-            raise StoreError(f"{what} the alert store {self.path}: {exc}") from None
+            with self.db.transaction() as tx:
+                tx.touch("alerts")
+                yield tx
+        except StoreError as exc:
+            raise StoreError(f"{what} the alert store: {exc}") from None
 
     def upsert(self, finding: Finding, dedup_s: int, action: str) -> Upserted:
         """A new alert for the finding, or the finding merged into the alert it continues."""
@@ -145,19 +120,19 @@ class AlertStore:
         merged: dict[str, dict[str, Any]] = {}
         histories: dict[str, list[dict[str, Any]]] = {}
         new: set[str] = set()
-        with self._transaction("cannot record alerts in"):
+        with self._transaction("cannot record alerts in") as tx:
             for finding, action in findings:
                 key = alert_id(finding, dedup_s)
                 alert = merged.get(key)
                 if alert is None:
-                    row = self._row(key)
+                    row = self._row(key, tx)
                     if row is None:
                         new.add(key)
                         merged[key], histories[key] = _new_alert(key, finding, action, now), []
                         continue
                     alert, histories[key] = orjson.loads(row[0]), orjson.loads(row[1])
                 merged[key] = _merged(alert, finding, now)
-            self._db.executemany(
+            tx.executemany(
                 _UPSERT,
                 [(k, a["detector"], a["account"], a["severity"], a["state"], a["_start_ns"], a["_end_ns"],
                   orjson.dumps(a).decode()) for k, a in merged.items()],
@@ -169,8 +144,9 @@ class AlertStore:
         Already in that state: nothing changes or is recorded. A resolved alert cannot be acknowledged
         (ConflictError): it is reopened first."""
         check_state(state)
-        with self._transaction(f"cannot change {alert} in"):
-            row = self._row(alert)
+        with self._transaction(f"cannot change {alert} in") as tx:
+            tx.lock(f"exportgate.alert:{alert}")
+            row = self._row(alert, tx)
             if row is None:
                 raise NotFoundError(f"no alert {alert!r}")
             record, history = orjson.loads(row[0]), orjson.loads(row[1])
@@ -182,14 +158,14 @@ class AlertStore:
             record["state"] = state
             record["updated"] = _iso(_now_ns())
             history.append({"at": record["updated"], "state": state, "from": previous, "by": by, "note": note})
-            self._db.execute("UPDATE alerts SET state = ?, record = ?, history = ? WHERE id = ?",
+            tx.execute("UPDATE alerts SET state = ?, record = ?, history = ? WHERE id = ?",
                              (state, orjson.dumps(record).decode(), orjson.dumps(history).decode(), alert))  # fmt: skip
         return Transition(_public(record, history), True, previous)
 
-    def _row(self, alert: str) -> tuple[str, str] | None:
+    def _row(self, alert: str, tx: Transaction | None = None) -> tuple[str, str] | None:
         sql = f"SELECT record, {self._history} FROM alerts WHERE id = ?"  # noqa: S608 - a column name or a constant
-        row = self._db.execute(sql, (alert,)).fetchone()
-        return None if row is None else (str(row[0]), str(row[1]))
+        rows = self.db.query(sql, (alert,)) if tx is None else tx.execute(sql, (alert,)).fetchall()
+        return None if not rows else (str(rows[0][0]), str(rows[0][1]))
 
     def get(self, alert: str) -> dict[str, Any]:
         row = self._row(alert) if self._columns else None
@@ -208,14 +184,11 @@ class AlertStore:
                                      ("detector = ?", detector)) if v is not None]  # fmt: skip
         clauses = " AND ".join(c for c, _ in where) or "1 = 1"  # constant clauses; the values are parameters
         sql = f"SELECT record, {self._history} FROM alerts WHERE {clauses} ORDER BY start_ns, id"  # noqa: S608
-        try:
-            rows = self._db.execute(sql, [v for _, v in where]).fetchall()
-        except sqlite3.Error as exc:
-            raise StoreError(f"cannot read the alert store {self.path}: {exc}") from None
+        rows = self.db.query(sql, [v for _, v in where])
         return [_public(orjson.loads(r[0]), orjson.loads(r[1])) for r in rows]
 
     def close(self) -> None:
-        self._db.close()
+        self.db.close()
 
 
 def _new_alert(key: str, finding: Finding, action: str, now: str) -> dict[str, Any]:

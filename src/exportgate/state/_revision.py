@@ -1,6 +1,8 @@
-"""A change counter shared between processes: the account store bumps it after every committed write,
-and the gateway's authenticator reads it (a memory-mapped 8-byte file, ~0.1 µs) on every request, so a
-suspension, revocation or KYC change made by another process takes effect on the next request."""
+"""A change counter: a store bumps it after every committed write, and the gateway's authenticator reads
+it on every request, so a suspension, revocation or KYC change made by another process takes effect on the
+next request. With a path it is shared between the processes of one host (a memory-mapped 8-byte file,
+~0.1 µs a read); without one it is this process's own, moved by :meth:`Revision.advance` (PostgreSQL: the
+revision its notifications and polls report)."""
 
 from __future__ import annotations
 
@@ -31,6 +33,10 @@ class Revision:
 
     def current(self) -> int:
         return self._local if self._map is None else int(_FORMAT.unpack_from(self._map, 0)[0])
+
+    def advance(self, value: int) -> None:
+        """Move a process-local counter forward to ``value`` (never back)."""
+        self._local = max(self._local, value)
 
     def bump(self) -> None:
         if self._map is None or self.path is None:
