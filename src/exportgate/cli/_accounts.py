@@ -1,5 +1,7 @@
-"""``exportgate accounts add|list|show|suspend|unsuspend|delete|restore``, ``accounts keys ...`` and
-``accounts trips ...``. The listing commands only read: they never create a home or a store."""
+"""``exportgate accounts add|list|show|update|suspend|unsuspend|delete|restore``, ``accounts keys ...`` and
+``accounts trips ...``. The listing commands only read: they never create a home or a store. Every change
+goes through :mod:`exportgate.actions`, so it is an audit record (who: the operator's login name, or
+``--by``), exactly as the same change made through the admin API."""
 
 from __future__ import annotations
 
@@ -12,10 +14,14 @@ from typing import Annotated
 import typer
 
 from exportgate._types import KycLevel
-from exportgate.identity import Account, AccountStore, account_store
+from exportgate.actions import Actions, account_dict, open_actions
+from exportgate.identity import AccountStore, account_store
 
 from ._common import (
+    ByOption,
     HomeOption,
+    NoteOption,
+    cli_actor,
     existing_home,
     parse_countries,
     parse_country,
@@ -44,21 +50,15 @@ def _accounts(home: Path | None, *, read_only: bool = False, create: bool = Fals
         store.close()
 
 
-def _account_dict(account: Account) -> dict[str, object]:
-    return {
-        "name": account.name,
-        "organization": account.organization,
-        "citizenships": list(account.citizenships),
-        "residencies": list(account.residencies),
-        "us_person": account.us_person,
-        "us_person_attested": account.us_person_attested,
-        "kyc": account.kyc.label,
-        "screening": account.screening.value if account.screening else None,
-        "controlled_by": account.controlled_by,
-        "suspended": account.suspended,
-        "created_at": account.created_at,
-        "deleted_at": account.deleted_at,
-    }
+@contextmanager
+def _acting(home: Path | None, by: str | None, *, create: bool = False) -> Iterator[Actions]:
+    """Audited actions on the home's store (only ``create``, accounts add, may make a home)."""
+    settings = settings_for(home) if create else existing_home(home)
+    with open_actions(settings, cli_actor(by)) as actions:
+        yield actions
+
+
+_account_dict = account_dict
 
 
 @app.command("add")
@@ -73,6 +73,8 @@ def add(
     controlled_by: Annotated[
         str | None, typer.Option("--controlled-by", help="Organization's controlling country.")
     ] = None,
+    note: NoteOption = None,
+    by: ByOption = None,
     home: HomeOption = None,
 ) -> None:
     """Create an account and print its API key (shown once, stored hashed)."""
@@ -80,10 +82,10 @@ def add(
     residencies = parse_countries(residence, "--residence")
     attested, level, status = parse_yes_no(us_person, "--us-person"), parse_kyc(kyc), parse_screening(screening)
     controller = parse_country(controlled_by, "--controlled-by") if controlled_by else None
-    with _accounts(home, create=True) as store:
-        account, key = store.add_account(
+    with _acting(home, by, create=True) as act:
+        account, key = act.create_account(
             name, citizenships=citizenships, residencies=residencies, us_person_attested=attested,
-            kyc=level or KycLevel.NONE, screening=status, organization=org, controlled_by=controller,
+            kyc=level or KycLevel.NONE, screening=status, organization=org, controlled_by=controller, note=note,
         )  # fmt: skip
     typer.echo(
         f"created account {account.name} (us_person {_yes(account.us_person)}, kyc {account.kyc.label})", err=True
@@ -135,45 +137,91 @@ def show(name: NameArg, home: HomeOption = None) -> None:
     emit_json({**_account_dict(account), "keys": keys})
 
 
+@app.command("update")
+def update(
+    name: NameArg,
+    citizenship: Annotated[list[str] | None, typer.Option(help="Citizenships (replace the list; repeat).")] = None,
+    residence: Annotated[list[str] | None, typer.Option(help="Permanent residencies (replace the list).")] = None,
+    us_person: Annotated[str | None, typer.Option("--us-person", help="Attest US-person status: yes|no.")] = None,
+    kyc: Annotated[str | None, typer.Option(help="KYC level: none|basic|verified.")] = None,
+    screening: Annotated[str | None, typer.Option(help="Screening status: clear|hit|pending.")] = None,
+    org: Annotated[str | None, typer.Option(help="Organization.")] = None,
+    controlled_by: Annotated[str | None, typer.Option("--controlled-by", help="Controlling country.")] = None,
+    expected_revision: Annotated[
+        int | None, typer.Option("--expected-revision", help="Refuse (409) if the account is no longer at it.")
+    ] = None,
+    note: NoteOption = None,
+    by: ByOption = None,
+    home: HomeOption = None,
+) -> None:
+    """Change an account's attributes (only those given); effective on every replica at once."""
+    changes: dict[str, object] = {}
+    if citizenship is not None:
+        changes["citizenships"] = parse_countries(citizenship, "--citizenship")
+    if residence is not None:
+        changes["residencies"] = parse_countries(residence, "--residence")
+    if us_person is not None:
+        changes["us_person_attested"] = parse_yes_no(us_person, "--us-person")
+    controller = parse_country(controlled_by, "--controlled-by") if controlled_by else None
+    given = {"kyc": parse_kyc(kyc), "screening": parse_screening(screening), "organization": org,
+             "controlled_by": controller}  # fmt: skip
+    changes.update({column: value for column, value in given.items() if value is not None})
+    if not changes:
+        raise typer.BadParameter("give at least one attribute to change", param_hint="NAME")
+    with _acting(home, by) as act:
+        account = act.update_account(name, changes, expected_revision=expected_revision, note=note)
+    typer.echo(f"updated {account.name} (revision {account.revision})")
+
+
 @app.command("suspend")
-def suspend(name: NameArg, home: HomeOption = None) -> None:
-    """Suspend an account: every request is denied with account_suspended."""
-    with _accounts(home) as store:
-        store.set_suspended(name, True)
+def suspend(
+    name: Annotated[str, typer.Argument(help="Account name, or a JWT subject as records name it (jwt:ISS#SUB).")],
+    note: NoteOption = None,
+    by: ByOption = None,
+    home: HomeOption = None,
+) -> None:
+    """Suspend an account or a JWT subject: every request is denied with account_suspended, on every replica."""
+    with _acting(home, by) as act:
+        act.suspend(name, note=note)
     typer.echo(f"suspended {name}")
 
 
 @app.command("unsuspend")
-def unsuspend(name: NameArg, home: HomeOption = None) -> None:
+def unsuspend(
+    name: Annotated[str, typer.Argument(help="Account name, or a JWT subject (jwt:ISS#SUB).")],
+    note: NoteOption = None,
+    by: ByOption = None,
+    home: HomeOption = None,
+) -> None:
     """Lift a suspension."""
-    with _accounts(home) as store:
-        store.set_suspended(name, False)
+    with _acting(home, by) as act:
+        act.unsuspend(name, note=note)
     typer.echo(f"unsuspended {name}")
 
 
 @app.command("delete")
-def delete(name: NameArg, home: HomeOption = None) -> None:
+def delete(name: NameArg, note: NoteOption = None, by: ByOption = None, home: HomeOption = None) -> None:
     """Delete an account: its keys are revoked and it is no longer listed; its audit records are kept, and
     restore brings it back."""
-    with _accounts(home) as store:
-        account = store.delete_account(name)
+    with _acting(home, by) as act:
+        account = act.delete_account(name, note=note)
     typer.echo(f"deleted {account.name} (its keys are revoked; its audit records are kept)")
 
 
 @app.command("restore")
-def restore(name: NameArg, home: HomeOption = None) -> None:
+def restore(name: NameArg, note: NoteOption = None, by: ByOption = None, home: HomeOption = None) -> None:
     """Bring back a deleted account (its old keys stay revoked: create a new one with accounts keys create)."""
-    with _accounts(home) as store:
-        account = store.restore_account(name)
+    with _acting(home, by) as act:
+        account = act.restore_account(name, note=note)
     still = " (still suspended: exportgate accounts unsuspend " + account.name + ")" if account.suspended else ""
     typer.echo(f"restored {account.name}{still}; create a key with: exportgate accounts keys create {account.name}")
 
 
 @keys_app.command("create")
-def keys_create(name: NameArg, home: HomeOption = None) -> None:
+def keys_create(name: NameArg, note: NoteOption = None, by: ByOption = None, home: HomeOption = None) -> None:
     """Create another API key for an account (printed once)."""
-    with _accounts(home) as store:
-        key = store.create_key(name)
+    with _acting(home, by) as act:
+        key = act.issue_key(name, note=note)
     typer.echo(f"API key id {key.key_id}; the key is shown once, store it now:", err=True)
     typer.echo(key.secret)
 
@@ -193,26 +241,31 @@ def keys_list(
 
 
 @keys_app.command("revoke")
-def keys_revoke(key_id: Annotated[str, typer.Argument(help="Key id (as listed).")], home: HomeOption = None) -> None:
-    """Revoke an API key."""
-    with _accounts(home) as store:
-        info = store.revoke_key(key_id)
+def keys_revoke(
+    key_id: Annotated[str, typer.Argument(help="Key id (as listed).")],
+    note: NoteOption = None,
+    by: ByOption = None,
+    home: HomeOption = None,
+) -> None:
+    """Revoke an API key (on every replica at once)."""
+    with _acting(home, by) as act:
+        info = act.revoke_key(key_id, note=note)
     typer.echo(f"revoked {info.key_id} of {info.account} at {info.revoked_at}")
 
 
 @app.command("reverify")
-def reverify(name: NameArg, home: HomeOption = None) -> None:
+def reverify(name: NameArg, note: NoteOption = None, by: ByOption = None, home: HomeOption = None) -> None:
     """Hold an account for re-verification: its KYC is 'none' until restore-kyc (what monitor actions do)."""
-    with _accounts(home) as store:
-        account = store.hold_for_reverification(name)
+    with _acting(home, by) as act:
+        account = act.reverify(name, note=note)
     typer.echo(f"{account.name}: KYC held at none for re-verification")
 
 
 @app.command("restore-kyc")
-def restore_kyc(name: NameArg, home: HomeOption = None) -> None:
+def restore_kyc(name: NameArg, note: NoteOption = None, by: ByOption = None, home: HomeOption = None) -> None:
     """End a re-verification hold: the account's KYC level from before it comes back."""
-    with _accounts(home) as store:
-        account = store.restore_kyc(name)
+    with _acting(home, by) as act:
+        account = act.restore_kyc(name, note=note)
     typer.echo(f"{account.name}: KYC {account.kyc.label}")
 
 
@@ -234,12 +287,13 @@ def trips_add(
     starts: Annotated[str, typer.Option("--from", help="First day (YYYY-MM-DD, UTC).")],
     ends: Annotated[str, typer.Option("--until", help="Last day (YYYY-MM-DD, UTC), inclusive.")],
     note: Annotated[str | None, typer.Option(help="Why (kept with the trip).")] = None,
+    by: ByOption = None,
     home: HomeOption = None,
 ) -> None:
     """Declare a trip or a stay abroad."""
     where, first, last = parse_country(country, "--country"), _date(starts, "--from"), _date(ends, "--until")
-    with _accounts(home) as store:
-        trip = store.add_trip(name, where, first, last, note)
+    with _acting(home, by) as act:
+        trip = act.add_trip(name, where, first, last, note)
     typer.echo(f"trip {trip.id}: {trip.account} in {trip.country} from {trip.starts} until {trip.ends}")
 
 

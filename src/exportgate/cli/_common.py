@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import getpass
+import os
 import time
 from pathlib import Path
 from typing import Annotated
@@ -12,14 +14,18 @@ from typer._click.core import Context  # typer vendors click
 from typer.core import TyperGroup
 
 from exportgate._types import KycLevel, ScreeningStatus
+from exportgate.actions import Actor
 from exportgate.config import Settings
 from exportgate.errors import ConfigError
 from exportgate.policy import is_country_code
 
 __all__ = [
+    "ByOption",
     "DefaultCommandGroup",
     "HomeOption",
+    "NoteOption",
     "ReusePortOption",
+    "cli_actor",
     "existing_home",
     "parse_country",
     "parse_countries",
@@ -33,10 +39,26 @@ __all__ = [
 ReusePortOption = Annotated[
     bool, typer.Option("--reuse-port", help="Share the port with another server already on it (on purpose).")
 ]
+NoteOption = Annotated[str | None, typer.Option("--note", help="Why (kept in the audit record of the action).")]
+ByOption = Annotated[
+    str | None, typer.Option("--by", help="Who acts, for the audit record [default: your login name].")
+]
 HomeOption = Annotated[
     Path | None,
     typer.Option("--home", help="Data directory [env: EXPORTGATE_HOME; default: ./.exportgate]", show_default=False),
 ]
+
+
+def cli_actor(by: str | None) -> Actor:
+    """The operator at this terminal: a local operator holds the database's credentials, so the admin role."""
+    if by is None:
+        try:
+            by = getpass.getuser()
+        except (KeyError, OSError):
+            by = f"uid-{os.getuid()}"
+    if not by.strip() or not by.isprintable() or len(by) > 200:
+        raise typer.BadParameter("must be printable, 1 to 200 characters", param_hint="--by")
+    return Actor(by.strip(), "admin", "cli")
 
 
 def settings_for(home: Path | None, **overrides: object) -> Settings:

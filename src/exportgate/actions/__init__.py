@@ -1,0 +1,36 @@
+"""Audited actions on the system of record: the one code path behind the CLI and the admin API.
+
+>>> with open_actions(settings, Actor("ops", "officer", "cli")) as act:   # doctest: +SKIP
+...     act.suspend("ada", note="directive 2026-17")
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+
+from exportgate.audit import audit_from_settings
+from exportgate.config import Settings
+from exportgate.monitor import AlertStore
+from exportgate.state import open_database
+
+from ._actions import NEEDS, Actions, Actor, account_dict
+
+__all__ = ["NEEDS", "Actions", "Actor", "account_dict", "open_actions"]
+
+
+@contextmanager
+def open_actions(settings: Settings, actor: Actor, *, alerts: bool = False) -> Iterator[Actions]:
+    """Actions on the settings' state database, recorded by an audit writer of their own (its chain is
+    opened and closed with a signed checkpoint around the actions)."""
+    with ExitStack() as stack:
+        state = open_database(settings, "state")
+        stack.callback(state.close)
+        alert_store = None
+        if alerts:
+            alert_store = AlertStore(open_database(settings, "alerts"))
+            stack.callback(alert_store.close)
+        writer = audit_from_settings(settings)
+        stack.callback(writer.store.close)
+        stack.callback(writer.close)  # first: its final checkpoint, then the store
+        yield Actions(state, writer, actor, alerts=alert_store)

@@ -1,0 +1,284 @@
+"""Every change to the system of record, each one an audit record.
+
+The CLI, the admin API (and later the dashboard) call these and nothing else to change accounts, keys,
+suspensions, alerts, directives or admin tokens, so one action is one code path and one record whichever
+door it came through. A record (event ``admin``, :class:`~exportgate.audit.AdminAction`) names the actor,
+its role and door, the action and its target, the state before and after, and the note given.
+
+Roles (:data:`NEEDS`, data next to the actions they guard): a *viewer* reads; an *officer* acts on accounts,
+keys and alerts; an *admin* also publishes directives and manages admin tokens. The check is made here,
+whatever the door; the admin API checks the route's role first as well.
+
+Order of work: the actor's role, then the audit writer is asked whether it can write now (a store that
+is down refuses the action before anything changes), then the change is committed, then its record is
+written. A record that fails after the change is reported as exactly that.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import difflib
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from exportgate.audit import AdminAction, AuditWriter
+from exportgate.errors import ConfigError, DirectiveError, ForbiddenError, StoreError
+from exportgate.identity import Account, AccountStore, ApiKeyInfo, NewKey, Suspension, Trip
+from exportgate.monitor import AlertStore
+from exportgate.policy import parse_directive
+from exportgate.state import ROLES, AdminTokens, Database, DirectiveStore, NewAdminToken, PublishedDirective
+
+__all__ = ["NEEDS", "Actions", "Actor", "account_dict"]
+
+#: The least role each action needs.
+NEEDS: dict[str, str] = {
+    "account.create": "officer",
+    "account.update": "officer",
+    "account.suspend": "officer",
+    "account.unsuspend": "officer",
+    "account.delete": "officer",
+    "account.restore": "officer",
+    "account.reverify": "officer",
+    "account.restore_kyc": "officer",
+    "account.trip": "officer",
+    "key.issue": "officer",
+    "key.revoke": "officer",
+    "alert.acknowledged": "officer",
+    "alert.resolved": "officer",
+    "alert.open": "officer",
+    "directive.publish": "admin",
+    "directive.rollback": "admin",
+    "token.add": "admin",
+    "token.revoke": "admin",
+}
+MAX_NOTE = 2000
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who acts: a name (an admin token's name, or the operator at a terminal), a role, a door."""
+
+    name: str
+    role: str
+    via: str  # "cli" | "api" | "monitor"
+
+    def __post_init__(self) -> None:
+        if self.role not in ROLES:
+            raise ConfigError(f"role must be one of {', '.join(ROLES)}, not {self.role!r}")
+
+    def may(self, role: str) -> bool:
+        return ROLES.index(self.role) >= ROLES.index(role)
+
+
+def account_dict(account: Account) -> dict[str, object]:
+    """An account as records, the CLI and the admin API show it."""
+    return {
+        "name": account.name,
+        "organization": account.organization,
+        "citizenships": list(account.citizenships),
+        "residencies": list(account.residencies),
+        "us_person": account.us_person,
+        "us_person_attested": account.us_person_attested,
+        "kyc": account.kyc.label,
+        "screening": account.screening.value if account.screening else None,
+        "controlled_by": account.controlled_by,
+        "suspended": account.suspended,
+        "created_at": account.created_at,
+        "deleted_at": account.deleted_at,
+        "revision": account.revision,
+        "updated_at": account.updated_at,
+    }
+
+
+def _note(note: str | None) -> str | None:
+    if note is None:
+        return None
+    if len(note) > MAX_NOTE:
+        raise ConfigError(f"a note is at most {MAX_NOTE} characters")
+    return note
+
+
+class Actions:
+    def __init__(self, state: Database, audit: AuditWriter, actor: Actor, *, alerts: AlertStore | None = None) -> None:
+        self.state, self.audit, self.actor, self.alerts = state, audit, actor, alerts
+        self.accounts = AccountStore(state)
+        self.directives = DirectiveStore(state)
+        self.tokens = AdminTokens(state)
+
+    # -- plumbing -------------------------------------------------------------------------------
+
+    def _allowed(self, action: str) -> None:
+        needed = NEEDS[action]
+        if not self.actor.may(needed):
+            raise ForbiddenError(f"{action} needs the {needed} role; {self.actor.name} is {self.actor.role}")
+        error = self.audit.error
+        if error is not None:
+            raise StoreError(f"{action} refused: the audit record cannot be written ({error})")
+
+    def _record(self, action: str, target: str, before: Mapping[str, Any] | None,  # noqa: PLR0917
+                after: Mapping[str, Any] | None, note: str | None, account: str | None = None) -> None:  # fmt: skip
+        entry = AdminAction(time.time_ns(), self.actor.name, self.actor.role, self.actor.via, action, target,
+                            before, after, note, account)  # fmt: skip
+        try:
+            self.audit.append(entry)
+        except StoreError as exc:
+            raise StoreError(f"{action} {target} was done, but its audit record could not be written: {exc}") from None
+
+    def _account_change(self, action: str, name: str, note: str | None, change: Any) -> Account:
+        self._allowed(action)
+        note = _note(note)
+        result = change()
+        self._record(action, name, account_dict(result.before), account_dict(result.after), note, name)
+        return result.after  # type: ignore[no-any-return]
+
+    # -- accounts -------------------------------------------------------------------------------
+
+    def create_account(self, name: str, *, note: str | None = None, **attributes: Any) -> tuple[Account, NewKey]:
+        self._allowed("account.create")
+        note = _note(note)
+        account, key = self.accounts.add_account(name, **attributes)
+        self._record("account.create", account.name, None, {**account_dict(account), "key_id": key.key_id}, note,
+                     account.name)  # fmt: skip
+        return account, key
+
+    def update_account(self, name: str, changes: Mapping[str, Any], *, expected_revision: int | None = None,
+                       note: str | None = None) -> Account:  # fmt: skip
+        def change() -> Any:
+            return self.accounts.update_account(name, changes, expected_revision=expected_revision)
+
+        return self._account_change("account.update", name, note, change)
+
+    def suspend(self, name: str, *, note: str | None = None) -> Account | Suspension:
+        """Suspend an account, or a JWT subject (``jwt:<issuer>#<sub>``, as records name it)."""
+        if name.startswith("jwt:"):
+            self._allowed("account.suspend")
+            suspension = self.accounts.suspend_subject(name, by=self.actor.name, note=_note(note))
+            self._record("account.suspend", name, {"suspended": False}, {"suspended": True}, note, name)
+            return suspension
+        return self._account_change("account.suspend", name, note,
+                                    lambda: self.accounts.change_account(name, "suspended = ?", (1,)))  # fmt: skip
+
+    def unsuspend(self, name: str, *, note: str | None = None) -> Account | Suspension:
+        if name.startswith("jwt:"):
+            self._allowed("account.unsuspend")
+            suspension = self.accounts.restore_subject(name)
+            self._record("account.unsuspend", name, {"suspended": True}, {"suspended": False}, _note(note), name)
+            return suspension
+        return self._account_change("account.unsuspend", name, note,
+                                    lambda: self.accounts.change_account(name, "suspended = ?", (0,)))  # fmt: skip
+
+    def delete_account(self, name: str, *, note: str | None = None) -> Account:
+        now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+        return self._account_change("account.delete", name, note,
+                                    lambda: self.accounts.change_account(name, "deleted_at = ?", (now,),
+                                                                         revoke_keys=True))  # fmt: skip
+
+    def restore_account(self, name: str, *, note: str | None = None) -> Account:
+        return self._account_change("account.restore", name, note,
+                                    lambda: self.accounts.change_account(name, "deleted_at = NULL", (),
+                                                                         deleted=True))  # fmt: skip
+
+    def reverify(self, name: str, *, note: str | None = None) -> Account:
+        assignment = "kyc_held = COALESCE(kyc_held, kyc), kyc = 'none'"
+        return self._account_change("account.reverify", name, note,
+                                    lambda: self.accounts.change_account(name, assignment, ()))  # fmt: skip
+
+    def restore_kyc(self, name: str, *, note: str | None = None) -> Account:
+        assignment = "kyc = COALESCE(kyc_held, kyc), kyc_held = NULL"
+        return self._account_change("account.restore_kyc", name, note,
+                                    lambda: self.accounts.change_account(name, assignment, ()))  # fmt: skip
+
+    def add_trip(self, name: str, country: str, starts: dt.date, ends: dt.date, note: str | None = None) -> Trip:
+        self._allowed("account.trip")
+        trip = self.accounts.add_trip(name, country, starts, ends, _note(note))
+        after = {"id": trip.id, "country": country, "starts": starts.isoformat(), "ends": ends.isoformat()}
+        self._record("account.trip", name, None, after, note, name)
+        return trip
+
+    # -- keys -----------------------------------------------------------------------------------
+
+    def issue_key(self, name: str, *, note: str | None = None) -> NewKey:
+        self._allowed("key.issue")
+        key = self.accounts.create_key(name)
+        self._record("key.issue", key.key_id, None, {"key_id": key.key_id, "account": name}, _note(note), name)
+        return key
+
+    def revoke_key(self, key_id: str, *, note: str | None = None) -> ApiKeyInfo:
+        self._allowed("key.revoke")
+        before = next((k for k in self.accounts.list_keys() if k.key_id == key_id), None)
+        info = self.accounts.revoke_key(key_id)
+        self._record("key.revoke", key_id, None if before is None else {"revoked_at": before.revoked_at},
+                     {"revoked_at": info.revoked_at, "account": info.account}, _note(note), info.account)  # fmt: skip
+        return info
+
+    # -- alerts ---------------------------------------------------------------------------------
+
+    def set_alert_state(self, alert: str, state: str, *, note: str | None = None) -> dict[str, Any]:
+        if self.alerts is None:
+            raise ConfigError("no alert store here")
+        action = f"alert.{state}"
+        if action not in NEEDS:
+            raise ConfigError(f"an alert can be acknowledged, resolved or reopened, not {state!r}")
+        self._allowed(action)
+        transition = self.alerts.set_state(alert, state, _note(note), self.actor.name)
+        if transition.changed:
+            self._record(action, alert, {"state": transition.previous}, {"state": state}, note,
+                         transition.alert.get("account"))  # fmt: skip
+        return transition.alert
+
+    # -- directives -----------------------------------------------------------------------------
+
+    def publish_directive(self, content: bytes, *, note: str | None = None, source: str = "<published>",
+                          rollback_of: int | None = None) -> PublishedDirective:  # fmt: skip
+        """Validate ``content`` and make it the directive in force on every replica. A directive that does
+        not validate changes nothing anywhere (DirectiveError)."""
+        action = "directive.rollback" if rollback_of is not None else "directive.publish"
+        self._allowed(action)
+        note = _note(note)
+        try:
+            text = content.decode("utf-8")
+        except UnicodeDecodeError:
+            raise DirectiveError("a directive is UTF-8 text", file=source) from None
+        directive = parse_directive(content, source=source)
+        before = self.directives.active()
+        published = self.directives.publish(text, directive_id=directive.id, directive_version=directive.version,
+                                            by=self.actor.name, note=note, rollback_of=rollback_of)  # fmt: skip
+        self._record(action, f"directive v{published.version}",
+                     None if before is None else _directive_ref(before), _directive_ref(published), note)  # fmt: skip
+        return published
+
+    def rollback_directive(self, version: int, *, note: str | None = None) -> PublishedDirective:
+        """Publish the content of ``version`` again, as a new version."""
+        self._allowed("directive.rollback")
+        earlier = self.directives.get(version)
+        assert earlier.content is not None
+        return self.publish_directive(earlier.content.encode("utf-8"), note=note or f"rollback to v{version}",
+                                      source=f"<published v{version}>", rollback_of=version)  # fmt: skip
+
+    def diff_directives(self, old: int, new: int) -> str:
+        a, b = (self.directives.get(v).content or "" for v in (old, new))
+        return "".join(difflib.unified_diff(a.splitlines(keepends=True), b.splitlines(keepends=True), f"v{old}",
+                                            f"v{new}"))  # fmt: skip
+
+    # -- admin tokens ---------------------------------------------------------------------------
+
+    def add_token(self, name: str, role: str, *, note: str | None = None) -> NewAdminToken:
+        self._allowed("token.add")
+        made = self.tokens.add(name, role, by=self.actor.name)
+        self._record("token.add", made.token.id, None, made.token.as_dict(), _note(note))
+        return made
+
+    def revoke_token(self, token_id: str, *, note: str | None = None) -> dict[str, object]:
+        self._allowed("token.revoke")
+        before = self.tokens.get(token_id)
+        after = self.tokens.revoke(token_id)
+        self._record("token.revoke", token_id, before.as_dict(), after.as_dict(), _note(note))
+        return after.as_dict()
+
+
+def _directive_ref(published: PublishedDirective) -> dict[str, object]:
+    return {"version": published.version, "directive_id": published.directive_id,
+            "directive_version": published.directive_version, "sha256": published.sha256}  # fmt: skip
+
