@@ -3,7 +3,6 @@ manage the alerts they raise."""
 
 from __future__ import annotations
 
-import getpass
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -11,6 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
+from exportgate.actions import Actions, open_actions
 from exportgate.errors import ConflictError, NotFoundError
 from exportgate.identity import account_store
 from exportgate.monitor import (
@@ -21,21 +21,20 @@ from exportgate.monitor import (
     AlertStore,
     Monitor,
     MonitorConfig,
-    Transition,
     Webhook,
     is_synthetic,
     load_config,
     load_labels,
     scorecard,
 )
+from exportgate.state import database_url, open_database, sqlite_path
 
 from ._audit import UrlOption, _store
-from ._common import DefaultCommandGroup, HomeOption, existing_home, parse_time, settings_for
+from ._common import DefaultCommandGroup, HomeOption, cli_actor, existing_home, parse_time, settings_for
 from ._output import Format, emit_json, table
 
 __all__ = ["app"]
 
-ALERTS = "alerts.db"
 TIME_SCALE_HELP = (
     "Read time stretched by this factor from the first record read (synthetic runs compressed into seconds; "
     "1 in real use). Outside a synthetic home, alerts are kept in memory and no actions are applied."
@@ -65,13 +64,6 @@ def _one_of(value: str | None, choices: Sequence[str], option: str) -> str | Non
     return value
 
 
-def _user() -> str:
-    try:
-        return getpass.getuser() or "unknown"
-    except (OSError, KeyError):  # no login name in the environment, and none in the password database
-        return "unknown"
-
-
 def _show(alerts: list[dict[str, Any]], output: Format) -> None:
     if output is Format.json:
         emit_json(alerts)
@@ -97,8 +89,9 @@ def _monitor(home: Path, config: MonitorConfig, time_scale: float) -> Monitor:
         typer.echo(f"{home} is not a synthetic home (no {home / SYNTHETIC}): the alerts of this --time-scale run "
                    "are kept in memory only, and no actions or webhooks are applied", err=True)  # fmt: skip
     webhook = Webhook(config.webhook_url, config.webhook_secret) if config.webhook_url and not rehearsal else None
-    alerts = AlertStore(MEMORY if rehearsal else home / ALERTS)
-    return Monitor(config, alerts, account_store(settings_for(home)), webhook, apply_actions=not rehearsal)
+    settings = settings_for(home)
+    alerts = AlertStore(MEMORY if rehearsal else open_database(settings, "alerts"))
+    return Monitor(config, alerts, account_store(settings), webhook, apply_actions=not rehearsal)
 
 
 @app.command("scan")
@@ -165,33 +158,49 @@ def alerts(
     _one_of(state, STATES, "--state")
     _one_of(detector, tuple(DETECTORS), "--detector")
     since_ns = parse_time(since, "--since")
-    path = existing_home(home).home_path / ALERTS
-    if not path.exists():
+    settings = existing_home(home)
+    if database_url(settings) is None and not sqlite_path(settings, "alerts").exists():
         _show([], output)
         return
-    store = AlertStore(path, read_only=True)
+    store = AlertStore(open_database(settings, "alerts", read_only=True))
     try:
         _show(store.list(state, since_ns, account=account, detector=detector), output)
     finally:
         store.close()
 
 
-def _transition(alert: str, state: str, note: str | None, by: str | None, home: Path | None) -> Transition:
-    path = existing_home(home).home_path / ALERTS
-    if not path.exists():
-        raise NotFoundError(f"no alert {alert!r} (no alerts in {path.parent})")
-    store = AlertStore(path)
-    try:
-        change = store.set_state(alert, state, note, by or _user())
-    except ConflictError as exc:
-        raise ConflictError(f"{exc} (exportgate monitor reopen {alert})") from None
-    finally:
-        store.close()
-    if change.changed:
-        typer.echo(f"{alert}: {state} (was {change.previous}; by {change.alert['history'][-1]['by']})")
+def _transition(alert: str, state: str, note: str | None, by: str | None, home: Path | None,
+                restore: bool = False) -> None:  # fmt: skip
+    settings = existing_home(home)
+    if database_url(settings) is None and not sqlite_path(settings, "alerts").exists():
+        raise NotFoundError(f"no alert {alert!r} (no alerts in {settings.home_path})")
+    with open_actions(settings, cli_actor(by), alerts=True) as act:
+        assert act.alerts is not None
+        before = act.alerts.get(alert)
+        try:
+            record = act.set_alert_state(alert, state, note=note)
+        except ConflictError as exc:
+            raise ConflictError(f"{exc} (exportgate monitor reopen {alert})") from None
+        changed = before["state"] != record["state"]
+        if changed:
+            typer.echo(f"{alert}: {state} (was {before['state']}; by {record['history'][-1]['by']})")
+        else:
+            typer.echo(f"{alert}: already {state}; nothing changed")
+        if restore and record["action"] != "alert":
+            _undo(act, alert, record, changed)
+
+
+def _undo(act: Actions, alert: str, record: dict[str, Any], changed: bool) -> None:
+    if not changed:
+        typer.echo(f"{alert}: its {record['action']} was not undone; to undo it: exportgate monitor reopen {alert}, "
+                   f"then exportgate monitor resolve {alert} --restore", err=True)  # fmt: skip
+        return
+    note = f"undoing {alert}"
+    if record["action"] == "suspend":
+        act.unsuspend(record["account"], note=note)
     else:
-        typer.echo(f"{alert}: already {state}; nothing changed")
-    return change
+        act.restore_kyc(record["account"], note=note)
+    typer.echo(f"{alert}: {record['action']} of {record['account']} undone")
 
 
 @app.command("ack")
@@ -215,20 +224,4 @@ def resolve(
     home: HomeOption = None,
 ) -> None:
     """Resolve an alert, optionally undoing what its action did to the account."""
-    change = _transition(alert, "resolved", note, by, home)
-    record = change.alert
-    if not restore or record["action"] == "alert":
-        return
-    if not change.changed:
-        typer.echo(f"{alert}: its {record['action']} was not undone; to undo it: exportgate monitor reopen {alert}, "
-                   f"then exportgate monitor resolve {alert} --restore", err=True)  # fmt: skip
-        return
-    accounts = account_store(settings_for(home))
-    try:
-        if record["action"] == "suspend":
-            accounts.set_suspended(record["account"], False)
-        else:
-            accounts.restore_kyc(record["account"])
-    finally:
-        accounts.close()
-    typer.echo(f"{alert}: {record['action']} of {record['account']} undone")
+    _transition(alert, "resolved", note, by, home, restore)

@@ -49,6 +49,8 @@ class Migrations(NamedTuple):
     component: str
     sqlite: tuple[str, ...]
     postgresql: tuple[str, ...]
+    #: Whether its store can read (never write) an older SQLite schema as it is.
+    reads_older: bool = False
 
 
 class Cursor(Protocol):
@@ -112,6 +114,8 @@ class Database:
             raise StoreError(f"{self.label} has {migrations.component} schema {version}; this exportgate "
                              f"knows up to {known}: upgrade exportgate")  # fmt: skip
         if version == known:
+            return
+        if self.read_only and migrations.reads_older and self.backend == "sqlite":
             return
         if not upgrade or self.read_only:
             raise StoreError(f"{self.label} has {migrations.component} schema {version}, this exportgate needs "

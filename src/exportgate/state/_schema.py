@@ -177,4 +177,5 @@ ALERTS = Migrations(
         CREATE INDEX alerts_detector ON alerts (detector, start_ns)
         """,
     ),
+    reads_older=True,
 )
