@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,8 @@ from exportgate._types import KycLevel, RequestContext, Subject
 from exportgate.geo import GeoLookup
 from exportgate.identity import AccountStore
 from exportgate.policy import Directive, load_directive
+from exportgate.state import ALERTS, STATE, PostgresDatabase
+from tests.pgserver import PgServer, pg_bindir
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "directive.yaml"
@@ -36,9 +39,41 @@ def home(tmp_path: Path) -> Path:
     return tmp_path / "home"
 
 
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PgServer]:
+    """One PostgreSQL cluster on loopback for the session (Debian's binaries; .ci/run installs them)."""
+    bindir = pg_bindir()
+    if bindir is None:
+        pytest.skip("PostgreSQL server binaries are not installed (Debian package 'postgresql'; .ci/run installs it)")
+    server = PgServer(bindir)
+    yield server
+    server.close()
+
+
+def upgraded(url: str) -> str:
+    """What ``exportgate db upgrade`` does to a fresh database (the state and alert schemas)."""
+    db = PostgresDatabase(url)
+    try:
+        db.migrate(STATE)
+        db.migrate(ALERTS)
+    finally:
+        db.close()
+    return url
+
+
 @pytest.fixture
-def store(tmp_path: Path) -> AccountStore:
-    s = AccountStore(tmp_path / "accounts.db")
+def state_url(pg_server: PgServer) -> str:
+    """A fresh PostgreSQL database with the state schema, as after ``exportgate db upgrade``."""
+    return upgraded(pg_server.create_database())
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[AccountStore]:
+    """An account store on each backend."""
+    if request.param == "sqlite":
+        s = AccountStore(tmp_path / "accounts.db")
+    else:
+        s = AccountStore(PostgresDatabase(request.getfixturevalue("state_url")))
     yield s
     s.close()
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,17 +13,7 @@ import pytest
 from exportgate.audit import AuditEntry, AuditWriter, open_store
 from exportgate.cli import main
 from exportgate.signing import home_signer
-from tests.pgserver import PgServer, pg_bindir
-
-
-@pytest.fixture(scope="session")
-def pg_server() -> Iterator[PgServer]:
-    bindir = pg_bindir()
-    if bindir is None:
-        pytest.skip("PostgreSQL server binaries are not installed (Debian package 'postgresql'; .ci/run installs it)")
-    server = PgServer(bindir)
-    yield server
-    server.close()
+from tests.pgserver import PgServer
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

@@ -17,7 +17,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from exportgate.errors import StoreError
-from tests.audit.conftest import pg_server  # noqa: F401 - the PostgreSQL fixture
 from tests.audit.test_resilience import Boom
 from tests.idp import TestIdp
 from tests.pgserver import PgServer
@@ -167,7 +166,7 @@ def test_clients_that_give_up_on_a_hanging_upstream_release_it(tmp_path: Path, s
     assert statuses == [499] * 20  # recorded as the client going away, not as an upstream timeout
 
 
-def test_a_postgres_outage_is_refused_fast_reported_and_survived(tmp_path: Path, pg_server: PgServer):  # noqa: F811
+def test_a_postgres_outage_is_refused_fast_reported_and_survived(tmp_path: Path, pg_server: PgServer):
     url = pg_server.create_database()
     server = serve(tmp_path / "home", "--trusted-proxy", "127.0.0.1/32", "--audit-url", url)
     chat = server.url + "/v1/chat/completions"

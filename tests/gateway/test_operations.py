@@ -79,8 +79,9 @@ def test_health_ready_metrics_and_directive_page(gateway: Server):
     assert httpx.get(gateway.url + "/readyz").json() == {"status": "ready"}  # the public answer says no more
     ready = httpx.get(gateway.url + "/readyz", headers=ADMIN).json()
     assert ready["status"] == "ready" and ready["checks"]["directive"]["id"] == "frontier-ai-access"
-    assert {name for name, check in ready["checks"].items() if check["ok"]} == {"audit", "accounts", "directive",
-                                                                                 "gateway"}  # fmt: skip
+    assert {name for name, check in ready["checks"].items() if check["ok"]} == {"audit", "accounts", "state",
+                                                                                 "directive", "gateway"}  # fmt: skip
+    assert ready["checks"]["state"]["backend"] == "sqlite" and ready["checks"]["state"]["stale"] is False
     httpx.post(gateway.url + "/v1/chat/completions", headers=headers(gateway, "li", "114.114.114.114"), json=CHAT)
     assert httpx.get(gateway.url + "/metrics").status_code == 401
     metrics = httpx.get(gateway.url + "/metrics", headers=ADMIN).text

@@ -8,6 +8,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
+from exportgate.config import Settings
 from exportgate.gateway._monitoring import BackgroundMonitor
 
 
@@ -18,11 +21,20 @@ def _until(condition: Callable[[], bool], what: str, seconds: float = 15.0) -> N
         time.sleep(0.02)
 
 
-def test_one_monitor_per_home_runs_and_another_takes_over_when_it_stops(tmp_path: Path):
-    first = BackgroundMonitor(tmp_path, None, None, 0.05)
+def _monitor(home: Path, database_url: str | None = None) -> BackgroundMonitor:
+    return BackgroundMonitor(Settings({"home": str(home), "monitor_interval": 0.05, "database_url": database_url},
+                                      env={}))  # fmt: skip
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_one_monitor_runs_and_another_takes_over_when_it_stops(tmp_path: Path, backend: str, request):
+    url = None
+    if backend == "postgres":  # two replicas: separate homes, one database
+        url = request.getfixturevalue("state_url")
+    first = _monitor(tmp_path / "a", url)
     first.start()
     _until(lambda: first.passes > 0, "the first monitor never ran")
-    second = BackgroundMonitor(tmp_path, None, None, 0.05)
+    second = _monitor(tmp_path / ("b" if url else "a"), url)
     second.start()
     try:
         time.sleep(0.5)  # ten intervals: the second looks for the lock each time
@@ -43,7 +55,7 @@ def test_a_lock_held_by_another_process_keeps_the_monitor_idle_until_that_proces
          " fcntl.flock(f, fcntl.LOCK_EX); print('held', flush=True); time.sleep(60)", str(tmp_path / "monitor.lock")],
         stdout=subprocess.PIPE, text=True,
     )  # fmt: skip
-    monitor = BackgroundMonitor(tmp_path, None, None, 0.05)
+    monitor = _monitor(tmp_path)
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
         monitor.start()

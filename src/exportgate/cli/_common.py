@@ -21,6 +21,7 @@ from exportgate.policy import is_country_code
 
 __all__ = [
     "ByOption",
+    "DatabaseUrlOption",
     "DefaultCommandGroup",
     "HomeOption",
     "NoteOption",
@@ -42,6 +43,11 @@ ReusePortOption = Annotated[
 NoteOption = Annotated[str | None, typer.Option("--note", help="Why (kept in the audit record of the action).")]
 ByOption = Annotated[
     str | None, typer.Option("--by", help="Who acts, for the audit record [default: your login name].")
+]
+DatabaseUrlOption = Annotated[
+    str | None,
+    typer.Option("--database-url", help="Shared state: postgresql://... [env: EXPORTGATE_DATABASE_URL; default: "
+                 "SQLite in HOME]", show_default=False),
 ]
 HomeOption = Annotated[
     Path | None,

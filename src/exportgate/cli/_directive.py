@@ -1,21 +1,41 @@
-"""``exportgate directive check|explain``."""
+"""``exportgate directive check|explain`` (a file) and ``publish|history|show|diff|rollback`` (the versions
+published in the shared state, which every gateway on it enforces)."""
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from exportgate._files import read_input
 from exportgate._types import Decision, GeoInfo, RequestContext, Subject
+from exportgate.actions import open_actions
 from exportgate.errors import DirectiveError
 from exportgate.geo import GeoLookup
 from exportgate.policy import Directive, decide, load_directive
+from exportgate.state import DirectiveStore, PublishedDirective, open_database
 
-from ._common import parse_countries, parse_country, parse_kyc, parse_screening, parse_yes_no
+from ._common import (
+    ByOption,
+    DatabaseUrlOption,
+    HomeOption,
+    NoteOption,
+    cli_actor,
+    existing_home,
+    parse_countries,
+    parse_country,
+    parse_kyc,
+    parse_screening,
+    parse_yes_no,
+    settings_for,
+)
 from ._output import Format, emit_json, fail, table
 
-app = typer.Typer(help="Check directives and explain their decisions.", no_args_is_help=True)
+app = typer.Typer(help="Check, explain and publish directives.", no_args_is_help=True)
 
 FileArg = Annotated[Path, typer.Argument(help="Directive file (YAML).", show_default=False)]
 
@@ -123,3 +143,96 @@ def _show(value: object) -> str:
     if isinstance(value, list | tuple):
         return ",".join(str(v) for v in value) or "none"
     return str(value)
+
+
+# -- published directives (the shared state: every replica enforces the newest) ---------------------------
+
+VersionArg = Annotated[int, typer.Argument(min=1, help="Published version number (as in directive history).")]
+MAX_DIRECTIVE_BYTES = 4 << 20
+
+
+@contextmanager
+def _published(home: Path | None, database_url: str | None) -> Iterator[DirectiveStore]:
+    db = open_database(existing_home(home, database_url=database_url), "state", read_only=True)
+    try:
+        yield DirectiveStore(db)
+    finally:
+        db.close()
+
+
+def _published_line(p: PublishedDirective) -> str:
+    rollback = f", rollback of v{p.rollback_of}" if p.rollback_of else ""
+    return f"v{p.version}: {p.directive_id} version {p.directive_version}, sha256 {p.sha256[:16]}{rollback}"
+
+
+@app.command("publish")
+def publish(
+    file: FileArg,
+    note: NoteOption = None,
+    by: ByOption = None,
+    database_url: DatabaseUrlOption = None,
+    home: HomeOption = None,
+) -> None:
+    """Validate a directive and publish it: every gateway on this state enforces it within a second. One that
+    does not validate changes nothing anywhere."""
+    data = read_input(file, "directive", MAX_DIRECTIVE_BYTES)
+    _load(file)  # every problem, file:line, before anything is opened
+    with open_actions(settings_for(home, database_url=database_url), cli_actor(by)) as act:
+        published = act.publish_directive(data, note=note, source=str(file))
+    typer.echo(f"published {_published_line(published)}")
+
+
+@app.command("history")
+def history(
+    output: Annotated[Format, typer.Option("--format")] = Format.text,
+    database_url: DatabaseUrlOption = None,
+    home: HomeOption = None,
+) -> None:
+    """Every published version, oldest first; the last one is in force."""
+    with _published(home, database_url) as store:
+        versions = store.history()
+    if output is Format.json:
+        emit_json([v.as_dict() for v in versions])
+        return
+    table(["version", "directive", "directive_version", "sha256", "published_by", "published_at", "note"],
+          [[v.version, v.directive_id, v.directive_version, v.sha256[:16], v.published_by, v.published_at,
+            v.note if not v.rollback_of else f"{v.note or ''} (rollback of v{v.rollback_of})".strip()]
+           for v in versions])  # fmt: skip
+
+
+@app.command("show")
+def show(
+    version: Annotated[int | None, typer.Argument(min=1, help="Version [default: the one in force].")] = None,
+    database_url: DatabaseUrlOption = None,
+    home: HomeOption = None,
+) -> None:
+    """Print a published version's YAML exactly as published (its sha256 is of these bytes)."""
+    with _published(home, database_url) as store:
+        found = store.active() if version is None else store.get(version)
+    if found is None:
+        fail("no directive has been published here (exportgate directive publish FILE)")
+        return
+    typer.echo(found.content or "", nl=False)
+
+
+@app.command("diff")
+def diff(v1: VersionArg, v2: VersionArg, database_url: DatabaseUrlOption = None, home: HomeOption = None) -> None:
+    """A unified diff of two published versions."""
+    with _published(home, database_url) as store:
+        old, new = store.get(v1).content or "", store.get(v2).content or ""
+    typer.echo("".join(difflib.unified_diff(old.splitlines(keepends=True), new.splitlines(keepends=True),
+                                            f"v{v1}", f"v{v2}")), nl=False)  # fmt: skip
+
+
+@app.command("rollback")
+def rollback(
+    version: VersionArg,
+    note: NoteOption = None,
+    by: ByOption = None,
+    database_url: DatabaseUrlOption = None,
+    home: HomeOption = None,
+) -> None:
+    """Put an earlier version back in force (published again as a new version, so history shows it)."""
+    with open_actions(existing_home(home, database_url=database_url), cli_actor(by)) as act:
+        published = act.rollback_directive(version, note=note)
+    typer.echo(f"published {_published_line(published)}")

@@ -36,7 +36,14 @@ from exportgate._asgi import (
 )
 from exportgate._types import Decision, RequestContext, Subject
 from exportgate.audit import AuditWriter, Outcome, OutcomeBatch, entry_for
-from exportgate.errors import ExportgateError, RequestTimeoutError, StoreError, UpstreamError, UpstreamTimeoutError
+from exportgate.errors import (
+    ExportgateError,
+    RequestTimeoutError,
+    StaleStateError,
+    StoreError,
+    UpstreamError,
+    UpstreamTimeoutError,
+)
 from exportgate.geo import GeoLookup
 from exportgate.identity import Authenticator
 from exportgate.policy import decide
@@ -115,6 +122,8 @@ class Gateway:
         self._outcome_timer: asyncio.TimerHandle | None = None
         self._watcher: asyncio.Task[None] | None = None
         self._closed = False
+        self.state = parts.authenticator.store.db  # the shared state: accounts, suspensions, directives
+        self._state_revision = self.state.revision.current()
         self._sweep = Sweep()  # body deadlines and disconnect watches for requests in flight
         #: The routes that are not model calls, as data: (method, path) -> handler.
         self._routes: dict[tuple[str, str], Callable[[Scope, Send], Awaitable[None]]] = {
@@ -158,6 +167,7 @@ class Gateway:
 
     def start(self) -> None:
         if self._watcher is None:
+            self.state.listen(self._state_changed)  # PostgreSQL: changes from every replica, pushed
             self._watcher = asyncio.ensure_future(self._watch())
             if self.parts.monitor is not None:
                 self.parts.monitor.start()
@@ -183,10 +193,34 @@ class Gateway:
         if self.parts.access_log is not None:
             self.parts.access_log.flush()
 
+    def _state_changed(self, revision: int, topics: frozenset[str]) -> None:
+        """A change committed anywhere (called on the state's listening thread): a published directive is
+        taken at once; accounts and keys need nothing here (the authenticator watches the revision)."""
+        if topics & {"directive", "*"}:
+            self._refresh_directive()
+
+    def _refresh_directive(self) -> None:
+        try:
+            outcome = self.parts.directives.refresh()
+        except StoreError as exc:
+            log.error("cannot read the published directive (the one in force stays): %s", exc)
+            return
+        if outcome is not None:
+            self.metrics.count("exportgate_directive_reloads_total", (outcome,))
+
+    def _current_state(self) -> None:
+        """Refuse (503) a request that depends on shared state this replica cannot confirm is current."""
+        if self.state.stale():
+            raise StaleStateError(f"shared state not confirmed for {self.state.staleness():.1f} s")
+
     async def _watch(self) -> None:
         parts = self.parts
         while True:
             await asyncio.sleep(parts.watch_interval)
+            revision = self.state.revision.current()
+            if revision != self._state_revision:  # SQLite: the only way this process learns of a publication
+                self._state_revision = revision
+                await asyncio.get_running_loop().run_in_executor(None, self._refresh_directive)
             if parts.directives.changed():
                 outcome = parts.directives.reload()
                 if outcome != "waiting":  # a file still being written is looked at again next time
@@ -202,6 +236,7 @@ class Gateway:
         call = _Call(_request_id(), api, path, time.perf_counter())
         token, forwarded_for, upstream_headers, content_type = _read_headers(scope["headers"])
         try:
+            self._current_state()
             call.subject = self.parts.authenticator.authenticate(token)  # from the headers: no body read unless known
             check_content_type(content_type)
             body = await self._body(receive)
@@ -453,12 +488,16 @@ class Gateway:
         parts = self.parts
         directive = parts.directives.current
         audit_error, accounts_error = parts.audit.error, parts.authenticator.store.health()
+        stale = self.state.stale()
         checks: dict[str, Any] = {
             "audit": {"ok": audit_error is None, "mode": parts.audit.mode, "writer": parts.audit.writer_id,
                       "error": str(audit_error) if audit_error else None, "unwritten": parts.audit.unwritten},
             "accounts": {"ok": accounts_error is None, "error": accounts_error},
+            "state": {"ok": not stale, "backend": self.state.backend, "revision": self.state.revision.current(),
+                      "staleness_seconds": round(self.state.staleness(), 3), "stale": stale,
+                      "listening": getattr(self.state, "listening", None)},
             "directive": {"ok": True, "id": directive.id, "version": directive.version, "sha256": directive.sha256,
-                          "source": str(parts.directives.path), "reload_error": parts.directives.error},
+                          "source": parts.directives.source, "reload_error": parts.directives.error},
             "gateway": {"ok": not self._closed},
         }  # fmt: skip
         if parts.monitor is not None:
@@ -475,6 +514,9 @@ class Gateway:
         audit = self.parts.audit
         self.metrics.gauge("exportgate_audit_up", (audit.writer_id,), 0.0 if audit.error else 1.0)
         self.metrics.gauge("exportgate_audit_unwritten_records", (audit.writer_id,), float(audit.unwritten))
+        self.metrics.gauge("exportgate_state_staleness_seconds", (self.state.backend,), self.state.staleness())
+        self.metrics.gauge("exportgate_state_stale", (self.state.backend,), 1.0 if self.state.stale() else 0.0)
+        self.metrics.gauge("exportgate_directive_published_version", (), float(self.parts.directives.published_version))
 
     async def _directive(self, scope: Scope, send: Send) -> None:
         """What a denied caller's ``Link: rel="blocked-by"`` points to: the legal demand in force; the
@@ -514,6 +556,7 @@ class Gateway:
         token, forwarded_for, _, _ = _read_headers(scope["headers"])
         rid = _request_id()
         try:
+            self._current_state()
             subject = self.parts.authenticator.authenticate(token)
         except ExportgateError as exc:
             await _send_answer(send, error_answer("openai", exc.status, exc.code, exc.message, rid))

@@ -19,6 +19,14 @@ with the path it came from (``directive.last-good.json``), so a worker that
 starts while that same file is broken or missing enforces the last good
 directive instead of failing open or down. A last good copy of another file
 is never used: ``--directive typo.yaml`` is an error, not someone else's rules.
+
+**Published directives.** Given the state's :class:`~exportgate.state.DirectiveStore`, a gateway enforces
+the newest published version whenever one exists (``exportgate directive publish``), and the file only
+until the first publication. :meth:`DirectiveHolder.refresh` takes a newer version: on PostgreSQL the
+change notification calls it at once, on SQLite the watch loop does. A published version that this
+gateway cannot parse is refused like a bad file (the one in force stays). The directive is swapped whole,
+one reference: a request reads it once and is decided and recorded against that one object, so no request
+is ever decided on a mix of two versions.
 """
 
 from __future__ import annotations
@@ -28,6 +36,7 @@ import fcntl
 import json
 import logging
 import os
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -37,6 +46,7 @@ from typing import Literal
 from exportgate._files import private_dir, private_file
 from exportgate.errors import DirectiveError
 from exportgate.policy import Directive, parse_directive
+from exportgate.state import DirectiveStore
 
 __all__ = ["DirectiveHolder", "Reload"]
 
@@ -90,7 +100,10 @@ class DirectiveHolder:
         settle: float = 0.5,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
+        published: DirectiveStore | None = None,
     ) -> None:
+        self.published, self.published_version = published, 0
+        self._refresh_lock = threading.Lock()
         self.path = Path(path).expanduser().resolve()
         home = Path(home).expanduser()
         self.last_good_path = home / LAST_GOOD
@@ -99,6 +112,8 @@ class DirectiveHolder:
         self.error: str | None = None
         self._pending: tuple[_Stamp | None, bytes | None] | None = None  # a change seen, not yet taken
         self._stamp: _Stamp | None = None
+        if published is not None and self.refresh() is not None:
+            return
         try:
             self.current = self._first()
         except DirectiveError as exc:
@@ -161,7 +176,41 @@ class DirectiveHolder:
         except OSError as exc:
             log.warning("cannot keep a copy of the last good directive at %s: %s", self.last_good_path, exc)
 
+    @property
+    def source(self) -> str:
+        """Where the directive in force came from: ``published vN``, or the file's path."""
+        return f"published v{self.published_version}" if self.published_version else str(self.path)
+
+    def refresh(self) -> Reload | None:
+        """Take the newest published version if it is not the one in force (None: nothing newer). Its
+        StoreError propagates: the caller retries, the directive in force stays."""
+        if self.published is None:
+            return None
+        with self._refresh_lock:
+            if self.published.latest_version() == self.published_version:
+                return None
+            active = self.published.active()
+            if active is None or active.content is None:
+                return None
+            self.published_version = active.version
+            try:
+                directive = parse_directive(active.content.encode("utf-8"), source=f"published v{active.version}")
+            except DirectiveError as exc:
+                self.error = f"published v{active.version}: {exc}"
+                log.error("published directive v%d refused, keeping the one in force: %s", active.version, exc)
+                if not hasattr(self, "current"):
+                    raise
+                return "refused"
+            previous = getattr(self, "current", None)
+            self.current, self.error = directive, None
+        log.info("directive in force: published v%d, %s %s (sha256 %s)%s", active.version, directive.id,
+                 directive.version, directive.sha256[:12], "" if previous is None else
+                 f", was {previous.id} {previous.version}")  # fmt: skip
+        return "ok"
+
     def changed(self) -> bool:
+        if self.published_version:
+            return False  # the published version is in force; the file no longer matters
         return _stamp(self.path) != self._stamp
 
     def reload(self) -> Reload:

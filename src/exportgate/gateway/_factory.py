@@ -8,10 +8,11 @@ from exportgate.audit import audit_from_settings, audit_store_from_settings
 from exportgate.config import Settings, resolve_secret
 from exportgate.errors import ConfigError
 from exportgate.geo import geo_from_settings
-from exportgate.identity import authenticator_from_settings
+from exportgate.identity import AccountStore, authenticator_from_settings
 from exportgate.monitor import load_config
 from exportgate.policy import example_directive_path
 from exportgate.sim import SimApp
+from exportgate.state import DirectiveStore, open_database
 
 from ._admin import AdminGuard
 from ._app import Gateway, GatewayParts
@@ -53,14 +54,23 @@ def body_limits_from_settings(settings: Settings) -> BodyLimits:
 
 
 def _checked_parts(settings: Settings) -> dict[str, Any]:
-    """Every part that validates a setting; a bad setting fails here, not under load."""
+    """Every part that validates a setting; a bad setting fails here, not under load. The state database is
+    opened first: on PostgreSQL a schema this exportgate does not know stops the start."""
+    if settings.state_max_staleness <= 0:
+        raise ConfigError("state_max_staleness must be positive")
+    state = open_database(settings, "state")
+    try:
+        directives = DirectiveHolder(settings.directive or example_directive_path(), settings.home_path,
+                                     settle=settings.watch_interval, published=DirectiveStore(state))  # fmt: skip
+        authenticator = authenticator_from_settings(settings, AccountStore(state))
+    except BaseException:
+        state.close()
+        raise
     return {
-        "directives": DirectiveHolder(
-            settings.directive or example_directive_path(), settings.home_path, settle=settings.watch_interval
-        ),
+        "directives": directives,
         "routing": routing_from_settings(settings),
         "client_ip": ClientIpResolver(settings.trusted_proxies),
-        "authenticator": authenticator_from_settings(settings),
+        "authenticator": authenticator,
         "geo": geo_from_settings(settings),
         "admin": admin_from_settings(settings),
         "body_limits": body_limits_from_settings(settings),
@@ -78,8 +88,7 @@ def parts_from_settings(settings: Settings) -> GatewayParts:
         access_log=AccessLog() if settings.access_log else None,
         metrics=Metrics(settings.home_path / "metrics" if settings.workers > 1 else None),
         watch_interval=settings.watch_interval,
-        monitor=BackgroundMonitor(settings.home_path, settings.audit_url, settings.monitor_config,
-                                  settings.monitor_interval) if settings.monitor else None,
+        monitor=BackgroundMonitor(settings) if settings.monitor else None,
     )  # fmt: skip
 
 

@@ -40,6 +40,12 @@ _GAUGES = {
         "Records this worker could not commit and saved to HOME/audit/unwritten-<writer>.jsonl.",
         ("writer",),
     ),
+    "exportgate_state_staleness_seconds": (
+        "Seconds since this worker last confirmed its shared state is current (0 on SQLite).",
+        ("backend",),
+    ),
+    "exportgate_state_stale": ("1 while past state_max_staleness: requests answer 503.", ("backend",)),
+    "exportgate_directive_published_version": ("The published directive version in force (0: a file).", ()),
 }
 
 

@@ -3,24 +3,29 @@ the audit records written since its last pass, every ``interval`` seconds, with 
 the request path never waits on it. Errors are logged and the next pass tries again; actions (a
 suspension, a re-verification hold) reach the request path through the account store's revision counter.
 
-With ``--workers N`` every worker has one, but only the holder of ``HOME/monitor.lock`` (an exclusive
-``flock``) runs the detectors; the others look for the lock each interval and one takes over when the
-holder's process ends (the kernel releases the lock), starting again from the last 24 hours (alerts are
-deduplicated, so nothing is raised twice)."""
+With ``--workers N`` every worker has one, but only the holder of the monitor lock runs the detectors; the
+others look for the lock each interval and one takes over when the holder's process ends, starting again
+from the last 24 hours (alerts are deduplicated, so nothing is raised twice). On SQLite the lock is
+``HOME/monitor.lock`` (an exclusive ``flock``, released by the kernel); on PostgreSQL it is a session
+advisory lock held on a connection of its own, so one leader runs across every replica and host, over the
+shared audit record, and when its process or host dies the server ends the session and releases the lock:
+another replica takes over at its next look (``monitor_interval``, 5 s by default)."""
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import logging
 import threading
 import time
-from pathlib import Path
 from typing import IO, Any
 
 from exportgate._files import private_file
 from exportgate.audit import open_store
+from exportgate.config import Settings
 from exportgate.identity import AccountStore
 from exportgate.monitor import AlertStore, Monitor, Webhook, load_config
+from exportgate.state import Database, database_url, open_database
 
 __all__ = ["BackgroundMonitor"]
 
@@ -29,12 +34,15 @@ FIRST_LOOK_BACK_NS = 24 * 3600 * 1_000_000_000
 
 
 class BackgroundMonitor:
-    def __init__(self, home: Path, audit_url: str | None, config: str | None, interval: float) -> None:
-        self.home, self.audit_url, self.interval = home, audit_url, interval
-        self.config = load_config(config)  # a bad config stops the gateway at start, not later
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.home, self.audit_url, self.interval = settings.home_path, settings.audit_url, settings.monitor_interval
+        self.config = load_config(settings.monitor_config)  # a bad config stops the gateway at start, not later
+        self.shared = database_url(settings) is not None
         self.passes = 0
-        self.lock_path = home / "monitor.lock"
-        self._lock: IO[Any] | None = None
+        self.lock_path = self.home / "monitor.lock"
+        self._lock: IO[Any] | Any | None = None
+        self._state: Database | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="exportgate-monitor", daemon=True)
 
@@ -52,6 +60,15 @@ class BackgroundMonitor:
 
     def _lead(self) -> bool:
         """Take ``HOME/monitor.lock`` if no other process (or monitor) holds it; keep it once taken."""
+        if self._lock is not None and self.shared and not _alive(self._lock):
+            log.warning("monitor: lost the connection holding the monitor lock; leading again only once retaken")
+            self._release()
+        if self._lock is None and self.shared:
+            assert self._state is not None
+            self._lock = self._state.advisory_lock("exportgate.monitor")  # type: ignore[attr-defined]
+            if self._lock is None:
+                return False
+            log.info("monitor: this process runs the evasion detectors for every replica (advisory lock)")
         if self._lock is None:
             handle = private_file(self.lock_path, "ab")
             try:
@@ -65,13 +82,15 @@ class BackgroundMonitor:
 
     def _release(self) -> None:
         if self._lock is not None:
-            self._lock.close()  # closing the only descriptor releases the flock
+            with contextlib.suppress(Exception):
+                self._lock.close()  # closing the only descriptor releases the flock (the session: the lock)
             self._lock = None
 
     def _run(self) -> None:
         webhook = Webhook(self.config.webhook_url, self.config.webhook_secret) if self.config.webhook_url else None
-        accounts = AccountStore(self.home / "accounts.db")
-        monitor = Monitor(self.config, AlertStore(self.home / "alerts.db"), accounts, webhook)
+        self._state = open_database(self.settings, "state")
+        accounts = AccountStore(self._state)
+        monitor = Monitor(self.config, AlertStore(open_database(self.settings, "alerts")), accounts, webhook)
         store = open_store(self.audit_url, self.home)
         since: int | None = time.time_ns() - FIRST_LOOK_BACK_NS
         try:
@@ -96,3 +115,12 @@ class BackgroundMonitor:
             accounts.close()
             if webhook is not None:
                 webhook.close(timeout_s=5)
+
+
+def _alive(connection: Any) -> bool:
+    """Whether the connection holding the advisory lock still answers (its session, and so the lock, live)."""
+    try:
+        connection.execute("SELECT 1")
+    except Exception:
+        return False
+    return True

@@ -284,7 +284,7 @@ class PostgresDatabase(Database):
         def work(conn: Any) -> None:
             with conn.transaction():
                 conn.execute("SELECT pg_advisory_xact_lock(hashtext('exportgate.schema'))")
-                conn.execute("CREATE TABLE IF NOT EXISTS exportgate_schema (component TEXT PRIMARY KEY,"
+                conn.execute("CREATE TABLE IF NOT EXISTS state_schema (component TEXT PRIMARY KEY,"
                              " version INTEGER NOT NULL)")  # fmt: skip
                 conn.execute("CREATE TABLE IF NOT EXISTS state_revision (id INTEGER PRIMARY KEY CHECK (id = 1),"
                              " value BIGINT NOT NULL)")  # fmt: skip
@@ -334,20 +334,20 @@ class PostgresDatabase(Database):
         return list(self._run(work))
 
     def version(self, component: str) -> int:
-        rows = self.query("SELECT version FROM exportgate_schema WHERE component = ?", (component,))
+        rows = self.query("SELECT version FROM state_schema WHERE component = ?", (component,))
         return int(rows[0][0]) if rows else 0
 
     def _upgrade(self, migrations: Migrations, version: int) -> None:
         def work(conn: Any) -> None:
             with conn.transaction():
                 conn.execute("SELECT pg_advisory_xact_lock(hashtext('exportgate.schema'))")  # one upgrader at a time
-                row = conn.execute("SELECT version FROM exportgate_schema WHERE component = %s",
+                row = conn.execute("SELECT version FROM state_schema WHERE component = %s",
                                    (migrations.component,)).fetchone()  # fmt: skip
                 current = int(row[0]) if row else 0
                 for number, script in enumerate(migrations.postgresql[current:], start=current + 1):
                     for statement in _split(script):
                         conn.execute(statement)
-                    conn.execute("INSERT INTO exportgate_schema VALUES (%s, %s) ON CONFLICT (component) DO UPDATE"
+                    conn.execute("INSERT INTO state_schema VALUES (%s, %s) ON CONFLICT (component) DO UPDATE"
                                  " SET version = excluded.version", (migrations.component, number))  # fmt: skip
 
         self._run(work)

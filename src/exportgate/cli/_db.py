@@ -1,0 +1,52 @@
+"""``exportgate db upgrade|status``: the schema of the shared state (and of the audit record there)."""
+
+from __future__ import annotations
+
+import typer
+
+from exportgate.audit import audit_store_from_settings
+from exportgate.state import ALERTS, STATE, Database, database_url, open_database
+
+from ._common import DatabaseUrlOption, HomeOption, existing_home, settings_for
+from ._output import emit_json
+
+app = typer.Typer(help="The state database: schema upgrades and status.", no_args_is_help=True)
+
+
+def _versions(db: Database) -> dict[str, int]:
+    return {m.component: db.version(m.component) for m in (STATE, ALERTS)} if db.backend == "postgresql" else {}
+
+
+@app.command("upgrade")
+def upgrade(database_url_: DatabaseUrlOption = None, home: HomeOption = None) -> None:
+    """Apply every migration this exportgate knows (state, alerts, audit); safe to run again, and while
+    replicas serve (one upgrader at a time, each step in a transaction)."""
+    settings = settings_for(home, database_url=database_url_)
+    url = database_url(settings)
+    for component in ("state", "alerts"):
+        open_database(settings, component, upgrade=True).close()
+    audit_store_from_settings(settings).close()  # the audit tables migrate on open
+    where = url.rsplit("@", 1)[-1] if url else str(settings.home_path)
+    typer.echo(f"schema up to date in {where}: state {len(STATE.postgresql if url else STATE.sqlite)}, "
+               f"alerts {len(ALERTS.postgresql if url else ALERTS.sqlite)}")  # fmt: skip
+
+
+@app.command("status")
+def status(database_url_: DatabaseUrlOption = None, home: HomeOption = None) -> None:
+    """Print each component's schema version in the database and the one this exportgate needs (read-only)."""
+    settings = existing_home(home, database_url=database_url_) if not database_url_ else settings_for(
+        home, database_url=database_url_)  # fmt: skip
+    url = database_url(settings)
+    report: dict[str, object] = {"backend": "postgresql" if url else "sqlite"}
+    for migrations in (STATE, ALERTS):
+        steps = migrations.postgresql if url else migrations.sqlite
+        try:
+            db = open_database(settings, migrations.component, read_only=True)  # type: ignore[arg-type]
+        except Exception as exc:
+            report[migrations.component] = {"needed": len(steps), "error": str(exc)}
+            continue
+        try:
+            report[migrations.component] = {"needed": len(steps), "version": db.version(migrations.component)}
+        finally:
+            db.close()
+    emit_json(report)
