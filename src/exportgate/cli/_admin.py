@@ -1,11 +1,15 @@
-"""``exportgate admin tokens add|list|revoke``: who may use the admin API, with which role."""
+"""``exportgate admin tokens add|list|revoke`` (who may use the admin API, with which role) and ``admin serve``
+(the admin API on a port of its own; ``serve --admin-port`` starts it beside the gateway)."""
 
 from __future__ import annotations
 
+import os
 from typing import Annotated
 
 import typer
 
+from exportgate._asgi import check_listen
+from exportgate._asgi import serve as serve_asgi
 from exportgate.actions import open_actions
 from exportgate.state import AdminTokens, check_role, open_database
 
@@ -67,3 +71,25 @@ def revoke(
     with open_actions(existing_home(home, database_url=database_url), cli_actor(by)) as act:
         token = act.revoke_token(token_id, note=note)
     typer.echo(f"revoked admin token {token['id']} ({token['name']}) at {token['revoked_at']}")
+
+
+@app.command("serve")
+def serve(
+    host: Annotated[str | None, typer.Option(help="Listen address [default: admin_host, 127.0.0.1].")] = None,
+    port: Annotated[int | None, typer.Option(min=1, max=65535, help="Listen port [default: admin_port].")] = None,
+    database_url: DatabaseUrlOption = None,
+    home: HomeOption = None,
+) -> None:
+    """Serve the admin API (/admin/v1/, OpenAPI at /admin/v1/openapi.json) on its own port."""
+    from exportgate.admin import check_admin_settings  # noqa: PLC0415 - only for serving
+
+    settings = settings_for(home, database_url=database_url, admin_host=host, admin_port=port)
+    if settings.admin_port is None:
+        raise typer.BadParameter("give --port (or set EXPORTGATE_ADMIN_PORT)", param_hint="--port")
+    check_listen(settings.admin_host, settings.admin_port)
+    check_admin_settings(settings)  # a bad setting or a store that is down: one line, here
+    for name, value in (("HOME", str(settings.home_path.expanduser().resolve())), ("DATABASE_URL", database_url)):
+        if value:
+            os.environ["EXPORTGATE_" + name] = value
+    serve_asgi("exportgate.admin:create_admin_app", host=settings.admin_host, port=settings.admin_port,
+               log_level=settings.log_level)  # fmt: skip

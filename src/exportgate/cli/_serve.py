@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import ctypes
 import os
+import signal
+import subprocess
+import sys
 from enum import Enum
 from pathlib import Path
 from typing import Annotated
@@ -16,7 +20,7 @@ from exportgate.config import ENV_PREFIX, Settings
 from exportgate.errors import ConfigError
 from exportgate.sim import PROFILES
 
-from ._common import HomeOption, ReusePortOption, settings_for
+from ._common import DatabaseUrlOption, HomeOption, ReusePortOption, settings_for
 
 __all__ = ["serve", "sim_app"]
 
@@ -48,6 +52,11 @@ def serve(
         bool | None, typer.Option("--monitor", help="Run the evasion detectors in the background.")
     ] = None,
     monitor_config: Annotated[Path | None, typer.Option(help="Monitor config (detectors, actions, webhook).")] = None,
+    database_url: DatabaseUrlOption = None,
+    admin_host: Annotated[str | None, typer.Option(help="Admin API address [default: 127.0.0.1].")] = None,
+    admin_port: Annotated[
+        int | None, typer.Option(min=1, max=65535, help="Serve the admin API (/admin/v1/) on this port.")
+    ] = None,
     home: HomeOption = None,
 ) -> None:
     """Run the gateway: every call authenticated, located, decided, audited, then forwarded or refused."""
@@ -63,9 +72,16 @@ def serve(
         "workers": workers,
         "monitor": monitor,
         "monitor_config": str(monitor_config) if monitor_config else None,
+        "database_url": database_url,
+        "admin_host": admin_host,
+        "admin_port": admin_port,
     }
     settings = settings_for(home, **overrides)
     check_listen(settings.host, settings.port, reuse_port=reuse_port)  # before anything is built
+    if settings.admin_port is not None:
+        if (settings.admin_host, settings.admin_port) == (settings.host, settings.port):
+            raise ConfigError("the admin API needs a port of its own (--admin-port), not the public one")
+        check_listen(settings.admin_host, settings.admin_port)
     _check(settings)
     _export(overrides, home)
     typer.echo(
@@ -73,9 +89,32 @@ def serve(
         f"({settings.workers} worker{'s' if settings.workers != 1 else ''}, home {settings.home_path})",
         err=True,
     )
-    serve_asgi("exportgate.gateway:create_app", host=settings.host, port=settings.port, workers=settings.workers,
-               log_level=settings.log_level, reuse_port=reuse_port, header_timeout=settings.header_timeout,
-               shutdown_grace=settings.shutdown_grace)  # fmt: skip
+    admin = _start_admin(settings) if settings.admin_port is not None else None
+    try:
+        serve_asgi("exportgate.gateway:create_app", host=settings.host, port=settings.port,
+                   workers=settings.workers, log_level=settings.log_level, reuse_port=reuse_port,
+                   header_timeout=settings.header_timeout, shutdown_grace=settings.shutdown_grace)  # fmt: skip
+    finally:
+        if admin is not None:
+            admin.terminate()
+            try:
+                admin.wait(timeout=settings.shutdown_grace)
+            except subprocess.TimeoutExpired:
+                admin.kill()
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child, between fork and exec
+    """The admin process ends with the gateway, however the gateway ends (prctl PR_SET_PDEATHSIG)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(1, signal.SIGTERM, 0, 0, 0)
+
+
+def _start_admin(settings: Settings) -> subprocess.Popen[bytes]:
+    """The admin API in a process of its own, on its own port, with the same settings (the environment)."""
+    command = [sys.executable, "-m", "exportgate", "admin", "serve", "--host", settings.admin_host, "--port",
+               str(settings.admin_port)]  # fmt: skip
+    typer.echo(f"exportgate admin API on http://{settings.admin_host}:{settings.admin_port}/admin/v1/", err=True)
+    return subprocess.Popen(command, preexec_fn=_die_with_parent)  # noqa: S603, PLW1509 - our own module
 
 
 def _check(settings: Settings) -> None:

@@ -167,6 +167,18 @@ class AccountStore:
         where = "" if deleted else " WHERE deleted_at IS NULL"
         return [_account(row) for row in self._query(_SELECT_ACCOUNTS + where + " ORDER BY name")]
 
+    def page(self, search: str | None, limit: int, offset: int, *, deleted: bool = False) -> tuple[int, list[Account]]:
+        """One page of accounts in name order (``search``: a case-insensitive part of the name), and the total."""
+        clauses, params = ([] if deleted else ["deleted_at IS NULL"]), []
+        if search:
+            escaped = search.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            clauses.append("lower(name) LIKE ? ESCAPE '\\'")
+            params.append(f"%{escaped}%")
+        where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
+        total = int(self._query(f"SELECT COUNT(*) FROM accounts{where}", params)[0][0])  # noqa: S608 - constant clauses
+        rows = self._query(_SELECT_ACCOUNTS + where + " ORDER BY name LIMIT ? OFFSET ?", [*params, limit, offset])
+        return total, [_account(row) for row in rows]
+
     def delete_account(self, name: str) -> Account:
         """Tombstone an account: it is no longer listed or usable and every key is revoked; the row stays, so
         records that name it keep meaning something, and :meth:`restore_account` can bring it back."""
