@@ -21,7 +21,14 @@ import orjson
 from exportgate._asgi import BodyTooLarge, ClientGone, Receive, Scope, Send, read_body, send_bytes, send_json
 from exportgate.actions import Actions, Actor
 from exportgate.audit import AdminAction, AuditStore, AuditWriter
-from exportgate.errors import AuthenticationError, BadRequestError, ExportgateError, ForbiddenError
+from exportgate.errors import (
+    AuthenticationError,
+    BadRequestError,
+    ConfigError,
+    DirectiveError,
+    ExportgateError,
+    ForbiddenError,
+)
 from exportgate.monitor import AlertStore
 from exportgate.state import AdminToken, AdminTokens, Database
 
@@ -137,6 +144,12 @@ class AdminApp:
         handler: Callable[[Request], Reply | Stream] = getattr(Handlers(actions, self.parts), route.handler)
         try:
             return handler(request)
+        except (ConfigError, DirectiveError) as exc:  # what was sent does not validate: the caller's to fix
+            body = _error_body(exc.code, exc.message, request.request_id)
+            problems = getattr(exc, "problems", None)
+            if problems:
+                body["error"]["problems"] = [{"line": line, "message": message} for line, message in problems]
+            return Reply(400, body)
         except ExportgateError as exc:
             if exc.status == 500:
                 log.error("admin API %s %s: %s", request.method, request.path, exc)
