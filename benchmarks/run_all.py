@@ -7,7 +7,8 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-BENCHMARKS = ["decision.py", "geo.py", "identity.py", "audit.py", "gateway.py", "eval.py", "classify.py", "monitor.py"]
+BENCHMARKS = ["decision.py", "geo.py", "identity.py", "audit.py", "gateway.py", "replicas.py", "eval.py", "classify.py",
+              "monitor.py"]
 
 
 def main() -> int:

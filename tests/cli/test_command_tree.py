@@ -18,7 +18,7 @@ from tests.audit.conftest import write_records
 from tests.conftest import EXAMPLE
 
 #: Commands that serve (or start a server) until stopped: run as a process with a time limit.
-SERVING = {("serve",), ("sim", "serve"), ("sim", "traffic")}
+SERVING = {("serve",), ("sim", "serve"), ("sim", "traffic"), ("admin", "serve")}
 
 
 def _commands() -> Iterator[tuple[tuple[str, ...], Any]]:
@@ -66,6 +66,7 @@ def _required(name: str, world: dict[str, str]) -> str:
         "labels": world["labels"], "framework": "default", "out": str(Path(world["dir"]) / "new.yaml"),
         "alert": "alert-0", "record_id": "cls-0123456789abcdef", "record_file": world["evidence"],
         "key": world["key"], "by": "grace", "a": world["evidence"], "b": world["evidence"],
+        "v1": "1", "v2": "1", "version": "1", "role": "viewer", "token_id": "0123456789ab",
     }  # fmt: skip
     return values[name]
 
@@ -164,7 +165,7 @@ def _check_served(args: list[str], cwd: Path) -> None:
     serving, which is stopped after a few seconds (no traceback either way)."""
     if "\udcff" in "".join(args):
         return  # cannot be passed through this test's UTF-8 argv; main() is covered in-process above
-    extra = ["--port", "8971"] if args[:1] == ["serve"] or args[:2] == ["sim", "serve"] else []
+    extra = ["--port", "8971"] if args[:1] == ["serve"] or args[:2] in (["sim", "serve"], ["admin", "serve"]) else []
     if args[:2] == ["sim", "traffic"]:
         extra = ["--hours", "1", "--time-scale", "1000000", "--per-population", "1"]
     process = subprocess.Popen([sys.executable, "-m", "exportgate.cli", *args, *extra], stdout=subprocess.DEVNULL,

@@ -103,7 +103,7 @@ def replicas(tmp_path: Path, database: str) -> Iterator[list[Replica]]:
 
 def test_three_replicas_share_one_system_of_record(replicas: list[Replica], database: str, tmp_path: Path,
                                                    pg_server: PgServer):  # fmt: skip
-    a, b, c = replicas
+    a, _, c = replicas
     made = cli("admin", "tokens", "add", "ops", "--role", "admin", "--database-url", database, "--home", str(a.home))
     assert made.returncode == 0, made.stderr
     token = {"Authorization": f"Bearer {made.stdout.strip()}"}

@@ -1,0 +1,162 @@
+"""The state database on both backends: schema checks, change notifications, revisions, concurrent changes,
+published directives, admin tokens, JWT-subject suspensions."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from exportgate.config import Settings
+from exportgate.errors import AuthenticationError, ConflictError, NotFoundError, StoreError
+from exportgate.identity import AccountStore, Authenticator, JwksSource, JwtVerifier
+from exportgate.state import ALERTS, STATE, AdminTokens, DirectiveStore, PostgresDatabase, open_database
+from tests.conftest import EXAMPLE
+from tests.idp import AUDIENCE, ISSUER, TestIdp
+from tests.pgserver import PgServer
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
+    url = request.getfixturevalue("state_url") if request.param == "postgres" else None
+    return Settings({"home": str(tmp_path / "home"), "database_url": url}, env={})
+
+
+def test_a_postgres_database_is_used_only_once_upgraded(pg_server: PgServer, tmp_path: Path):
+    url = pg_server.create_database()
+    settings = Settings({"home": str(tmp_path), "database_url": url}, env={})
+    with pytest.raises(StoreError, match="run exportgate db upgrade"):
+        open_database(settings, "state")
+    open_database(settings, "state", upgrade=True).close()
+    db = open_database(settings, "state")
+    with db.transaction() as tx:
+        tx.execute("UPDATE state_schema SET version = 99 WHERE component = 'state'")
+    db.close()
+    with pytest.raises(StoreError, match="knows up to"):
+        open_database(settings, "state")
+
+
+def test_a_database_url_that_is_not_postgres_is_refused(tmp_path: Path):
+    from exportgate.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="postgresql://"):
+        open_database(Settings({"home": str(tmp_path), "database_url": "mysql://x/y"}, env={}), "state")
+
+
+def test_postgres_down_at_start_is_one_store_error(tmp_path: Path):
+    settings = Settings({"home": str(tmp_path), "database_url": "postgresql://127.0.0.1:1/none"}, env={})
+    with pytest.raises(StoreError, match="cannot connect"):
+        open_database(settings, "state")
+
+
+def test_a_change_reaches_a_listening_replica_with_its_topic(state_url: str):
+    listener, writer = PostgresDatabase(state_url), AccountStore(PostgresDatabase(state_url))
+    heard: list[tuple[int, frozenset[str]]] = []
+    try:
+        listener.listen(lambda revision, topics: heard.append((revision, topics)))
+        time.sleep(0.3)  # listening
+        started = time.monotonic()
+        writer.add_account("ada", citizenships=["US"])
+        while not any("accounts" in topics for _, topics in heard):
+            assert time.monotonic() - started < 1.0, heard
+            time.sleep(0.005)
+        assert listener.revision.current() == writer.revision.current()
+        assert not listener.stale() and listener.staleness() < 1.0
+    finally:
+        listener.close()
+        writer.close()
+
+
+def test_concurrent_changes_to_one_account_lose_nothing(settings: Settings):
+    stores = [AccountStore(open_database(settings, "state")) for _ in range(2)]  # two replicas' connections
+    try:
+        stores[0].add_account("ada", citizenships=["US"])
+        errors: list[BaseException] = []
+
+        def change(store: AccountStore, changes: dict) -> None:
+            try:
+                for _ in range(20):
+                    store.update_account("ada", changes)
+            except BaseException as exc:  # noqa: BLE001 - reported below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=change, args=(stores[0], {"organization": "Lab"})),
+                   threading.Thread(target=change, args=(stores[1], {"residencies": ["GB"]}))]  # fmt: skip
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert not errors
+        account = stores[1].get_account("ada")
+        assert account.organization == "Lab" and account.residencies == ("GB",)  # both changes landed
+        assert account.revision == 41  # created at 1, then 40 changes, each counted
+        with pytest.raises(ConflictError, match="changed since revision 40"):
+            stores[0].update_account("ada", {"organization": "Other"}, expected_revision=40)
+        assert stores[0].update_account("ada", {"organization": "Other"}, expected_revision=41).after.revision == 42
+    finally:
+        for store in stores:
+            store.close()
+
+
+def test_published_directives_are_one_growing_history(settings: Settings):
+    db = open_database(settings, "state")
+    store = DirectiveStore(db)
+    try:
+        assert store.active() is None and store.history() == []
+        text = EXAMPLE.read_text("utf-8")
+        first = store.publish(text, directive_id="d", directive_version="1", by="ops", note="first")
+        second = store.publish(text + "\n", directive_id="d", directive_version="2", by="ops")
+        again = store.publish(text, directive_id="d", directive_version="1", by="ops", rollback_of=1)
+        assert [v.version for v in store.history()] == [1, 2, 3] and store.latest_version() == 3
+        assert store.active() == store.get(3) and again.sha256 == first.sha256 != second.sha256
+        assert store.get(1).content == text and store.get(3).rollback_of == 1
+        with pytest.raises(NotFoundError):
+            store.get(9)
+    finally:
+        db.close()
+
+
+def test_admin_tokens_verify_only_while_live(settings: Settings):
+    db = open_database(settings, "state")
+    tokens = AdminTokens(db)
+    try:
+        made = tokens.add("ops", "officer", by="root")
+        assert tokens.verify(made.secret).role == "officer" and made.token.may("viewer") and not made.token.may("admin")
+        for forged in (made.secret[:-1] + ("A" if made.secret[-1] != "A" else "B"), "egadm_nope_x", "", "Bearer x"):
+            with pytest.raises(AuthenticationError):
+                tokens.verify(forged)
+        assert made.secret not in repr(db.query("SELECT * FROM admin_tokens"))  # stored hashed
+        tokens.revoke(made.token.id)
+        with pytest.raises(AuthenticationError, match="revoked"):
+            tokens.verify(made.secret)
+    finally:
+        db.close()
+
+
+def test_a_suspended_jwt_subject_is_decided_suspended(settings: Settings, tmp_path: Path):
+    idp = TestIdp(tmp_path)
+    store = AccountStore(open_database(settings, "state"))
+    auth = Authenticator(store, JwtVerifier(JwksSource(str(idp.jwks)), issuer=ISSUER, audience=AUDIENCE))
+    try:
+        token = idp.token(sub="u-7")
+        subject = auth.authenticate(token)
+        assert not subject.suspended and subject.subject_id == f"jwt:{ISSUER}#u-7"
+        store.suspend_subject(subject.subject_id, by="ops", note="directive 17")
+        assert auth.authenticate(token).suspended  # the cache is dropped on the revision
+        assert [s.subject for s in store.suspensions()] == [subject.subject_id]
+        store.restore_subject(subject.subject_id)
+        assert not auth.authenticate(token).suspended
+        from exportgate.errors import ConfigError
+
+        with pytest.raises(ConfigError, match="not a JWT subject"):
+            store.suspend_subject("ada")
+    finally:
+        store.close()
+
+
+def test_both_schemas_are_numbered_steps():
+    for migrations in (STATE, ALERTS):
+        assert migrations.sqlite and migrations.postgresql
+        assert all(step.strip() for step in (*migrations.sqlite, *migrations.postgresql))
