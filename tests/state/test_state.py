@@ -79,7 +79,7 @@ def test_concurrent_changes_to_one_account_lose_nothing(settings: Settings):
             try:
                 for _ in range(20):
                     store.update_account("ada", changes)
-            except BaseException as exc:  # noqa: BLE001 - reported below
+            except BaseException as exc:
                 errors.append(exc)
 
         threads = [threading.Thread(target=change, args=(stores[0], {"organization": "Lab"})),
