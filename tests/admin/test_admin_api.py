@@ -78,8 +78,8 @@ def test_no_token_is_401_a_lower_role_403_and_both_are_on_the_record(admin: Admi
     assert bad.status_code == 401 and bad.headers["www-authenticate"] == "Bearer"
     refused = httpx.post(admin.url + "/accounts/seed/suspend", headers=admin.as_("viewer"), json={})
     assert refused.status_code == 403 and refused.json()["error"]["code"] == "forbidden"
-    refused = httpx.post(admin.url + "/directives", headers={**admin.as_("officer"), "content-type": "application/yaml"},
-                         content=EXAMPLE.read_bytes())  # fmt: skip
+    yaml = {**admin.as_("officer"), "content-type": "application/yaml"}
+    refused = httpx.post(admin.url + "/directives", headers=yaml, content=EXAMPLE.read_bytes())
     assert refused.status_code == 403
     denied = [r for r in admin.records() if r.get("action") == "api.denied"]
     assert {r["after"]["status"] for r in denied} == {401, 403}
