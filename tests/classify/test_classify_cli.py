@@ -409,3 +409,24 @@ def test_a_one_trial_campaign_marks_nothing_repeatable_and_raises_nothing(
     assert (record["tier"], record["change"]) == ("open", "none")
     assert record["domains"]["cyber"]["metrics"]["repeatable_cells"] == 0
     assert directive_file.read_bytes() == before
+
+
+def test_publish_puts_what_was_applied_in_force_and_a_pending_relaxation_only_once_approved(
+    make_evidence: MakeEvidence, directive_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+):
+    home = tmp_path / "home"
+    assert main(classify_args([make_evidence("vulnerable")], directive_file, home, "--publish")) == 0
+    assert "published v1" in capsys.readouterr().out
+    assert main(["directive", "history", "--format", "json", "--home", str(home)]) == 0
+    (first,) = orjson.loads(capsys.readouterr().out)
+    assert first["note"].startswith("classification cls-") and first["note"].endswith(": raise")
+    assert main(["directive", "show", "--home", str(home)]) == 0
+    assert capsys.readouterr().out == directive_file.read_text()  # exactly the bytes written
+    assert main(classify_args([make_evidence("hardened")], directive_file, home, "--by", "ada", "--publish")) == 0
+    out = capsys.readouterr()
+    pending = next(line.split()[1] for line in out.out.splitlines() if line.startswith("record cls-"))
+    assert "nothing published" in out.err
+    assert main(["classify", "approve", pending, "--by", "grace", "--publish", "--home", str(home)]) == 0
+    assert "published v2" in capsys.readouterr().out
+    assert main(["directive", "show", "2", "--home", str(home)]) == 0
+    assert "sonnet-4: {tier: open}" in capsys.readouterr().out

@@ -49,7 +49,7 @@ def check_admin_settings(settings: Settings) -> None:
     """Open and close what the admin API needs (nothing is written): a bad setting fails here, not later."""
     signer_for(settings)
     for component in ("state", "alerts"):
-        open_database(settings, component).close()  # type: ignore[arg-type]
+        open_database(settings, component).close()
     open_store(settings.audit_url, settings.home_path).close()
 
 

@@ -41,6 +41,7 @@ class Outcome:
     record: ClassificationRecord
     diff: str  # unified diff of the directive ("" when the tier is unchanged)
     written: bool  # the directive was written (False for a dry run and for a pending relaxation)
+    path: Path | None = None  # where, when written
 
 
 def who(name: str | None) -> str:
@@ -120,7 +121,7 @@ def run_classification(
         _commit(record, new_text, Path(out), Path(record_path) if record_path else None, history)
     finally:
         history.close()
-    return Outcome(record, diff, written=True)
+    return Outcome(record, diff, written=True, path=Path(out))
 
 
 def approve(
@@ -160,7 +161,7 @@ def approve(
         _commit(approval, pending.text, Path(pending.out), Path(record_path) if record_path else None, history)
     finally:
         history.close()
-    return Outcome(approval, "", written=True)
+    return Outcome(approval, "", written=True, path=Path(pending.out))
 
 
 #: Evidence dated this far after the clock is refused (clocks drift; evidence from the future does not).

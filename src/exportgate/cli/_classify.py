@@ -9,6 +9,8 @@ from typing import Annotated
 import typer
 
 from exportgate import __version__
+from exportgate._files import read_input
+from exportgate.actions import open_actions
 from exportgate.classify import (
     HISTORY,
     METRICS,
@@ -20,10 +22,11 @@ from exportgate.classify import (
     load_framework,
 )
 from exportgate.classify import run_classification as classify_evidence
+from exportgate.config import Settings
 from exportgate.errors import ConfigError, NotFoundError
 from exportgate.signing import signer_for, trusted_for
 
-from ._common import DefaultCommandGroup, HomeOption, existing_home, settings_for
+from ._common import DefaultCommandGroup, HomeOption, cli_actor, existing_home, settings_for
 from ._output import Format, emit_json, say, shown, table
 
 __all__ = ["app"]
@@ -60,6 +63,9 @@ def run(
     ] = None,
     by: ByOption = None,
     dry_run: Annotated[bool, typer.Option(help="Classify and show the result; write and record nothing.")] = False,
+    publish: Annotated[
+        bool, typer.Option(help="Also publish the new directive to the state: every gateway on it enforces it.")
+    ] = False,
     output: Annotated[Format, typer.Option("--format", help="text or json (the record).")] = Format.text,
     home: HomeOption = None,
 ) -> None:
@@ -76,6 +82,21 @@ def run(
         allow_unsigned=allow_unsigned, evidence_model=evidence_model, record_path=record, dry_run=dry_run, by=by,
     )  # fmt: skip
     _print_outcome(outcome, out, output, dry_run=dry_run)
+    if publish and not dry_run:
+        _publish(settings, outcome, by)
+
+
+def _publish(settings: Settings, outcome: Outcome, by: str | None) -> None:
+    """Publish what a classification applied (a pending relaxation publishes nothing until approved)."""
+    result = outcome.record
+    if not outcome.written or outcome.path is None or result.change == "none":
+        typer.echo("nothing published (no change applied)", err=True)
+        return
+    with open_actions(settings, cli_actor(by)) as act:
+        published = act.publish_directive(read_input(outcome.path, "directive"), source=str(outcome.path),
+                                          note=f"classification {result.id}: {result.change}")  # fmt: skip
+    typer.echo(f"published v{published.version} ({published.directive_id} {published.directive_version}): every "
+               "gateway on this state enforces it")  # fmt: skip
 
 
 def _print_outcome(outcome: Outcome, out: Path, output: Format, *, dry_run: bool = False) -> None:
@@ -110,6 +131,7 @@ def approve_command(
     record_id: Annotated[str, typer.Argument(metavar="ID", help="The pending classification's id.")],
     by: Annotated[str, typer.Option("--by", help="Who approves (must not be who ran the classification).")],
     record: Annotated[Path | None, typer.Option(help="Also write the approval record (JSON) here.")] = None,
+    publish: Annotated[bool, typer.Option(help="Also publish the approved directive to the state.")] = False,
     output: Annotated[Format, typer.Option("--format", help="text or json (the record).")] = Format.text,
     home: HomeOption = None,
 ) -> None:
@@ -117,7 +139,10 @@ def approve_command(
     settings = existing_home(home)
     outcome = approve(record_id, by=by, home=settings.home_path, signer=signer_for(settings),
                       trusted=trusted_for(settings), record_path=record)  # fmt: skip
-    _print_outcome(outcome, Path(str((outcome.record.new_directive or {}).get("file", "?"))), output)
+    out = Path(str((outcome.record.new_directive or {}).get("file", "?")))
+    _print_outcome(outcome, out, output)
+    if publish:
+        _publish(settings, outcome, by)
 
 
 @app.command("show")
