@@ -20,6 +20,7 @@ from exportgate.geo import GeoLookup
 from exportgate.identity import AccountStore
 from exportgate.monitor import AddressBook
 from tests.gateway.conftest import EXPORTGATE, Server, serve
+from tests.gateway.test_operations import audit_rows
 
 CONFIG = "detectors:\n  key_sharing: {action: suspend}\n  impossible_travel: {action: reverify}\n"
 
@@ -123,6 +124,16 @@ def test_the_gateway_runs_the_monitor_in_the_background(tmp_path: Path, workers:
         assert ask(places[0]).json()["error"]["code"] == "account_suspended"
         # however many workers serve, one of them runs the detectors (the holder of HOME/monitor.lock)
         assert server.log.read_text().count("runs the evasion detectors") == 1
+        # and its action is on the record: who (the monitor), what, before and after, the alert as the note
+        deadline = time.monotonic() + 10
+        while not (actions := [r for r in audit_rows(server.home) if r.get("event") == "admin"]):
+            assert time.monotonic() < deadline, "the monitor's action is not in the audit record"
+            time.sleep(0.2)
+        (action,) = actions
+        assert (action["actor"], action["via"], action["action"], action["account"]) == (
+            "monitor", "monitor", "account.suspend", "ada")
+        assert action["before"]["suspended"] is False and action["after"]["suspended"] is True
+        assert action["note"].startswith("alert alert-") and "key_sharing" in action["note"]
     finally:
         server.stop()
 

@@ -11,6 +11,7 @@ from typing import Annotated, Any
 import typer
 
 from exportgate.actions import Actions, open_actions
+from exportgate.audit import audit_from_settings
 from exportgate.errors import ConflictError, NotFoundError
 from exportgate.identity import account_store
 from exportgate.monitor import (
@@ -91,7 +92,8 @@ def _monitor(home: Path, config: MonitorConfig, time_scale: float) -> Monitor:
     webhook = Webhook(config.webhook_url, config.webhook_secret) if config.webhook_url and not rehearsal else None
     settings = settings_for(home)
     alerts = AlertStore(MEMORY if rehearsal else open_database(settings, "alerts"))
-    return Monitor(config, alerts, account_store(settings), webhook, apply_actions=not rehearsal)
+    audit = None if rehearsal else audit_from_settings(settings)  # an applied action is an audit record
+    return Monitor(config, alerts, account_store(settings), webhook, apply_actions=not rehearsal, audit=audit)
 
 
 @app.command("scan")
@@ -129,6 +131,9 @@ def scan(
             monitor.webhook.close()
         monitor.alerts.close()
         store.close()
+        if monitor.audit is not None:
+            monitor.audit.close()
+            monitor.audit.store.close()
         if monitor.accounts is not None:
             monitor.accounts.close()
 

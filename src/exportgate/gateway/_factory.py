@@ -79,16 +79,18 @@ def _checked_parts(settings: Settings) -> dict[str, Any]:
 
 def parts_from_settings(settings: Settings) -> GatewayParts:
     """Everything one worker needs, its audit writer started."""
+    checked = _checked_parts(settings)
+    audit = audit_from_settings(settings)
     return GatewayParts(
-        **_checked_parts(settings),
-        audit=audit_from_settings(settings),
+        **checked,
+        audit=audit,
         transports={"http": HttpTransport(), "local": LocalTransport(SimApp())},
         blocked_by=settings.blocked_by_url,
         max_body=int(settings.max_body_mb * 1024 * 1024),
         access_log=AccessLog() if settings.access_log else None,
         metrics=Metrics(settings.home_path / "metrics" if settings.workers > 1 else None),
         watch_interval=settings.watch_interval,
-        monitor=BackgroundMonitor(settings) if settings.monitor else None,
+        monitor=BackgroundMonitor(settings, audit) if settings.monitor else None,
     )  # fmt: skip
 
 

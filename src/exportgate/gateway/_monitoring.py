@@ -21,7 +21,7 @@ import time
 from typing import IO, Any
 
 from exportgate._files import private_file
-from exportgate.audit import open_store
+from exportgate.audit import AuditWriter, open_store
 from exportgate.config import Settings
 from exportgate.identity import AccountStore
 from exportgate.monitor import AlertStore, Monitor, Webhook, load_config
@@ -34,8 +34,8 @@ FIRST_LOOK_BACK_NS = 24 * 3600 * 1_000_000_000
 
 
 class BackgroundMonitor:
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
+    def __init__(self, settings: Settings, audit: AuditWriter | None = None) -> None:
+        self.settings, self.audit = settings, audit  # the worker's writer: the monitor's actions are recorded
         self.home, self.audit_url, self.interval = settings.home_path, settings.audit_url, settings.monitor_interval
         self.config = load_config(settings.monitor_config)  # a bad config stops the gateway at start, not later
         self.shared = database_url(settings) is not None
@@ -90,7 +90,8 @@ class BackgroundMonitor:
         webhook = Webhook(self.config.webhook_url, self.config.webhook_secret) if self.config.webhook_url else None
         self._state = open_database(self.settings, "state")
         accounts = AccountStore(self._state)
-        monitor = Monitor(self.config, AlertStore(open_database(self.settings, "alerts")), accounts, webhook)
+        monitor = Monitor(self.config, AlertStore(open_database(self.settings, "alerts")), accounts, webhook,
+                          audit=self.audit)  # fmt: skip
         store = open_store(self.audit_url, self.home)
         since: int | None = time.time_ns() - FIRST_LOOK_BACK_NS
         try:

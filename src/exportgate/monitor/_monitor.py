@@ -7,15 +7,16 @@ from __future__ import annotations
 import gc
 import itertools
 import logging
+import time
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from exportgate.audit import AuditStore
-from exportgate.errors import NotFoundError
-from exportgate.identity import AccountStore
+from exportgate.audit import AdminAction, AuditStore, AuditWriter
+from exportgate.errors import NotFoundError, StoreError
+from exportgate.identity import Account, AccountStore
 
 from ._alerts import AlertStore
 from ._config import MonitorConfig
@@ -43,6 +44,9 @@ def _collector_paused() -> Iterator[None]:
             gc.enable()
 
 
+_HOLD = "kyc_held = COALESCE(kyc_held, kyc), kyc = 'none'"  # a re-verification hold (AccountStore.reverify)
+
+
 @dataclass
 class Monitor:
     config: MonitorConfig
@@ -50,6 +54,7 @@ class Monitor:
     accounts: AccountStore | None = None  # declared trips; and the accounts actions apply to
     webhook: Webhook | None = None
     apply_actions: bool = True  # False: alerts are raised but no account is suspended or held
+    audit: AuditWriter | None = None  # where an applied action is recorded (event admin, via monitor)
     detectors: list[Detector] = field(init=False)
     last_ns: int | None = field(init=False, default=None)  # time of the newest event seen
     recent: dict[str, int] = field(init=False, default_factory=dict)  # records seen within OVERLAP_NS of it
@@ -134,14 +139,28 @@ class Monitor:
         base = self.scale_base_ns
         return ns if base is None else base + int((ns - base) / self.time_scale)
 
+    def _record(self, alert: dict[str, Any], before: Account | None, after: Account) -> None:
+        """The action on the record: who (the monitor), what, before and after, and the alert as the note."""
+        if self.audit is None:
+            return
+        fields = ("suspended", "revision") if alert["action"] == "suspend" else ("revision",)
+        shown = [{f: getattr(a, f) for f in fields} | {"kyc": a.kyc.label} if a else None for a in (before, after)]
+        action = "account.suspend" if alert["action"] == "suspend" else "account.reverify"
+        entry = AdminAction(time.time_ns(), "monitor", "officer", "monitor", action, after.name, shown[0], shown[1],
+                            f"alert {alert['id']} ({alert['detector']})", after.name)  # fmt: skip
+        try:
+            self.audit.append(entry)
+        except StoreError as exc:
+            log.error("alert %s: %s of %s applied, but its audit record failed: %s", alert["id"], action, after.name,
+                      exc)  # fmt: skip
+
     def _act(self, alert: dict[str, Any]) -> None:
         action = alert["action"]
         if action != "alert" and self.accounts is not None and self.apply_actions:
             try:
-                if action == "suspend":
-                    self.accounts.set_suspended(alert["account"], True)
-                elif action == "reverify":
-                    self.accounts.hold_for_reverification(alert["account"])
+                assignment = "suspended = 1" if action == "suspend" else _HOLD
+                change = self.accounts.change_account(alert["account"], assignment, ())
+                self._record(alert, change.before, change.after)
                 log.warning(
                     "alert %s (%s): %s applied to account %s", alert["id"], alert["detector"], action, alert["account"]
                 )
