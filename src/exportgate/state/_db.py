@@ -233,7 +233,7 @@ class PostgresDatabase(Database):
     backend = "postgresql"
     POLL = 0.25  # seconds between revision reads of a listening replica
 
-    def __init__(self, url: str, *, read_only: bool = False, timeout: float = 5.0, max_size: int = 8,
+    def __init__(self, url: str, *, read_only: bool = False, timeout: float = 2.0, max_size: int = 8,
                  max_staleness: float = 5.0) -> None:  # fmt: skip
         import psycopg  # noqa: PLC0415 - the driver only where PostgreSQL is used
         from psycopg_pool import ConnectionPool  # noqa: PLC0415
