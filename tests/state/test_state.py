@@ -160,3 +160,35 @@ def test_both_schemas_are_numbered_steps():
     for migrations in (STATE, ALERTS):
         assert migrations.sqlite and migrations.postgresql
         assert all(step.strip() for step in (*migrations.sqlite, *migrations.postgresql))
+
+
+def test_reading_the_shared_state_needs_no_home_and_makes_none(state_url: str, tmp_path: Path, capsys, monkeypatch):
+    from exportgate.cli import main
+
+    nowhere = tmp_path / "nowhere"
+    monkeypatch.setenv("EXPORTGATE_DATABASE_URL", state_url)
+    for args in (["directive", "history"], ["accounts", "list"], ["admin", "tokens", "list"], ["monitor", "alerts"],
+                 ["db", "status"]):  # fmt: skip
+        assert main([*args, "--home", str(nowhere)]) == 0, capsys.readouterr().err
+    assert not nowhere.exists()
+    assert main(["directive", "show", "--home", str(nowhere)]) == 1
+    assert "no directive has been published" in capsys.readouterr().err
+
+
+def test_a_replica_refuses_to_serve_a_schema_it_does_not_know(pg_server: PgServer, tmp_path: Path, capsys):
+    from exportgate.cli import main
+
+    url = pg_server.create_database()  # never upgraded
+    code = main(["serve", "--database-url", url, "--home", str(tmp_path / "h"), "--port", str(_free())])
+    err = capsys.readouterr().err
+    assert code == 1 and "run exportgate db upgrade" in err and err.count("\n") == 1
+    code = main(["serve", "--database-url", "postgresql://127.0.0.1:1/x", "--home", str(tmp_path / "h"),
+                 "--port", str(_free())])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 1 and "cannot connect" in err and err.count("\n") == 1
+
+
+def _free() -> int:
+    from tests.gateway.conftest import free_port
+
+    return free_port()

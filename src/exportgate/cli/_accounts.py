@@ -29,6 +29,7 @@ from ._common import (
     parse_screening,
     parse_yes_no,
     settings_for,
+    state_home,
 )
 from ._output import Format, emit_json, table
 
@@ -43,7 +44,7 @@ NameArg = Annotated[str, typer.Argument(help="Account name.", show_default=False
 def _accounts(home: Path | None, *, read_only: bool = False, create: bool = False) -> Iterator[AccountStore]:
     """The home's account store, closed after use. Only ``create`` (accounts add) may make a home; every other
     command needs an existing one, and ``read_only`` ones never write."""
-    store = account_store(settings_for(home) if create else existing_home(home), read_only=read_only)
+    store = account_store(settings_for(home) if create else state_home(home), read_only=read_only)
     try:
         yield store
     finally:

@@ -13,7 +13,7 @@ from exportgate._asgi import serve as serve_asgi
 from exportgate.actions import open_actions
 from exportgate.state import AdminTokens, check_role, open_database
 
-from ._common import ByOption, DatabaseUrlOption, HomeOption, NoteOption, cli_actor, existing_home, settings_for
+from ._common import ByOption, DatabaseUrlOption, HomeOption, NoteOption, cli_actor, settings_for, state_home
 from ._output import Format, emit_json, table
 
 app = typer.Typer(help="The admin API: its tokens and roles.", no_args_is_help=True)
@@ -47,7 +47,7 @@ def list_(
     home: HomeOption = None,
 ) -> None:
     """List admin tokens (never their secrets)."""
-    db = open_database(existing_home(home, database_url=database_url), "state", read_only=True)
+    db = open_database(state_home(home, database_url=database_url), "state", read_only=True)
     try:
         tokens = AdminTokens(db).list()
     finally:
@@ -68,7 +68,7 @@ def revoke(
     home: HomeOption = None,
 ) -> None:
     """Revoke an admin token (refused on its next use, on every replica)."""
-    with open_actions(existing_home(home, database_url=database_url), cli_actor(by)) as act:
+    with open_actions(state_home(home, database_url=database_url), cli_actor(by)) as act:
         token = act.revoke_token(token_id, note=note)
     typer.echo(f"revoked admin token {token['id']} ({token['name']}) at {token['revoked_at']}")
 

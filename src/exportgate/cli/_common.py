@@ -35,6 +35,7 @@ __all__ = [
     "parse_screening",
     "parse_yes_no",
     "settings_for",
+    "state_home",
 ]
 
 ReusePortOption = Annotated[
@@ -77,6 +78,13 @@ def existing_home(home: Path | None, **overrides: object) -> Settings:
     if not settings.home_path.is_dir():
         raise ConfigError(f"no exportgate home at {settings.home_path} (check --home or EXPORTGATE_HOME)")
     return settings
+
+
+def state_home(home: Path | None, **overrides: object) -> Settings:
+    """Settings for a command that reads the state only: with a database_url (flag or environment) the
+    state is there and no home need exist here; without one, the home must exist (its SQLite files)."""
+    settings = settings_for(home, **overrides)
+    return settings if settings.database_url else existing_home(home, **overrides)
 
 
 def parse_country(value: str, option: str) -> str:

@@ -7,7 +7,7 @@ import typer
 from exportgate.audit import audit_store_from_settings
 from exportgate.state import ALERTS, STATE, Database, database_url, open_database
 
-from ._common import DatabaseUrlOption, HomeOption, existing_home, settings_for
+from ._common import DatabaseUrlOption, HomeOption, settings_for, state_home
 from ._output import emit_json
 
 app = typer.Typer(help="The state database: schema upgrades and status.", no_args_is_help=True)
@@ -34,8 +34,7 @@ def upgrade(database_url_: DatabaseUrlOption = None, home: HomeOption = None) ->
 @app.command("status")
 def status(database_url_: DatabaseUrlOption = None, home: HomeOption = None) -> None:
     """Print each component's schema version in the database and the one this exportgate needs (read-only)."""
-    settings = existing_home(home, database_url=database_url_) if not database_url_ else settings_for(
-        home, database_url=database_url_)  # fmt: skip
+    settings = state_home(home, database_url=database_url_)
     url = database_url(settings)
     report: dict[str, object] = {"backend": "postgresql" if url else "sqlite"}
     for migrations in (STATE, ALERTS):

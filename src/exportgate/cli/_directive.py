@@ -25,13 +25,13 @@ from ._common import (
     HomeOption,
     NoteOption,
     cli_actor,
-    existing_home,
     parse_countries,
     parse_country,
     parse_kyc,
     parse_screening,
     parse_yes_no,
     settings_for,
+    state_home,
 )
 from ._output import Format, emit_json, fail, table
 
@@ -153,7 +153,7 @@ MAX_DIRECTIVE_BYTES = 4 << 20
 
 @contextmanager
 def _published(home: Path | None, database_url: str | None) -> Iterator[DirectiveStore]:
-    db = open_database(existing_home(home, database_url=database_url), "state", read_only=True)
+    db = open_database(state_home(home, database_url=database_url), "state", read_only=True)
     try:
         yield DirectiveStore(db)
     finally:
@@ -233,6 +233,6 @@ def rollback(
     home: HomeOption = None,
 ) -> None:
     """Put an earlier version back in force (published again as a new version, so history shows it)."""
-    with open_actions(existing_home(home, database_url=database_url), cli_actor(by)) as act:
+    with open_actions(state_home(home, database_url=database_url), cli_actor(by)) as act:
         published = act.rollback_directive(version, note=note)
     typer.echo(f"published {_published_line(published)}")

@@ -31,7 +31,7 @@ from exportgate.monitor import (
 from exportgate.state import database_url, open_database, sqlite_path
 
 from ._audit import UrlOption, _store
-from ._common import DefaultCommandGroup, HomeOption, cli_actor, existing_home, parse_time, settings_for
+from ._common import DefaultCommandGroup, HomeOption, cli_actor, parse_time, settings_for, state_home
 from ._output import Format, emit_json, table
 
 __all__ = ["app"]
@@ -163,7 +163,7 @@ def alerts(
     _one_of(state, STATES, "--state")
     _one_of(detector, tuple(DETECTORS), "--detector")
     since_ns = parse_time(since, "--since")
-    settings = existing_home(home)
+    settings = state_home(home)
     if database_url(settings) is None and not sqlite_path(settings, "alerts").exists():
         _show([], output)
         return
@@ -176,7 +176,7 @@ def alerts(
 
 def _transition(alert: str, state: str, note: str | None, by: str | None, home: Path | None,
                 restore: bool = False) -> None:  # fmt: skip
-    settings = existing_home(home)
+    settings = state_home(home)
     if database_url(settings) is None and not sqlite_path(settings, "alerts").exists():
         raise NotFoundError(f"no alert {alert!r} (no alerts in {settings.home_path})")
     with open_actions(settings, cli_actor(by), alerts=True) as act:
