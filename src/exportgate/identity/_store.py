@@ -18,7 +18,7 @@ from typing import Any
 
 from exportgate._types import KycLevel, ScreeningStatus, Subject
 from exportgate.errors import ConfigError, ConflictError, InvalidApiKeyError, NotFoundError
-from exportgate.state import STATE, Database, Revision, SqliteDatabase
+from exportgate.state import STATE, Database, Revision, database_at
 
 from ._account import Account, ApiKeyInfo, Trip
 from ._keys import NewKey, generate_key, key_id_of, matches
@@ -71,15 +71,7 @@ class AccountStore:
 
     def __init__(self, source: str | Path | Database, *, read_only: bool = False) -> None:
         """``read_only`` opens an existing store and never creates one (a missing store is a StoreError)."""
-        if isinstance(source, Database):
-            self.db = source
-        else:
-            self.db = SqliteDatabase(source, read_only=read_only)
-            try:
-                self.db.migrate(STATE, upgrade=not read_only)
-            except BaseException:
-                self.db.close()
-                raise
+        self.db = database_at(source, STATE, read_only=read_only)
         self.read_only = self.db.read_only
         self._suspended_subjects: tuple[int, frozenset[str]] | None = None
 

@@ -25,7 +25,7 @@ from typing import Any
 import orjson
 
 from exportgate.errors import ConfigError, ConflictError, NotFoundError, StoreError
-from exportgate.state import ALERTS, Database, SqliteDatabase, Transaction
+from exportgate.state import ALERTS, Database, Transaction, database_at
 
 from ._detectors import NS_PER_S, Finding
 
@@ -82,16 +82,7 @@ class AlertStore:
     opens an existing file for listing: nothing is created, migrated or written."""
 
     def __init__(self, source: str | Path | Database, *, read_only: bool = False) -> None:
-        if isinstance(source, Database):
-            self.db = source
-        else:
-            self.db = SqliteDatabase(source, read_only=read_only)
-            try:
-                if not read_only:
-                    self.db.migrate(ALERTS)
-            except BaseException:
-                self.db.close()
-                raise
+        self.db = database_at(source, ALERTS, read_only=read_only)
         self.path = self.db.label
         self.read_only = self.db.read_only
         if self.db.backend == "sqlite":

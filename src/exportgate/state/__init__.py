@@ -20,7 +20,7 @@ from typing import Literal
 from exportgate.config import Settings
 from exportgate.errors import ConfigError
 
-from ._db import CHANNEL, Cursor, Database, Migrations, PostgresDatabase, SqliteDatabase, Transaction
+from ._db import CHANNEL, Cursor, Database, Migrations, PostgresDatabase, SqliteDatabase, Transaction, database_at
 from ._directives import DirectiveStore, PublishedDirective
 from ._revision import Revision
 from ._schema import ALERTS, STATE
@@ -45,6 +45,7 @@ __all__ = [
     "SqliteDatabase",
     "Transaction",
     "check_role",
+    "database_at",
     "database_url",
     "open_database",
     "sqlite_path",

@@ -34,7 +34,16 @@ from exportgate.errors import StoreError
 
 from ._revision import Revision
 
-__all__ = ["CHANNEL", "Cursor", "Database", "Migrations", "PostgresDatabase", "SqliteDatabase", "Transaction"]
+__all__ = [
+    "CHANNEL",
+    "Cursor",
+    "Database",
+    "Migrations",
+    "PostgresDatabase",
+    "SqliteDatabase",
+    "Transaction",
+    "database_at",
+]
 
 log = logging.getLogger("exportgate.state")
 CHANNEL = "exportgate_state"
@@ -148,6 +157,20 @@ class Database:
 
     def close(self) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
+
+
+def database_at(source: str | Path | Database, migrations: Migrations, *, read_only: bool = False) -> Database:
+    """``source`` itself when it is a Database; else the SQLite file at that path (``:memory:`` too), its
+    schema brought up to date (read-only: checked, never changed)."""
+    if isinstance(source, Database):
+        return source
+    db = SqliteDatabase(source, read_only=read_only)
+    try:
+        db.migrate(migrations, upgrade=not read_only)
+    except BaseException:
+        db.close()
+        raise
+    return db
 
 
 def _split(script: str) -> list[str]:

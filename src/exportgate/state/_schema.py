@@ -12,9 +12,8 @@ from ._db import Migrations
 
 __all__ = ["ALERTS", "STATE"]
 
-_SQLITE_V4 = """
-    ALTER TABLE accounts ADD COLUMN revision INTEGER NOT NULL DEFAULT 1;
-    ALTER TABLE accounts ADD COLUMN updated_at TEXT;
+#: The tables of the second wave, the same on both backends.
+_SHARED_TABLES = """
     CREATE TABLE subject_suspensions (
         subject TEXT PRIMARY KEY,
         suspended_at TEXT NOT NULL,
@@ -42,6 +41,10 @@ _SQLITE_V4 = """
         rollback_of INTEGER
     )
 """
+_SQLITE_V4 = """
+    ALTER TABLE accounts ADD COLUMN revision INTEGER NOT NULL DEFAULT 1;
+    ALTER TABLE accounts ADD COLUMN updated_at TEXT;
+""" + _SHARED_TABLES
 
 STATE = Migrations(
     "state",
@@ -122,33 +125,8 @@ STATE = Migrations(
             created_at TEXT NOT NULL
         );
         CREATE INDEX trips_account ON trips(account_id);
-        CREATE TABLE subject_suspensions (
-            subject TEXT PRIMARY KEY,
-            suspended_at TEXT NOT NULL,
-            suspended_by TEXT,
-            note TEXT
-        );
-        CREATE TABLE admin_tokens (
-            id TEXT PRIMARY KEY,
-            name TEXT NOT NULL,
-            role TEXT NOT NULL,
-            token_hash TEXT NOT NULL,
-            created_at TEXT NOT NULL,
-            created_by TEXT,
-            revoked_at TEXT
-        );
-        CREATE TABLE directives (
-            version INTEGER PRIMARY KEY,
-            directive_id TEXT NOT NULL,
-            directive_version TEXT NOT NULL,
-            sha256 TEXT NOT NULL,
-            content TEXT NOT NULL,
-            published_by TEXT NOT NULL,
-            published_at TEXT NOT NULL,
-            note TEXT,
-            rollback_of INTEGER
-        )
-        """,
+        """
+        + _SHARED_TABLES,
     ),
 )
 
