@@ -82,7 +82,11 @@ def start(
             process = subprocess.Popen(
                 [*EXPORTGATE, *args], stdout=out, stderr=out, env={**os.environ, **(env or {})}, start_new_session=True
             )
-    wait_until_up(url, process)
+    try:
+        wait_until_up(url, process)
+    except RuntimeError as exc:
+        tail = log.read_text(errors="replace")[-1500:] if log is not None and log.exists() else ""
+        raise RuntimeError(f"{exc} {tail}") from None
     return process
 
 
