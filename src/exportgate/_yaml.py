@@ -6,6 +6,7 @@ from typing import Any
 
 from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.events import AliasEvent
 
 from exportgate.errors import DirectiveError
 
@@ -15,7 +16,9 @@ __all__ = ["line_of", "load_yaml"]
 def load_yaml(raw: bytes, source: str, error: type[DirectiveError] = DirectiveError) -> Any:
     """Parse YAML, keeping line information; any problem is one ``error`` naming the file and line."""
     try:
-        return YAML(typ="rt").load(raw.decode("utf-8"))
+        text = raw.decode("utf-8")
+        _refuse_aliases(text, source, error)
+        return YAML(typ="rt").load(text)
     except UnicodeDecodeError:
         raise error("not UTF-8 text", file=source) from None
     except MarkedYAMLError as exc:
@@ -27,6 +30,15 @@ def load_yaml(raw: bytes, source: str, error: type[DirectiveError] = DirectiveEr
         raise error(f"invalid YAML: {exc}", file=source) from None
     except RecursionError:
         raise error("invalid YAML: nested too deeply", file=source) from None
+
+
+def _refuse_aliases(text: str, source: str, error: type[DirectiveError]) -> None:
+    """Aliases (``*name``, also in ``<<: *name``) are refused before anything is built: a few hundred bytes
+    of nested aliases expand to billions of nodes ("billion laughs"), and a directive needs none."""
+    for event in YAML(typ="rt").parse(text):
+        if isinstance(event, AliasEvent):
+            raise error("YAML aliases (*name) are not allowed; write the value out", file=source,
+                        line=event.start_mark.line + 1)  # fmt: skip
 
 
 def line_of(node: Any, key: Any = None, default: int | None = None) -> int | None:

@@ -242,3 +242,86 @@ def test_the_openapi_document_names_every_route_with_its_role(admin: Admin):
     for route in ROUTES:
         operation = document["paths"]["/admin/v1" + route.path][route.method.lower()]
         assert operation["x-exportgate-role"] == route.role and operation["operationId"] == route.handler
+
+
+# -- found by the outside pass of issue 17 ------------------------------------------------------------------
+
+
+def test_an_account_may_not_take_a_subject_name_so_a_suspension_always_reaches_it(admin: Admin):
+    for name in ("jwt:corp#7", "JWT:x", "account:ada"):
+        refused = httpx.post(admin.url + "/accounts", headers=admin.as_("officer"), json={"name": name})
+        assert refused.status_code == 400 and "may not start with" in refused.json()["error"]["message"]
+
+
+def test_a_note_too_long_changes_nothing_and_writes_nothing(admin: Admin):
+    officer, note = admin.as_("officer"), "x" * 2001
+    keys_before = httpx.get(admin.url + "/keys?account=seed", headers=officer).json()
+    records_before = len(admin.records())
+    for method, path, body in (("POST", "/accounts/seed/keys", {"note": note}),
+                               ("POST", "/accounts/seed/suspend", {"note": note}),
+                               ("POST", "/accounts/jwt:x%23y/suspend", {"note": note})):  # fmt: skip
+        answer = httpx.request(method, admin.url + path, headers=officer, json=body)
+        assert answer.status_code == 400, answer.text
+    made = httpx.post(admin.url + "/tokens", headers=admin.as_("admin"), json={"name": "n", "role": "viewer",
+                                                                              "note": note})  # fmt: skip
+    assert made.status_code == 400
+    assert httpx.get(admin.url + "/keys?account=seed", headers=officer).json() == keys_before
+    assert [t["name"] for t in httpx.get(admin.url + "/tokens", headers=admin.as_("admin")).json()].count("n") == 0
+    assert httpx.get(admin.url + "/accounts/seed", headers=officer).json()["suspended"] is False
+    assert len(admin.records()) == records_before
+
+
+def test_names_with_a_slash_or_a_hash_are_one_path_parameter(admin: Admin):
+    officer = admin.as_("officer")
+    assert httpx.post(admin.url + "/accounts", headers=officer, json={"name": "lab/ada"}).status_code == 201
+    assert httpx.get(admin.url + "/accounts/lab%2Fada", headers=officer).json()["name"] == "lab/ada"
+    subject = "jwt:https://idp.example.test#u-9"
+    encoded = "jwt:https:%2F%2Fidp.example.test%23u-9"
+    assert httpx.post(admin.url + f"/accounts/{encoded}/suspend", headers=officer, json={}).status_code == 200
+    record = [r for r in admin.records() if r.get("action") == "account.suspend"][-1]
+    assert record["target"] == subject and record["before"] == {"suspended": False}
+    again = httpx.post(admin.url + f"/accounts/{encoded}/suspend", headers=officer, json={})
+    assert again.status_code == 200
+    assert [r for r in admin.records() if r.get("action") == "account.suspend"][-1]["before"] == {"suspended": True}
+    assert httpx.post(admin.url + f"/accounts/{encoded}/restore", headers=officer, json={}).status_code == 200
+
+
+@pytest.mark.parametrize("path", [
+    "/accounts/%00", "/accounts?search=%00", "/decisions?account=%00", "/directives/" + "9" * 5000,
+    "/accounts?offset=" + "9" * 5000, "/decisions?limit=" + "9" * 5000, "/accounts?limit=%EF%BC%91",
+    "/directives/diff?from=1&to=" + "9" * 5000, "/accounts/%FF",
+])  # fmt: skip
+def test_nul_huge_and_non_ascii_numbers_are_400_and_keep_the_pool(admin: Admin, path: str):
+    answer = httpx.get(admin.url + path, headers=admin.as_("viewer"))
+    assert answer.status_code == 400, (path[:40], answer.status_code, answer.text[:200])
+    stale = httpx.patch(admin.url + "/accounts/seed", headers={**admin.as_("officer"), "If-Match": "9" * 5000},
+                        json={"organization": "x"})  # fmt: skip
+    assert stale.status_code == 400
+
+
+@pytest.mark.parametrize("body", [{"kyc": None}, {"kyc": 1}, {"screening": 5}, {"screening": ["hit"]}])
+def test_a_value_of_the_wrong_type_is_refused_not_coerced(admin: Admin, body: dict):
+    before = httpx.get(admin.url + "/accounts/seed", headers=admin.as_("viewer")).json()
+    answer = httpx.patch(admin.url + "/accounts/seed", headers=admin.as_("officer"), json=body)
+    assert answer.status_code == 400
+    assert httpx.get(admin.url + "/accounts/seed", headers=admin.as_("viewer")).json()["revision"] == before["revision"]
+
+
+def test_yaml_aliases_are_refused_before_they_expand(admin: Admin):
+    laughs = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join(['*' + chr(97 + i)] * 9)}]\n" for i in range(8))
+    started = time.monotonic()
+    answer = httpx.post(admin.url + "/directives", headers={**admin.as_("admin"), "content-type": "application/yaml"},
+                        content=laughs.encode(), timeout=10)  # fmt: skip
+    assert answer.status_code == 400 and "aliases" in answer.json()["error"]["message"]
+    assert time.monotonic() - started < 5
+
+
+def test_one_directive_version_names_one_content(admin: Admin):
+    boss = {**admin.as_("admin"), "content-type": "application/yaml"}
+    text = EXAMPLE.read_text("utf-8").replace('version: "2026-06-14.1"', 'version: "2026-12-09.1"')
+    assert httpx.post(admin.url + "/directives", headers=boss, content=text.encode()).status_code == 201
+    other = text.replace("sonnet-4", "sonnet-4-b", 1)
+    conflict = httpx.post(admin.url + "/directives", headers=boss, content=other.encode())
+    assert conflict.status_code == 409 and "new version" in conflict.json()["error"]["message"]
+    assert httpx.post(admin.url + "/directives", headers=boss, content=text.encode()).status_code == 201  # same

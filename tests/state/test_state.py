@@ -192,3 +192,46 @@ def _free() -> int:
     from tests.gateway.conftest import free_port
 
     return free_port()
+
+
+def test_a_formula_a_client_chose_is_inert_in_the_csv_export(tmp_path: Path, capsys):
+    import csv
+    import io
+
+    from exportgate.audit import AuditWriter, open_store
+    from exportgate.cli import main
+    from exportgate.signing import home_signer
+    from tests.audit.conftest import entry
+
+    home = tmp_path / "home"
+    store = open_store(None, home)
+    writer = AuditWriter(store, home_signer(home), home=home).start()
+    writer.append(entry(1, requested_model="=HYPERLINK(\"http://x\")", key_id="@SUM(A1)", model="-1+1"))
+    writer.close()
+    store.close()
+    assert main(["audit", "export", "--format", "csv", "--home", str(home)]) == 0
+    (row,) = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert row["requested_model"] == "'=HYPERLINK(\"http://x\")" and row["key_id"] == "'@SUM(A1)"
+    assert row["model"] == "'-1+1" and row["http_status"] == "200"
+    assert main(["audit", "export", "--home", str(home)]) == 0  # JSON lines: exactly as recorded
+    assert '"requested_model": "=HYPERLINK' in capsys.readouterr().out.replace('":"', '": "')
+
+
+def test_yaml_aliases_are_one_line_for_directive_check(tmp_path: Path, capsys):
+    from exportgate.cli import main
+
+    laughs = tmp_path / "laughs.yaml"
+    laughs.write_text("a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join(['*' + chr(97 + i)] * 9)}]\n" for i in range(9)))
+    started = time.monotonic()
+    assert main(["directive", "check", str(laughs)]) == 1
+    err = capsys.readouterr().err
+    assert "aliases" in err and err.count("\n") == 1 and time.monotonic() - started < 5
+
+
+def test_db_status_fails_when_the_database_cannot_be_read(tmp_path: Path, capsys):
+    from exportgate.cli import main
+
+    code = main(["db", "status", "--database-url", "postgresql://127.0.0.1:1/none", "--home", str(tmp_path)])
+    assert code == 1 and "cannot connect" in capsys.readouterr().out
+    assert main(["db", "status", "--home", str(tmp_path)]) == 0  # a home without stores: made on first use

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from exportgate.audit import AdminAction, AuditWriter
-from exportgate.errors import ConfigError, DirectiveError, ForbiddenError, StoreError
+from exportgate.errors import ConfigError, ConflictError, DirectiveError, ForbiddenError, NotFoundError, StoreError
 from exportgate.identity import Account, AccountStore, ApiKeyInfo, NewKey, Suspension, Trip
 from exportgate.monitor import AlertStore
 from exportgate.policy import parse_directive
@@ -54,6 +54,8 @@ NEEDS: dict[str, str] = {
     "token.revoke": "admin",
 }
 MAX_NOTE = 2000
+#: How records name subjects that are not accounts: an account may not take such a name.
+_SUBJECT_PREFIXES = ("jwt:", "account:")
 
 
 @dataclass(frozen=True)
@@ -109,13 +111,17 @@ class Actions:
 
     # -- plumbing -------------------------------------------------------------------------------
 
-    def _allowed(self, action: str) -> None:
+    def _allowed(self, action: str, note: str | None = None) -> str | None:
+        """The actor may do ``action`` and its record can be written now; the note, checked. Called before
+        anything changes, so a refused action leaves no change without a record."""
+        note = _note(note)
         needed = NEEDS[action]
         if not self.actor.may(needed):
             raise ForbiddenError(f"{action} needs the {needed} role; {self.actor.name} is {self.actor.role}")
         error = self.audit.error
         if error is not None:
             raise StoreError(f"{action} refused: the audit record cannot be written ({error})")
+        return note
 
     def _record(self, action: str, target: str, before: Mapping[str, Any] | None,  # noqa: PLR0917
                 after: Mapping[str, Any] | None, note: str | None, account: str | None = None) -> None:  # fmt: skip
@@ -127,8 +133,7 @@ class Actions:
             raise StoreError(f"{action} {target} was done, but its audit record could not be written: {exc}") from None
 
     def _account_change(self, action: str, name: str, note: str | None, change: Any) -> Account:
-        self._allowed(action)
-        note = _note(note)
+        note = self._allowed(action, note)
         result = change()
         self._record(action, name, account_dict(result.before), account_dict(result.after), note, name)
         return result.after  # type: ignore[no-any-return]
@@ -136,8 +141,10 @@ class Actions:
     # -- accounts -------------------------------------------------------------------------------
 
     def create_account(self, name: str, *, note: str | None = None, **attributes: Any) -> tuple[Account, NewKey]:
-        self._allowed("account.create")
-        note = _note(note)
+        note = self._allowed("account.create", note)
+        if name.strip().lower().startswith(_SUBJECT_PREFIXES):
+            raise ConfigError(f"an account name may not start with {' or '.join(_SUBJECT_PREFIXES)} (how records "
+                              "name subjects of other kinds)")  # fmt: skip
         account, key = self.accounts.add_account(name, **attributes)
         self._record("account.create", account.name, None, {**account_dict(account), "key_id": key.key_id}, note,
                      account.name)  # fmt: skip
@@ -150,21 +157,35 @@ class Actions:
 
         return self._account_change("account.update", name, note, change)
 
+    def _is_subject(self, name: str) -> bool:
+        """A JWT subject as records name it, and no account of that name (an account always wins)."""
+        if not name.startswith("jwt:"):
+            return False
+        try:
+            self.accounts.get_account(name)
+        except NotFoundError:
+            return True
+        return False
+
+    def _subject_suspended(self, name: str) -> bool:
+        return any(s.subject == name for s in self.accounts.suspensions())
+
     def suspend(self, name: str, *, note: str | None = None) -> Account | Suspension:
         """Suspend an account, or a JWT subject (``jwt:<issuer>#<sub>``, as records name it)."""
-        if name.startswith("jwt:"):
-            self._allowed("account.suspend")
-            suspension = self.accounts.suspend_subject(name, by=self.actor.name, note=_note(note))
-            self._record("account.suspend", name, {"suspended": False}, {"suspended": True}, note, name)
+        if self._is_subject(name):
+            note = self._allowed("account.suspend", note)
+            was = self._subject_suspended(name)
+            suspension = self.accounts.suspend_subject(name, by=self.actor.name, note=note)
+            self._record("account.suspend", name, {"suspended": was}, {"suspended": True}, note, name)
             return suspension
         return self._account_change("account.suspend", name, note,
                                     lambda: self.accounts.change_account(name, "suspended = ?", (1,)))  # fmt: skip
 
     def unsuspend(self, name: str, *, note: str | None = None) -> Account | Suspension:
-        if name.startswith("jwt:"):
-            self._allowed("account.unsuspend")
+        if self._is_subject(name):
+            note = self._allowed("account.unsuspend", note)
             suspension = self.accounts.restore_subject(name)
-            self._record("account.unsuspend", name, {"suspended": True}, {"suspended": False}, _note(note), name)
+            self._record("account.unsuspend", name, {"suspended": True}, {"suspended": False}, note, name)
             return suspension
         return self._account_change("account.unsuspend", name, note,
                                     lambda: self.accounts.change_account(name, "suspended = ?", (0,)))  # fmt: skip
@@ -191,8 +212,8 @@ class Actions:
                                     lambda: self.accounts.change_account(name, assignment, ()))  # fmt: skip
 
     def add_trip(self, name: str, country: str, starts: dt.date, ends: dt.date, note: str | None = None) -> Trip:
-        self._allowed("account.trip")
-        trip = self.accounts.add_trip(name, country, starts, ends, _note(note))
+        note = self._allowed("account.trip", note)
+        trip = self.accounts.add_trip(name, country, starts, ends, note)
         after = {"id": trip.id, "country": country, "starts": starts.isoformat(), "ends": ends.isoformat()}
         self._record("account.trip", name, None, after, note, name)
         return trip
@@ -200,17 +221,17 @@ class Actions:
     # -- keys -----------------------------------------------------------------------------------
 
     def issue_key(self, name: str, *, note: str | None = None) -> NewKey:
-        self._allowed("key.issue")
+        note = self._allowed("key.issue", note)
         key = self.accounts.create_key(name)
-        self._record("key.issue", key.key_id, None, {"key_id": key.key_id, "account": name}, _note(note), name)
+        self._record("key.issue", key.key_id, None, {"key_id": key.key_id, "account": name}, note, name)
         return key
 
     def revoke_key(self, key_id: str, *, note: str | None = None) -> ApiKeyInfo:
-        self._allowed("key.revoke")
+        note = self._allowed("key.revoke", note)
         before = next((k for k in self.accounts.list_keys() if k.key_id == key_id), None)
         info = self.accounts.revoke_key(key_id)
         self._record("key.revoke", key_id, None if before is None else {"revoked_at": before.revoked_at},
-                     {"revoked_at": info.revoked_at, "account": info.account}, _note(note), info.account)  # fmt: skip
+                     {"revoked_at": info.revoked_at, "account": info.account}, note, info.account)  # fmt: skip
         return info
 
     # -- alerts ---------------------------------------------------------------------------------
@@ -221,8 +242,8 @@ class Actions:
         action = f"alert.{state}"
         if action not in NEEDS:
             raise ConfigError(f"an alert can be acknowledged, resolved or reopened, not {state!r}")
-        self._allowed(action)
-        transition = self.alerts.set_state(alert, state, _note(note), self.actor.name)
+        note = self._allowed(action, note)
+        transition = self.alerts.set_state(alert, state, note, self.actor.name)
         if transition.changed:
             self._record(action, alert, {"state": transition.previous}, {"state": state}, note,
                          transition.alert.get("account"))  # fmt: skip
@@ -235,13 +256,13 @@ class Actions:
         """Validate ``content`` and make it the directive in force on every replica. A directive that does
         not validate changes nothing anywhere (DirectiveError)."""
         action = "directive.rollback" if rollback_of is not None else "directive.publish"
-        self._allowed(action)
-        note = _note(note)
+        note = self._allowed(action, note)
         try:
             text = content.decode("utf-8")
         except UnicodeDecodeError:
             raise DirectiveError("a directive is UTF-8 text", file=source) from None
         directive = parse_directive(content, source=source)
+        self._same_version_same_content(directive.id, directive.version, directive.sha256)
         before = self.directives.active()
         published = self.directives.publish(text, directive_id=directive.id, directive_version=directive.version,
                                             by=self.actor.name, note=note, rollback_of=rollback_of)  # fmt: skip
@@ -249,9 +270,18 @@ class Actions:
                      None if before is None else _directive_ref(before), _directive_ref(published), note)  # fmt: skip
         return published
 
+    def _same_version_same_content(self, directive_id: str, version: str, sha256: str) -> None:
+        """A directive's version names one content: decision records name the version, so two contents under
+        one version could not be told apart by its id and version alone."""
+        for earlier in self.directives.history():
+            same = (earlier.directive_id, earlier.directive_version) == (directive_id, version)
+            if same and earlier.sha256 != sha256:
+                raise ConflictError(f"{directive_id} version {version} was published with other content (v"
+                                    f"{earlier.version}); give this one a new version")  # fmt: skip
+
     def rollback_directive(self, version: int, *, note: str | None = None) -> PublishedDirective:
         """Publish the content of ``version`` again, as a new version."""
-        self._allowed("directive.rollback")
+        self._allowed("directive.rollback", note)
         earlier = self.directives.get(version)
         assert earlier.content is not None
         return self.publish_directive(earlier.content.encode("utf-8"), note=note or f"rollback to v{version}",
@@ -265,16 +295,16 @@ class Actions:
     # -- admin tokens ---------------------------------------------------------------------------
 
     def add_token(self, name: str, role: str, *, note: str | None = None) -> NewAdminToken:
-        self._allowed("token.add")
+        note = self._allowed("token.add", note)
         made = self.tokens.add(name, role, by=self.actor.name)
-        self._record("token.add", made.token.id, None, made.token.as_dict(), _note(note))
+        self._record("token.add", made.token.id, None, made.token.as_dict(), note)
         return made
 
     def revoke_token(self, token_id: str, *, note: str | None = None) -> dict[str, object]:
-        self._allowed("token.revoke")
+        note = self._allowed("token.revoke", note)
         before = self.tokens.get(token_id)
         after = self.tokens.revoke(token_id)
-        self._record("token.revoke", token_id, before.as_dict(), after.as_dict(), _note(note))
+        self._record("token.revoke", token_id, before.as_dict(), after.as_dict(), note)
         return after.as_dict()
 
 

@@ -108,7 +108,16 @@ class AdminApp:
 
     async def _handle(self, scope: Scope, receive: Receive, send: Send, rid: str) -> None:
         method, path = scope["method"], scope["path"]
-        route, params, other = match(method, path)
+        raw = scope.get("raw_path")
+        try:
+            route, params, other = match(method, raw.decode("latin-1").partition("?")[0] if raw else path)
+        except UnicodeDecodeError:
+            await _error(send, 400, "invalid_request", "a path parameter is not UTF-8", rid)
+            return
+        query_string = scope.get("query_string", b"").decode("latin-1")
+        if any("\x00" in v for v in params.values()) or "%00" in query_string or "\x00" in path:
+            await _error(send, 400, "invalid_request", "a NUL character in the path or the query", rid)
+            return
         if route is None:
             status, code = (405, "method_not_allowed") if other else (404, "not_found")
             await _error(send, status, code, f"no route {method} {path[:200]!r}", rid)
@@ -122,7 +131,11 @@ class AdminApp:
         except BodyTooLarge:
             await _error(send, 413, "request_too_large", f"request body larger than {limit >> 20} MiB", rid)
             return
-        query = urllib.parse.parse_qs(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
+        try:
+            query = urllib.parse.parse_qs(query_string, keep_blank_values=True, errors="strict")
+        except UnicodeDecodeError:
+            await _error(send, 400, "invalid_request", "a query parameter is not UTF-8", rid)
+            return
         request = Request(method, path, params, query, dict(scope["headers"]), body, request_id=rid)
         loop = asyncio.get_running_loop()
         reply: Reply | Stream = await loop.run_in_executor(None, self._dispatch, route, request)

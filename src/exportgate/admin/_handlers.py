@@ -53,13 +53,16 @@ def _one(request: Request, name: str) -> str | None:
     return values[0]
 
 
-def _int(request: Request, name: str, default: int, low: int, high: int) -> int:
-    text = _one(request, name)
-    if text is None:
-        return default
-    if not text.isdigit() or not low <= int(text) <= high:
+def _digits(text: str, name: str, low: int, high: int) -> int:
+    """An integer written in ASCII digits, from ``low`` to ``high`` (anything else: 400, never a 500)."""
+    if not (text.isascii() and text.isdigit() and len(text) <= 12 and low <= int(text) <= high):
         raise BadRequestError(f"{name} must be an integer from {low} to {high}")
     return int(text)
+
+
+def _int(request: Request, name: str, default: int, low: int, high: int) -> int:
+    text = _one(request, name)
+    return default if text is None else _digits(text, name, low, high)
 
 
 def _time_ns(request: Request, name: str) -> int | None:
@@ -113,13 +116,17 @@ def _attributes(body: dict[str, Any]) -> dict[str, Any]:
             raise BadRequestError("us_person must be true, false or null")
         out["us_person_attested"] = body["us_person"]
     if "kyc" in body:
+        if not isinstance(body["kyc"], str):
+            raise BadRequestError("kyc must be a string: none, basic or verified")
         try:
-            out["kyc"] = KycLevel.parse(str(body["kyc"]))
+            out["kyc"] = KycLevel.parse(body["kyc"])
         except ValueError as exc:
             raise BadRequestError(f"kyc: {exc}") from None
     if "screening" in body:
+        if body["screening"] is not None and not isinstance(body["screening"], str):
+            raise BadRequestError("screening must be clear, hit, pending or null")
         try:
-            out["screening"] = None if body["screening"] is None else ScreeningStatus(str(body["screening"]))
+            out["screening"] = None if body["screening"] is None else ScreeningStatus(body["screening"])
         except ValueError:
             raise BadRequestError("screening must be clear, hit, pending or null") from None
     for name in ("organization", "controlled_by"):
@@ -177,9 +184,7 @@ class Handlers:
         match = request.headers.get(b"if-match")
         if match is not None:
             text = match.decode("latin-1").strip().strip('"')
-            if not text.isdigit():
-                raise BadRequestError("If-Match must be the account's revision (its ETag)")
-            expected = int(text)
+            expected = _digits(text, "If-Match (the account's revision, its ETag)", 0, 2**31)
         if expected is not None and (not isinstance(expected, int) or isinstance(expected, bool)):
             raise BadRequestError("revision must be an integer")
         changes = _attributes(body)
@@ -353,9 +358,7 @@ def _shown(value: Any) -> dict[str, Any]:
 
 
 def _version(text: str) -> int:
-    if not text.isdigit() or not 0 < int(text) < 2**31:
-        raise BadRequestError(f"a version is a positive integer, not {text[:20]!r}")
-    return int(text)
+    return _digits(text, "a version", 1, 2**31 - 1)
 
 
 def _matches(record: dict[str, Any], extra: dict[str, str]) -> bool:

@@ -8,6 +8,7 @@ with an actor named after the token. A 401 and a 403 are audit records too (acti
 from __future__ import annotations
 
 import re
+import urllib.parse
 from dataclasses import dataclass
 
 __all__ = ["ROUTES", "Route", "match"]
@@ -62,13 +63,16 @@ _COMPILED = [(route, route.pattern) for route in ROUTES]
 
 
 def match(method: str, path: str) -> tuple[Route | None, dict[str, str], bool]:
-    """The route for a request, its path parameters, and whether the path exists under another method."""
+    """The route for a request, its path parameters, and whether the path exists under another method.
+
+    ``path`` is the raw (still percent-encoded) path: segments are matched as sent and each parameter is
+    decoded after, so a name holding ``/`` (sent as ``%2F``) or ``#`` (``%23``) is one parameter."""
     other = False
     for route, pattern in _COMPILED:
         found = pattern.match(path)
         if found is None:
             continue
         if route.method == method:
-            return route, found.groupdict(), False
+            return route, {k: urllib.parse.unquote(v, errors="strict") for k, v in found.groupdict().items()}, False
         other = True
     return None, {}, other

@@ -193,9 +193,24 @@ _STORED = CSV_COLUMNS[: CSV_COLUMNS.index("hash") + 1]  # the columns named afte
 _TIME, _ANONYMIZERS, _REASONS, _HASH = (_STORED.index(c) for c in ("time", "anonymizers", "reasons", "hash"))
 
 
+#: A text cell a spreadsheet would run as a formula starts with one of these (OWASP, "CSV injection").
+_FORMULA = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _inert(cell: Any) -> Any:
+    """A text cell that a spreadsheet would take for a formula, with a ``'`` before it; other cells as they
+    are (numbers stay numbers). Client-chosen values (a model name, a key id) reach these cells."""
+    return "'" + cell if isinstance(cell, str) and cell.startswith(_FORMULA) else cell
+
+
 def csv_row(item: Exported) -> list[Any]:
     """A decodable row's cells in :data:`CSV_COLUMNS` order (``None`` is an empty cell): lists ``;``-joined,
-    subject attributes ``?`` when not known, outcome cells empty unless an outcome was joined."""
+    subject attributes ``?`` when not known, outcome cells empty unless an outcome was joined; a text cell
+    that starts like a spreadsheet formula gets a ``'`` before it."""
+    return [_inert(cell) for cell in _cells(item)]
+
+
+def _cells(item: Exported) -> list[Any]:
     record = item.record or {}
     cells: list[Any] = [record.get(column) for column in _STORED]
     cells[_TIME] = iso_time(int(record.get("time_ns", item.row.time_ns)))
