@@ -171,7 +171,7 @@ def _check_served(args: list[str], cwd: Path) -> None:
     process = subprocess.Popen([sys.executable, "-m", "exportgate.cli", *args, *extra], stdout=subprocess.DEVNULL,
                                stderr=subprocess.PIPE, text=True, cwd=cwd)  # fmt: skip
     try:
-        _, err = process.communicate(timeout=5)
+        _, err = process.communicate(timeout=3)
     except subprocess.TimeoutExpired:
         process.terminate()
         _, err = process.communicate(timeout=30)
