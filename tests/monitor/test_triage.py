@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sqlite3
 import stat
+from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
@@ -15,6 +16,7 @@ from hypothesis import strategies as st
 from exportgate.cli import main
 from exportgate.errors import ConfigError, ConflictError, NotFoundError, StoreError
 from exportgate.monitor import DETECTORS, STATES, AlertStore, Finding
+from exportgate.state import PostgresDatabase
 
 DAY = 86400 * 10**9
 FINDING = Finding("key_sharing", "ada", "high", 1_000 * 10**9, 1_060 * 10**9, ("w:1", "w:2"), "shared", {"n": 2})
@@ -37,8 +39,19 @@ def one_line_error(capsys: pytest.CaptureFixture[str]) -> str:
     return err
 
 
-def test_every_transition_is_recorded_with_who_and_why():
-    store = AlertStore(MEMORY)
+@pytest.fixture(params=["sqlite", "postgres"])
+def shared(request: pytest.FixtureRequest) -> Iterator[AlertStore]:
+    """An alert store on each backend (on PostgreSQL: what every replica shares)."""
+    if request.param == "sqlite":
+        store = AlertStore(MEMORY)
+    else:
+        store = AlertStore(PostgresDatabase(request.getfixturevalue("state_url")))
+    yield store
+    store.close()
+
+
+def test_every_transition_is_recorded_with_who_and_why(shared: AlertStore):
+    store = shared
     key = store.upsert(FINDING, 86400, "suspend").alert["id"]
     acked = store.set_state(key, "acknowledged", "looking", by="ana")
     assert acked.changed and acked.previous == "open" and acked.alert["state"] == "acknowledged"
@@ -88,8 +101,8 @@ def test_history_holds_each_change_and_nothing_else(steps: list[tuple[str, str]]
     store.close()
 
 
-def test_filters_are_applied_by_the_store():
-    store = AlertStore(MEMORY)
+def test_filters_are_applied_by_the_store(shared: AlertStore):
+    store = shared
     pairs = [("key_sharing", "ada"), ("key_sharing", "bo"), ("impossible_travel", "ada"), ("residency_mismatch", "cy")]
     for day, (detector, account) in enumerate(pairs):
         store.upsert(finding(detector, account, day), 86400, "alert")
