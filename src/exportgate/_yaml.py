@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ruamel.yaml import YAML
+from ruamel.yaml.composer import Composer
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.events import AliasEvent
 
@@ -16,9 +17,12 @@ __all__ = ["line_of", "load_yaml"]
 def load_yaml(raw: bytes, source: str, error: type[DirectiveError] = DirectiveError) -> Any:
     """Parse YAML, keeping line information; any problem is one ``error`` naming the file and line."""
     try:
-        text = raw.decode("utf-8")
-        _refuse_aliases(text, source, error)
-        return YAML(typ="rt").load(text)
+        yaml = YAML(typ="rt")
+        yaml.Composer = _NoAliases
+        return yaml.load(raw.decode("utf-8"))
+    except _AliasFound as found:
+        raise error("YAML aliases (*name) are not allowed; write the value out", file=source,
+                    line=found.line) from None
     except UnicodeDecodeError:
         raise error("not UTF-8 text", file=source) from None
     except MarkedYAMLError as exc:
@@ -32,13 +36,22 @@ def load_yaml(raw: bytes, source: str, error: type[DirectiveError] = DirectiveEr
         raise error("invalid YAML: nested too deeply", file=source) from None
 
 
-def _refuse_aliases(text: str, source: str, error: type[DirectiveError]) -> None:
-    """Aliases (``*name``, also in ``<<: *name``) are refused before anything is built: a few hundred bytes
-    of nested aliases expand to billions of nodes ("billion laughs"), and a directive needs none."""
-    for event in YAML(typ="rt").parse(text):
-        if isinstance(event, AliasEvent):
-            raise error("YAML aliases (*name) are not allowed; write the value out", file=source,
-                        line=event.start_mark.line + 1)  # fmt: skip
+class _AliasFound(Exception):
+    def __init__(self, line: int) -> None:
+        super().__init__(line)
+        self.line = line
+
+
+class _NoAliases(Composer):
+    """The composer, refusing an alias (``*name``, also in ``<<: *name``) where it meets one: a few hundred
+    bytes of nested aliases expand to billions of nodes ("billion laughs"), and a directive needs none.
+    Refused while composing, in the one pass that builds the document (a separate event pass costs time
+    quadratic in the nesting of flow collections)."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.parser.check_event(AliasEvent):
+            raise _AliasFound(self.parser.peek_event().start_mark.line + 1)
+        return super().compose_node(parent, index)
 
 
 def line_of(node: Any, key: Any = None, default: int | None = None) -> int | None:

@@ -162,6 +162,11 @@ def test_three_replicas_share_one_system_of_record(replicas: list[Replica], data
         pg_server.start()
     until(lambda: call(survivor, key).status_code == 200, "service after PostgreSQL returned", 20.0)
     assert survivor.ready()["status"] == "ready"
+    # the monitor came through the outage too: one replica leads again, and its passes go on
+    until(lambda: sum(r.ready()["checks"]["monitor"]["leading"] for r in rest) == 1, "a monitor leads again", 15)
+    passes = sum(r.ready()["checks"]["monitor"]["passes"] for r in rest)
+    until(lambda: sum(r.ready()["checks"]["monitor"]["passes"] for r in rest) > passes, "monitor passes", 10)
+    assert all(r.ready()["checks"]["monitor"]["ok"] for r in rest)
 
     # The audit record (shared, one chain per writer) verifies with each replica's public key pinned.
     pins = []

@@ -235,3 +235,29 @@ def test_db_status_fails_when_the_database_cannot_be_read(tmp_path: Path, capsys
     code = main(["db", "status", "--database-url", "postgresql://127.0.0.1:1/none", "--home", str(tmp_path)])
     assert code == 1 and "cannot connect" in capsys.readouterr().out
     assert main(["db", "status", "--home", str(tmp_path)]) == 0  # a home without stores: made on first use
+
+
+def test_an_action_is_refused_before_it_changes_anything_while_the_audit_store_is_down(
+    pg_server: PgServer, tmp_path: Path
+):
+    from exportgate.actions import Actor, open_actions
+
+    settings = Settings({"home": str(tmp_path / "home"), "audit_url": pg_server.create_database()}, env={})
+    with open_actions(settings, Actor("ops", "officer", "cli")) as act:
+        act.create_account("ada", citizenships=["US"])
+        pg_server.stop()
+        try:
+            with pytest.raises(StoreError, match="account.suspend refused"):
+                act.suspend("ada", note="case 1")
+            assert act.accounts.get_account("ada").suspended is False  # nothing changed
+        finally:
+            pg_server.start()
+        act.suspend("ada", note="case 1")  # the store answers again: done, and recorded
+    from exportgate.audit import RecordFilter, open_store
+
+    store = open_store(settings.audit_url, settings.home_path)
+    try:
+        actions = [row.body for row in store.query(RecordFilter(kinds=("admin",)))]
+    finally:
+        store.close()
+    assert [("account.create" in a, "account.suspend" in a) for a in actions] == [(True, False), (False, True)]

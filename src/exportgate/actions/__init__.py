@@ -6,17 +6,21 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 
-from exportgate.audit import audit_from_settings
+from exportgate.audit import AuditWriter, audit_from_settings
 from exportgate.config import Settings
+from exportgate.errors import StoreError
 from exportgate.monitor import AlertStore
 from exportgate.state import open_database
 
 from ._actions import NEEDS, Actions, Actor, account_dict
 
 __all__ = ["NEEDS", "Actions", "Actor", "account_dict", "open_actions"]
+
+log = logging.getLogger("exportgate.actions")
 
 
 @contextmanager
@@ -32,5 +36,14 @@ def open_actions(settings: Settings, actor: Actor, *, alerts: bool = False) -> I
             stack.callback(alert_store.close)
         writer = audit_from_settings(settings)
         stack.callback(writer.store.close)
-        stack.callback(writer.close)  # first: its final checkpoint, then the store
+        stack.callback(_close, writer)  # first: its final checkpoint, then the store
         yield Actions(state, writer, actor, alerts=alert_store)
+
+
+def _close(writer: AuditWriter) -> None:
+    """Close the writer; records it could not write are in its unwritten file (named in the log), not lost,
+    and the actions they record stand: their answers (a key shown once) must still reach the caller."""
+    try:
+        writer.close()
+    except StoreError as exc:
+        log.error("%s", exc)

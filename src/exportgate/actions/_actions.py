@@ -9,15 +9,18 @@ Roles (:data:`NEEDS`, data next to the actions they guard): a *viewer* reads; an
 keys and alerts; an *admin* also publishes directives and manages admin tokens. The check is made here,
 whatever the door; the admin API checks the route's role first as well.
 
-Order of work: the actor's role, then the audit writer is asked whether it can write now (a store that
+Order of work: the actor's role and the note are checked, then the audit store is probed (a store that
 is down refuses the action before anything changes), then the change is committed, then its record is
-written. A record that fails after the change is reported as exactly that.
+written. Should the store go away in the moment between the probe and the record, the record is not
+lost: the writer keeps it and retries, and saves it to ``HOME/audit/unwritten-<writer>.jsonl`` if its
+process ends first (and the action's answer stands: an account's first key is still shown).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import difflib
+import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -53,6 +56,7 @@ NEEDS: dict[str, str] = {
     "token.add": "admin",
     "token.revoke": "admin",
 }
+log = logging.getLogger("exportgate.actions")
 MAX_NOTE = 2000
 #: How records name subjects that are not accounts: an account may not take such a name.
 _SUBJECT_PREFIXES = ("jwt:", "account:")
@@ -118,9 +122,10 @@ class Actions:
         needed = NEEDS[action]
         if not self.actor.may(needed):
             raise ForbiddenError(f"{action} needs the {needed} role; {self.actor.name} is {self.actor.role}")
-        error = self.audit.error
-        if error is not None:
-            raise StoreError(f"{action} refused: the audit record cannot be written ({error})")
+        try:
+            self.audit.check()  # the store answers now: an action is refused before it changes anything
+        except StoreError as exc:
+            raise StoreError(f"{action} refused: its audit record cannot be written ({exc})") from None
         return note
 
     def _record(self, action: str, target: str, before: Mapping[str, Any] | None,  # noqa: PLR0917
@@ -129,8 +134,9 @@ class Actions:
                             before, after, note, account)  # fmt: skip
         try:
             self.audit.append(entry)
-        except StoreError as exc:
-            raise StoreError(f"{action} {target} was done, but its audit record could not be written: {exc}") from None
+        except StoreError as exc:  # the store went away between the check and now: the change is made
+            log.error("%s %s was done; its audit record is kept by the writer and retried (%s)", action, target, exc)
+            self.audit.keep(entry)
 
     def _account_change(self, action: str, name: str, note: str | None, change: Any) -> Account:
         note = self._allowed(action, note)

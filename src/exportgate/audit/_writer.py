@@ -186,6 +186,20 @@ class AuditWriter:
         self._after_put()
         return waiter.result() if waiter is not None else None
 
+    def check(self) -> None:
+        """StoreError unless the store answers a write now (one probe row); what an action asks first."""
+        self._check_open()
+        if not self._store_answers():
+            raise StoreError(f"the audit store {self.store.url if hasattr(self.store, 'url') else ''} does not answer")
+
+    def keep(self, entry: _Record) -> None:
+        """Queue a record nobody waits for: kept and retried while the store is down, saved to the
+        unwritten file if this writer closes first (an action already done must not lose its record)."""
+        sealed = entry.seal()
+        self._check_open(gates=False)
+        self._queue.put((sealed, None))
+        self._after_put()
+
     async def append_async(self, entry: _Record, *, wait: bool | None = None) -> int | None:
         """As :meth:`append`, without blocking the event loop. The writer wakes
         each event loop once per committed batch, not once per entry.

@@ -22,7 +22,6 @@ from ._common import (
     HomeOption,
     NoteOption,
     cli_actor,
-    existing_home,
     parse_countries,
     parse_country,
     parse_kyc,
@@ -54,9 +53,10 @@ def _accounts(home: Path | None, *, read_only: bool = False, create: bool = Fals
 @contextmanager
 def _acting(home: Path | None, by: str | None, *, create: bool = False) -> Iterator[Actions]:
     """Audited actions on the home's store (only ``create``, accounts add, may make a home)."""
-    settings = settings_for(home) if create else existing_home(home)
+    settings = settings_for(home) if create else state_home(home)
     with open_actions(settings, cli_actor(by)) as actions:
         yield actions
+    typer.echo(f"(state: {actions.state.label})", err=True)  # which store: a local home, or the shared one
 
 
 _account_dict = account_dict

@@ -501,7 +501,8 @@ class Gateway:
             "gateway": {"ok": not self._closed},
         }  # fmt: skip
         if parts.monitor is not None:
-            checks["monitor"] = {"ok": True, "leading": parts.monitor.leading, "passes": parts.monitor.passes}
+            checks["monitor"] = {"ok": parts.monitor.running, "leading": parts.monitor.leading,
+                                 "passes": parts.monitor.passes}  # fmt: skip
         return all(check["ok"] for check in checks.values()), checks
 
     async def _metrics(self, scope: Scope, send: Send) -> None:

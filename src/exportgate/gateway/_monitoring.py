@@ -86,36 +86,54 @@ class BackgroundMonitor:
                 self._lock.close()  # closing the only descriptor releases the flock (the session: the lock)
             self._lock = None
 
+    @property
+    def running(self) -> bool:
+        """Whether the monitor's thread is alive (what ``/readyz`` reports)."""
+        return self._thread.is_alive() or not self._thread.ident
+
     def _run(self) -> None:
-        webhook = Webhook(self.config.webhook_url, self.config.webhook_secret) if self.config.webhook_url else None
-        self._state = open_database(self.settings, "state")
-        accounts = AccountStore(self._state)
-        monitor = Monitor(self.config, AlertStore(open_database(self.settings, "alerts")), accounts, webhook,
-                          audit=self.audit)  # fmt: skip
-        store = open_store(self.audit_url, self.home)
-        since: int | None = time.time_ns() - FIRST_LOOK_BACK_NS
-        try:
-            while not self._stop.is_set():
-                if not self._lead():  # another worker runs the detectors
-                    self._stop.wait(self.interval)
-                    continue
-                try:
-                    alerts = monitor.scan_store(store, since) if since is not None else monitor.follow_once(store)
-                    since = None
-                    self.passes += 1
-                    for alert in alerts:
-                        log.warning("monitor alert %s %s account=%s: %s", alert["id"], alert["detector"],
-                                    alert["account"], alert["summary"])  # fmt: skip
-                except Exception:  # keep monitoring whatever one pass hit
-                    log.exception("background monitor pass failed; retrying in %.1f s", self.interval)
+        """Until closed: open what a pass needs, then lead or wait; any failure (a store down at start, a
+        lost lock connection, a pass that fails) is logged and tried again an interval later."""
+        while not self._stop.is_set():
+            try:
+                self._serve()
+            except Exception:
+                log.exception("background monitor stopped by an error; starting again in %.1f s", self.interval)
+                self._release()
                 self._stop.wait(self.interval)
-        finally:
-            self._release()
-            store.close()
-            monitor.alerts.close()
-            accounts.close()
+
+    def _serve(self) -> None:
+        webhook = Webhook(self.config.webhook_url, self.config.webhook_secret) if self.config.webhook_url else None
+        with contextlib.ExitStack() as stack:
             if webhook is not None:
-                webhook.close(timeout_s=5)
+                stack.callback(webhook.close, timeout_s=5)
+            self._state = open_database(self.settings, "state")
+            accounts = AccountStore(self._state)
+            stack.callback(accounts.close)
+            alerts = AlertStore(open_database(self.settings, "alerts"))
+            stack.callback(alerts.close)
+            monitor = Monitor(self.config, alerts, accounts, webhook, audit=self.audit)
+            store = open_store(self.audit_url, self.home)
+            stack.callback(store.close)
+            stack.callback(self._release)
+            self._loop(monitor, store)
+
+    def _loop(self, monitor: Monitor, store: Any) -> None:
+        since: int | None = time.time_ns() - FIRST_LOOK_BACK_NS
+        while not self._stop.is_set():
+            if not self._lead():  # another worker (or replica) runs the detectors
+                self._stop.wait(self.interval)
+                continue
+            try:
+                alerts = monitor.scan_store(store, since) if since is not None else monitor.follow_once(store)
+                since = None
+                self.passes += 1
+                for alert in alerts:
+                    log.warning("monitor alert %s %s account=%s: %s", alert["id"], alert["detector"],
+                                alert["account"], alert["summary"])  # fmt: skip
+            except Exception:  # keep monitoring whatever one pass hit
+                log.exception("background monitor pass failed; retrying in %.1f s", self.interval)
+            self._stop.wait(self.interval)
 
 
 def _alive(connection: Any) -> bool:
