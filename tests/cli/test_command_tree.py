@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -151,33 +152,40 @@ def test_bad_values_for_every_parameter_are_one_line(world, capsys, elsewhere, p
     command = COMMANDS[path]
     param = next(p for p in command.params if p.name == name)
     base = _base(path, command, world)
-    for value in _bad_values(param, world):
-        args = _with_bad(base, command, name, value)
-        if path in SERVING:
-            _check_served(args, elsewhere)
-            continue
+    every = [_with_bad(base, command, name, value) for value in _bad_values(param, world)]
+    if path in SERVING:
+        _check_served(every, elsewhere)
+        return
+    for args in every:
         code = main(args)
         _check(code, capsys.readouterr().err, args)
 
 
-def _check_served(args: list[str], cwd: Path) -> None:
-    """A serving command as a process: a bad value must end it with one line; a value it accepts leaves it
-    serving, which is stopped after a few seconds (no traceback either way)."""
-    if "\udcff" in "".join(args):
-        return  # cannot be passed through this test's UTF-8 argv; main() is covered in-process above
-    extra = ["--port", "8971"] if args[:1] == ["serve"] or args[:2] in (["sim", "serve"], ["admin", "serve"]) else []
-    if args[:2] == ["sim", "traffic"]:
-        extra = ["--hours", "1", "--time-scale", "1000000", "--per-population", "1"]
-    process = subprocess.Popen([sys.executable, "-m", "exportgate.cli", *args, *extra], stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE, text=True, cwd=cwd)  # fmt: skip
-    try:
-        _, err = process.communicate(timeout=3)
-    except subprocess.TimeoutExpired:
-        process.terminate()
-        _, err = process.communicate(timeout=30)
-        assert "Traceback" not in err
-        return
-    _check(process.returncode, err, args)
+def _check_served(every: list[list[str]], cwd: Path) -> None:
+    """Serving commands as processes, all at once (each on a port of its own): a bad value must end one
+    with one line; a value it accepts leaves it serving, which is stopped after a few seconds (no
+    traceback either way)."""
+    started = []
+    for port, args in enumerate(every, start=8971):
+        if "\udcff" in "".join(args):
+            continue  # cannot be passed through this test's UTF-8 argv; main() is covered in-process above
+        serving = args[:1] == ["serve"] or args[:2] in (["sim", "serve"], ["admin", "serve"])
+        extra = ["--port", str(port)] if serving else []
+        if args[:2] == ["sim", "traffic"]:
+            extra = ["--hours", "1", "--time-scale", "1000000", "--per-population", "1"]
+        process = subprocess.Popen([sys.executable, "-m", "exportgate.cli", *args, *extra], stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.PIPE, text=True, cwd=cwd)  # fmt: skip
+        started.append((args, process))
+    deadline = time.monotonic() + 4
+    for args, process in started:
+        try:
+            _, err = process.communicate(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            process.terminate()
+            _, err = process.communicate(timeout=30)
+            assert "Traceback" not in err
+            continue
+        _check(process.returncode, err, args)
 
 
 def test_the_version_flag(capsys):

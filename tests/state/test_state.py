@@ -247,7 +247,7 @@ def test_an_action_is_refused_before_it_changes_anything_while_the_audit_store_i
         act.create_account("ada", citizenships=["US"])
         pg_server.stop()
         try:
-            with pytest.raises(StoreError, match="account.suspend refused"):
+            with pytest.raises(StoreError, match=r"account\.suspend refused"):
                 act.suspend("ada", note="case 1")
             assert act.accounts.get_account("ada").suspended is False  # nothing changed
         finally:
