@@ -24,7 +24,9 @@ import logging
 import sqlite3
 import threading
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 
@@ -95,7 +97,7 @@ class Transaction:
         self.topics.update(topics)
 
 
-class Database:
+class Database(ABC):
     """The interface every store uses; see the module docstring."""
 
     backend: str
@@ -103,16 +105,17 @@ class Database:
     read_only: bool
     revision: Revision
 
-    @contextlib.contextmanager
-    def transaction(self) -> Iterator[Transaction]:  # pragma: no cover - abstract
-        raise NotImplementedError
-        yield
+    @abstractmethod
+    def transaction(self) -> AbstractContextManager[Transaction]:
+        """One write transaction: committed when the block ends, rolled back if it raises."""
 
-    def query(self, sql: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:  # pragma: no cover
-        raise NotImplementedError
+    @abstractmethod
+    def query(self, sql: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
+        """Every row of one read."""
 
-    def version(self, component: str) -> int:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abstractmethod
+    def version(self, component: str) -> int:
+        """The schema version of ``component`` in this database (0: none)."""
 
     def migrate(self, migrations: Migrations, *, upgrade: bool = True) -> None:
         """Bring ``migrations.component`` to the newest version (``upgrade``), or check that it is there.
@@ -134,8 +137,9 @@ class Database:
     def _steps(self, migrations: Migrations) -> tuple[str, ...]:
         return migrations.postgresql if self.backend == "postgresql" else migrations.sqlite
 
-    def _upgrade(self, migrations: Migrations, version: int) -> None:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abstractmethod
+    def _upgrade(self, migrations: Migrations, version: int) -> None:
+        """Apply the steps of ``migrations`` after ``version``."""
 
     def health(self) -> str | None:
         """``None`` while the database answers a query, else why not (what ``/readyz`` reports)."""
@@ -153,10 +157,13 @@ class Database:
         return False
 
     def listen(self, listener: Listener) -> None:
-        """Call ``listener`` (on a background thread) after every change committed by any process."""
+        """Call ``listener`` (on a background thread) after every change committed by any process. A
+        database only this host writes (SQLite) has nothing to push: its readers watch the revision."""
+        del listener
 
-    def close(self) -> None:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abstractmethod
+    def close(self) -> None:
+        """Release the connections (and stop listening)."""
 
 
 def database_at(source: str | Path | Database, migrations: Migrations, *, read_only: bool = False) -> Database:
