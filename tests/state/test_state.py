@@ -261,3 +261,23 @@ def test_an_action_is_refused_before_it_changes_anything_while_the_audit_store_i
     finally:
         store.close()
     assert [("account.create" in a, "account.suspend" in a) for a in actions] == [(True, False), (False, True)]
+
+
+def test_account_and_alert_commands_take_the_database_url_as_a_flag(state_url: str, tmp_path: Path, capsys):
+    from exportgate.cli import main
+
+    home, flag = str(tmp_path / "ops"), ["--database-url", state_url]
+    assert main(["accounts", "add", "ada", "--citizenship", "US", *flag, "--home", home]) == 0
+    assert f"(state: database {state_url.rsplit('@', 1)[-1]}" in capsys.readouterr().err.replace("postgresql://", "")
+    assert main(["accounts", "suspend", "ada", "--note", "case 3", *flag, "--home", home]) == 0
+    store = AccountStore(PostgresDatabase(state_url))
+    try:
+        assert store.get_account("ada").suspended  # in the shared database, not in a local file
+    finally:
+        store.close()
+    assert not (tmp_path / "ops" / "accounts.db").exists()
+    assert main(["accounts", "list", "--format", "json", *flag, "--home", str(tmp_path / "nowhere")]) == 0
+    assert '"ada"' in capsys.readouterr().out
+    assert main(["monitor", "alerts", *flag, "--home", str(tmp_path / "nowhere")]) == 0
+    assert main(["monitor", "ack", "alert-none", *flag, "--home", home]) == 1
+    assert not (tmp_path / "nowhere").exists()

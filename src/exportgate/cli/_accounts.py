@@ -19,6 +19,7 @@ from exportgate.identity import AccountStore, account_store
 
 from ._common import (
     ByOption,
+    DatabaseUrlOption,
     HomeOption,
     NoteOption,
     cli_actor,
@@ -40,10 +41,12 @@ NameArg = Annotated[str, typer.Argument(help="Account name.", show_default=False
 
 
 @contextmanager
-def _accounts(home: Path | None, *, read_only: bool = False, create: bool = False) -> Iterator[AccountStore]:
+def _accounts(home: Path | None, database_url: str | None, *, read_only: bool = False,
+              create: bool = False) -> Iterator[AccountStore]:  # fmt: skip
     """The home's account store, closed after use. Only ``create`` (accounts add) may make a home; every other
     command needs an existing one, and ``read_only`` ones never write."""
-    store = account_store(settings_for(home) if create else state_home(home), read_only=read_only)
+    chosen = settings_for(home, database_url=database_url) if create else state_home(home, database_url=database_url)
+    store = account_store(chosen, read_only=read_only)
     try:
         yield store
     finally:
@@ -51,9 +54,9 @@ def _accounts(home: Path | None, *, read_only: bool = False, create: bool = Fals
 
 
 @contextmanager
-def _acting(home: Path | None, by: str | None, *, create: bool = False) -> Iterator[Actions]:
+def _acting(home: Path | None, by: str | None, database_url: str | None, *, create: bool = False) -> Iterator[Actions]:
     """Audited actions on the home's store (only ``create``, accounts add, may make a home)."""
-    settings = settings_for(home) if create else state_home(home)
+    settings = settings_for(home, database_url=database_url) if create else state_home(home, database_url=database_url)
     with open_actions(settings, cli_actor(by)) as actions:
         yield actions
     typer.echo(f"(state: {actions.state.label})", err=True)  # which store: a local home, or the shared one
@@ -76,6 +79,7 @@ def add(
     ] = None,
     note: NoteOption = None,
     by: ByOption = None,
+    database_url: DatabaseUrlOption = None,
     home: HomeOption = None,
 ) -> None:
     """Create an account and print its API key (shown once, stored hashed)."""
@@ -83,7 +87,7 @@ def add(
     residencies = parse_countries(residence, "--residence")
     attested, level, status = parse_yes_no(us_person, "--us-person"), parse_kyc(kyc), parse_screening(screening)
     controller = parse_country(controlled_by, "--controlled-by") if controlled_by else None
-    with _acting(home, by, create=True) as act:
+    with _acting(home, by, database_url, create=True) as act:
         account, key = act.create_account(
             name, citizenships=citizenships, residencies=residencies, us_person_attested=attested,
             kyc=level or KycLevel.NONE, screening=status, organization=org, controlled_by=controller, note=note,
@@ -103,10 +107,11 @@ def _yes(value: bool | None) -> str:
 def list_(
     output: Annotated[Format, typer.Option("--format")] = Format.text,
     deleted: Annotated[bool, typer.Option("--deleted", help="Include deleted accounts.")] = False,
+    database_url: DatabaseUrlOption = None,
     home: HomeOption = None,
 ) -> None:
     """List accounts."""
-    with _accounts(home, read_only=True) as store:
+    with _accounts(home, database_url, read_only=True) as store:
         accounts = store.list_accounts(deleted=deleted)
     if output is Format.json:
         emit_json([_account_dict(a) for a in accounts])
@@ -130,9 +135,13 @@ def list_(
 
 
 @app.command("show")
-def show(name: NameArg, home: HomeOption = None) -> None:
+def show(
+    name: NameArg,
+    database_url: DatabaseUrlOption = None,
+    home: HomeOption = None,
+) -> None:
     """Show one account as JSON, with its keys."""
-    with _accounts(home, read_only=True) as store:
+    with _accounts(home, database_url, read_only=True) as store:
         account, found = store.get_account(name), store.list_keys(name)
     keys = [{"key_id": k.key_id, "created_at": k.created_at, "revoked_at": k.revoked_at} for k in found]
     emit_json({**_account_dict(account), "keys": keys})
@@ -153,6 +162,7 @@ def update(
     ] = None,
     note: NoteOption = None,
     by: ByOption = None,
+    database_url: DatabaseUrlOption = None,
     home: HomeOption = None,
 ) -> None:
     """Change an account's attributes (only those given); effective on every replica at once."""
@@ -169,7 +179,7 @@ def update(
     changes.update({column: value for column, value in given.items() if value is not None})
     if not changes:
         raise typer.BadParameter("give at least one attribute to change", param_hint="NAME")
-    with _acting(home, by) as act:
+    with _acting(home, by, database_url) as act:
         account = act.update_account(name, changes, expected_revision=expected_revision, note=note)
     typer.echo(f"updated {account.name} (revision {account.revision})")
 
@@ -179,10 +189,11 @@ def suspend(
     name: Annotated[str, typer.Argument(help="Account name, or a JWT subject as records name it (jwt:ISS#SUB).")],
     note: NoteOption = None,
     by: ByOption = None,
+    database_url: DatabaseUrlOption = None,
     home: HomeOption = None,
 ) -> None:
     """Suspend an account or a JWT subject: every request is denied with account_suspended, on every replica."""
-    with _acting(home, by) as act:
+    with _acting(home, by, database_url) as act:
         act.suspend(name, note=note)
     typer.echo(f"suspended {name}")
 
@@ -192,36 +203,55 @@ def unsuspend(
     name: Annotated[str, typer.Argument(help="Account name, or a JWT subject (jwt:ISS#SUB).")],
     note: NoteOption = None,
     by: ByOption = None,
+    database_url: DatabaseUrlOption = None,
     home: HomeOption = None,
 ) -> None:
     """Lift a suspension."""
-    with _acting(home, by) as act:
+    with _acting(home, by, database_url) as act:
         act.unsuspend(name, note=note)
     typer.echo(f"unsuspended {name}")
 
 
 @app.command("delete")
-def delete(name: NameArg, note: NoteOption = None, by: ByOption = None, home: HomeOption = None) -> None:
+def delete(
+    name: NameArg,
+    note: NoteOption = None,
+    by: ByOption = None,
+    database_url: DatabaseUrlOption = None,
+    home: HomeOption = None,
+) -> None:
     """Delete an account: its keys are revoked and it is no longer listed; its audit records are kept, and
     restore brings it back."""
-    with _acting(home, by) as act:
+    with _acting(home, by, database_url) as act:
         account = act.delete_account(name, note=note)
     typer.echo(f"deleted {account.name} (its keys are revoked; its audit records are kept)")
 
 
 @app.command("restore")
-def restore(name: NameArg, note: NoteOption = None, by: ByOption = None, home: HomeOption = None) -> None:
+def restore(
+    name: NameArg,
+    note: NoteOption = None,
+    by: ByOption = None,
+    database_url: DatabaseUrlOption = None,
+    home: HomeOption = None,
+) -> None:
     """Bring back a deleted account (its old keys stay revoked: create a new one with accounts keys create)."""
-    with _acting(home, by) as act:
+    with _acting(home, by, database_url) as act:
         account = act.restore_account(name, note=note)
     still = " (still suspended: exportgate accounts unsuspend " + account.name + ")" if account.suspended else ""
     typer.echo(f"restored {account.name}{still}; create a key with: exportgate accounts keys create {account.name}")
 
 
 @keys_app.command("create")
-def keys_create(name: NameArg, note: NoteOption = None, by: ByOption = None, home: HomeOption = None) -> None:
+def keys_create(
+    name: NameArg,
+    note: NoteOption = None,
+    by: ByOption = None,
+    database_url: DatabaseUrlOption = None,
+    home: HomeOption = None,
+) -> None:
     """Create another API key for an account (printed once)."""
-    with _acting(home, by) as act:
+    with _acting(home, by, database_url) as act:
         key = act.issue_key(name, note=note)
     typer.echo(f"API key id {key.key_id}; the key is shown once, store it now:", err=True)
     typer.echo(key.secret)
@@ -230,10 +260,11 @@ def keys_create(name: NameArg, note: NoteOption = None, by: ByOption = None, hom
 @keys_app.command("list")
 def keys_list(
     name: Annotated[str | None, typer.Argument(help="Only this account's keys.", show_default=False)] = None,
+    database_url: DatabaseUrlOption = None,
     home: HomeOption = None,
 ) -> None:
     """List API keys (ids only; secrets are never stored)."""
-    with _accounts(home, read_only=True) as store:
+    with _accounts(home, database_url, read_only=True) as store:
         if name is not None:
             store.get_account(name)
         keys = store.list_keys(name)
@@ -246,26 +277,39 @@ def keys_revoke(
     key_id: Annotated[str, typer.Argument(help="Key id (as listed).")],
     note: NoteOption = None,
     by: ByOption = None,
+    database_url: DatabaseUrlOption = None,
     home: HomeOption = None,
 ) -> None:
     """Revoke an API key (on every replica at once)."""
-    with _acting(home, by) as act:
+    with _acting(home, by, database_url) as act:
         info = act.revoke_key(key_id, note=note)
     typer.echo(f"revoked {info.key_id} of {info.account} at {info.revoked_at}")
 
 
 @app.command("reverify")
-def reverify(name: NameArg, note: NoteOption = None, by: ByOption = None, home: HomeOption = None) -> None:
+def reverify(
+    name: NameArg,
+    note: NoteOption = None,
+    by: ByOption = None,
+    database_url: DatabaseUrlOption = None,
+    home: HomeOption = None,
+) -> None:
     """Hold an account for re-verification: its KYC is 'none' until restore-kyc (what monitor actions do)."""
-    with _acting(home, by) as act:
+    with _acting(home, by, database_url) as act:
         account = act.reverify(name, note=note)
     typer.echo(f"{account.name}: KYC held at none for re-verification")
 
 
 @app.command("restore-kyc")
-def restore_kyc(name: NameArg, note: NoteOption = None, by: ByOption = None, home: HomeOption = None) -> None:
+def restore_kyc(
+    name: NameArg,
+    note: NoteOption = None,
+    by: ByOption = None,
+    database_url: DatabaseUrlOption = None,
+    home: HomeOption = None,
+) -> None:
     """End a re-verification hold: the account's KYC level from before it comes back."""
-    with _acting(home, by) as act:
+    with _acting(home, by, database_url) as act:
         account = act.restore_kyc(name, note=note)
     typer.echo(f"{account.name}: KYC {account.kyc.label}")
 
@@ -289,11 +333,12 @@ def trips_add(
     ends: Annotated[str, typer.Option("--until", help="Last day (YYYY-MM-DD, UTC), inclusive.")],
     note: Annotated[str | None, typer.Option(help="Why (kept with the trip).")] = None,
     by: ByOption = None,
+    database_url: DatabaseUrlOption = None,
     home: HomeOption = None,
 ) -> None:
     """Declare a trip or a stay abroad."""
     where, first, last = parse_country(country, "--country"), _date(starts, "--from"), _date(ends, "--until")
-    with _acting(home, by) as act:
+    with _acting(home, by, database_url) as act:
         trip = act.add_trip(name, where, first, last, note)
     typer.echo(f"trip {trip.id}: {trip.account} in {trip.country} from {trip.starts} until {trip.ends}")
 
@@ -301,10 +346,11 @@ def trips_add(
 @trips_app.command("list")
 def trips_list(
     name: Annotated[str | None, typer.Argument(help="Only this account's trips.", show_default=False)] = None,
+    database_url: DatabaseUrlOption = None,
     home: HomeOption = None,
 ) -> None:
     """List declared trips."""
-    with _accounts(home, read_only=True) as store:
+    with _accounts(home, database_url, read_only=True) as store:
         trips = store.trips(name)
     table(["id", "account", "country", "from", "until", "note"],
           [[t.id, t.account, t.country, t.starts, t.ends, t.note] for t in trips])  # fmt: skip

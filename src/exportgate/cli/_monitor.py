@@ -31,7 +31,7 @@ from exportgate.monitor import (
 from exportgate.state import database_url, open_database, sqlite_path
 
 from ._audit import UrlOption, _store
-from ._common import DefaultCommandGroup, HomeOption, cli_actor, parse_time, settings_for, state_home
+from ._common import DatabaseUrlOption, DefaultCommandGroup, HomeOption, cli_actor, parse_time, settings_for, state_home
 from ._output import Format, emit_json, table
 
 __all__ = ["app"]
@@ -157,13 +157,14 @@ def alerts(
     account: Annotated[str | None, typer.Option(help="Only this account's alerts.")] = None,
     detector: Annotated[str | None, typer.Option(help="Only this detector's alerts.")] = None,
     output: Annotated[Format, typer.Option("--format", help="text, or json with each alert's history.")] = Format.text,
+    database_url_: DatabaseUrlOption = None,
     home: HomeOption = None,
 ) -> None:
     """List stored alerts (read-only: nothing is created)."""
     _one_of(state, STATES, "--state")
     _one_of(detector, tuple(DETECTORS), "--detector")
     since_ns = parse_time(since, "--since")
-    settings = state_home(home)
+    settings = state_home(home, database_url=database_url_)
     if database_url(settings) is None and not sqlite_path(settings, "alerts").exists():
         _show([], output)
         return
@@ -175,8 +176,8 @@ def alerts(
 
 
 def _transition(alert: str, state: str, note: str | None, by: str | None, home: Path | None,
-                restore: bool = False) -> None:  # fmt: skip
-    settings = state_home(home)
+                url: str | None, restore: bool = False) -> None:  # fmt: skip
+    settings = state_home(home, database_url=url)
     if database_url(settings) is None and not sqlite_path(settings, "alerts").exists():
         raise NotFoundError(f"no alert {alert!r} (no alerts in {settings.home_path})")
     with open_actions(settings, cli_actor(by), alerts=True) as act:
@@ -209,15 +210,17 @@ def _undo(act: Actions, alert: str, record: dict[str, Any], changed: bool) -> No
 
 
 @app.command("ack")
-def ack(alert: AlertArgument, note: NoteOption = None, by: ByOption = None, home: HomeOption = None) -> None:
-    """Acknowledge an alert (someone is on it). A resolved alert is reopened first."""
-    _transition(alert, "acknowledged", note, by, home)
+def ack(alert: AlertArgument, note: NoteOption = None, by: ByOption = None, database_url_: DatabaseUrlOption = None,
+        home: HomeOption = None) -> None:  # fmt: skip
+    """Acknowledge an alert (someone is on it). A resolved alert is refused: reopen it first."""
+    _transition(alert, "acknowledged", note, by, home, database_url_)
 
 
 @app.command("reopen")
-def reopen(alert: AlertArgument, note: NoteOption = None, by: ByOption = None, home: HomeOption = None) -> None:
+def reopen(alert: AlertArgument, note: NoteOption = None, by: ByOption = None,
+           database_url_: DatabaseUrlOption = None, home: HomeOption = None) -> None:  # fmt: skip
     """Open a resolved (or acknowledged) alert again."""
-    _transition(alert, "open", note, by, home)
+    _transition(alert, "open", note, by, home, database_url_)
 
 
 @app.command("resolve")
@@ -226,7 +229,8 @@ def resolve(
     note: NoteOption = None,
     restore: Annotated[bool, typer.Option(help="Also undo the alert's action (unsuspend / restore KYC).")] = False,
     by: ByOption = None,
+    database_url_: DatabaseUrlOption = None,
     home: HomeOption = None,
 ) -> None:
     """Resolve an alert, optionally undoing what its action did to the account."""
-    _transition(alert, "resolved", note, by, home, restore)
+    _transition(alert, "resolved", note, by, home, database_url_, restore)
