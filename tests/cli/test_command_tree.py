@@ -177,15 +177,21 @@ def _check_served(every: list[list[str]], cwd: Path) -> None:
                                    stderr=subprocess.PIPE, text=True, cwd=cwd)  # fmt: skip
         started.append((args, process))
     deadline = time.monotonic() + 4
-    for args, process in started:
-        try:
-            _, err = process.communicate(timeout=max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            process.terminate()
-            _, err = process.communicate(timeout=30)
-            assert "Traceback" not in err
-            continue
-        _check(process.returncode, err, args)
+    try:
+        for args, process in started:
+            try:
+                _, err = process.communicate(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                process.terminate()
+                _, err = process.communicate(timeout=60)
+                assert "Traceback" not in err, err[-1500:]
+                continue
+            _check(process.returncode, err, args)
+    finally:  # whatever failed, no process of this test outlives it
+        for _, process in started:
+            if process.poll() is None:
+                process.kill()
+            process.communicate()
 
 
 def test_the_version_flag(capsys):

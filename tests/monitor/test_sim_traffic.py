@@ -115,3 +115,21 @@ def test_ctrl_c_stops_the_gateway_it_started(tmp_path: Path):
         and len(err.splitlines()) == 1
     ), err
     assert running_in(home) == []
+
+
+def test_a_gateway_that_does_not_stop_in_time_is_killed_without_a_traceback():
+    """Found in CI: a gateway told to stop while it starts waits out its grace period; ``sim traffic`` then
+    raised TimeoutExpired (a traceback) instead of killing it."""
+    import signal
+    import subprocess
+    import sys
+
+    from exportgate.cli._traffic import _stop
+
+    stubborn = subprocess.Popen([sys.executable, "-c", "import signal, time; signal.signal(signal.SIGTERM, "
+                                 "signal.SIG_IGN); print('ready', flush=True); time.sleep(60)"],
+                                stdout=subprocess.PIPE, start_new_session=True)  # fmt: skip
+    assert stubborn.stdout is not None and stubborn.stdout.readline().strip() == b"ready"
+    _stop(stubborn, grace=0.5)
+    assert stubborn.returncode == -signal.SIGKILL
+    stubborn.stdout.close()

@@ -207,14 +207,18 @@ def _wait_until_up(url: str, process: subprocess.Popen[bytes], log: Path) -> Non
         time.sleep(0.1)
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    """End the gateway's process group (its workers too): SIGTERM, then SIGKILL after 15 s."""
+def _stop(process: subprocess.Popen[bytes], grace: float = 15.0) -> None:
+    """End the gateway's process group (its workers too): SIGTERM, then SIGKILL after ``grace`` seconds."""
     try:
         os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=15)
+        process.wait(timeout=grace)
     except ProcessLookupError:
         return
-    except BaseException:  # a timeout, or Ctrl-C while waiting
+    except subprocess.TimeoutExpired:  # a gateway told to stop while it starts may wait out its grace period
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    except BaseException:  # Ctrl-C while waiting: end it now, and let the interrupt go on
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
         process.wait()
