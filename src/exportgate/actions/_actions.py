@@ -22,14 +22,14 @@ import datetime as dt
 import difflib
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from exportgate.audit import AdminAction, AuditWriter
 from exportgate.errors import ConfigError, ConflictError, DirectiveError, ForbiddenError, NotFoundError, StoreError
-from exportgate.identity import Account, AccountStore, ApiKeyInfo, NewKey, Suspension, Trip
-from exportgate.monitor import AlertStore
+from exportgate.identity import Account, AccountChange, AccountStore, ApiKeyInfo, NewKey, Suspension, Trip
+from exportgate.monitor import AlertStore, Transition
 from exportgate.policy import parse_directive
 from exportgate.state import ROLES, AdminTokens, Database, DirectiveStore, NewAdminToken, PublishedDirective
 
@@ -138,11 +138,12 @@ class Actions:
             log.error("%s %s was done; its audit record is kept by the writer and retried (%s)", action, target, exc)
             self.audit.keep(entry)
 
-    def _account_change(self, action: str, name: str, note: str | None, change: Any) -> Account:
+    def _account_change(self, action: str, name: str, note: str | None,
+                        change: Callable[[str], AccountChange]) -> Account:  # fmt: skip
         note = self._allowed(action, note)
-        result = change()
+        result = change(name)
         self._record(action, name, account_dict(result.before), account_dict(result.after), note, name)
-        return result.after  # type: ignore[no-any-return]
+        return result.after
 
     # -- accounts -------------------------------------------------------------------------------
 
@@ -158,10 +159,8 @@ class Actions:
 
     def update_account(self, name: str, changes: Mapping[str, Any], *, expected_revision: int | None = None,
                        note: str | None = None) -> Account:  # fmt: skip
-        def change() -> Any:
-            return self.accounts.update_account(name, changes, expected_revision=expected_revision)
-
-        return self._account_change("account.update", name, note, change)
+        return self._account_change("account.update", name, note, lambda n: self.accounts.update_account(
+            n, changes, expected_revision=expected_revision))
 
     def _is_subject(self, name: str) -> bool:
         """A JWT subject as records name it, and no account of that name (an account always wins)."""
@@ -184,8 +183,7 @@ class Actions:
             suspension = self.accounts.suspend_subject(name, by=self.actor.name, note=note)
             self._record("account.suspend", name, {"suspended": was}, {"suspended": True}, note, name)
             return suspension
-        return self._account_change("account.suspend", name, note,
-                                    lambda: self.accounts.change_account(name, "suspended = ?", (1,)))  # fmt: skip
+        return self._account_change("account.suspend", name, note, lambda n: self.accounts.suspension(n, True))
 
     def unsuspend(self, name: str, *, note: str | None = None) -> Account | Suspension:
         if self._is_subject(name):
@@ -193,29 +191,19 @@ class Actions:
             suspension = self.accounts.restore_subject(name)
             self._record("account.unsuspend", name, {"suspended": True}, {"suspended": False}, note, name)
             return suspension
-        return self._account_change("account.unsuspend", name, note,
-                                    lambda: self.accounts.change_account(name, "suspended = ?", (0,)))  # fmt: skip
+        return self._account_change("account.unsuspend", name, note, lambda n: self.accounts.suspension(n, False))
 
     def delete_account(self, name: str, *, note: str | None = None) -> Account:
-        now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-        return self._account_change("account.delete", name, note,
-                                    lambda: self.accounts.change_account(name, "deleted_at = ?", (now,),
-                                                                         revoke_keys=True))  # fmt: skip
+        return self._account_change("account.delete", name, note, self.accounts.tombstone)
 
     def restore_account(self, name: str, *, note: str | None = None) -> Account:
-        return self._account_change("account.restore", name, note,
-                                    lambda: self.accounts.change_account(name, "deleted_at = NULL", (),
-                                                                         deleted=True))  # fmt: skip
+        return self._account_change("account.restore", name, note, self.accounts.undelete)
 
     def reverify(self, name: str, *, note: str | None = None) -> Account:
-        assignment = "kyc_held = COALESCE(kyc_held, kyc), kyc = 'none'"
-        return self._account_change("account.reverify", name, note,
-                                    lambda: self.accounts.change_account(name, assignment, ()))  # fmt: skip
+        return self._account_change("account.reverify", name, note, self.accounts.hold)
 
     def restore_kyc(self, name: str, *, note: str | None = None) -> Account:
-        assignment = "kyc = COALESCE(kyc_held, kyc), kyc_held = NULL"
-        return self._account_change("account.restore_kyc", name, note,
-                                    lambda: self.accounts.change_account(name, assignment, ()))  # fmt: skip
+        return self._account_change("account.restore_kyc", name, note, self.accounts.end_hold)
 
     def add_trip(self, name: str, country: str, starts: dt.date, ends: dt.date, note: str | None = None) -> Trip:
         note = self._allowed("account.trip", note)
@@ -242,7 +230,7 @@ class Actions:
 
     # -- alerts ---------------------------------------------------------------------------------
 
-    def set_alert_state(self, alert: str, state: str, *, note: str | None = None) -> dict[str, Any]:
+    def set_alert_state(self, alert: str, state: str, *, note: str | None = None) -> Transition:
         if self.alerts is None:
             raise ConfigError("no alert store here")
         action = f"alert.{state}"
@@ -253,7 +241,7 @@ class Actions:
         if transition.changed:
             self._record(action, alert, {"state": transition.previous}, {"state": state}, note,
                          transition.alert.get("account"))  # fmt: skip
-        return transition.alert
+        return transition
 
     # -- directives -----------------------------------------------------------------------------
 

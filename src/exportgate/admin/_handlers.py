@@ -248,7 +248,7 @@ class Handlers:
         return Reply(200, {**alert, "evidence_records": records})
 
     def _alert(self, request: Request, state: str) -> Reply:
-        return Reply(200, self.act.set_alert_state(request.params["alert"], state, note=self._noted(request)))
+        return Reply(200, self.act.set_alert_state(request.params["alert"], state, note=self._noted(request)).alert)
 
     def ack_alert(self, request: Request) -> Reply:
         return self._alert(request, "acknowledged")

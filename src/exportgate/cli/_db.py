@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from exportgate._text import store_label
 from exportgate.audit import audit_store_from_settings
 from exportgate.state import ALERTS, STATE, database_url, open_database, sqlite_path
 
@@ -22,7 +23,7 @@ def upgrade(database_url_: DatabaseUrlOption = None, home: HomeOption = None) ->
     for component in ("state", "alerts"):
         open_database(settings, component, upgrade=True).close()
     audit_store_from_settings(settings).close()  # the audit tables migrate on open
-    where = url.rsplit("@", 1)[-1] if url else str(settings.home_path)
+    where = store_label(url) if url else str(settings.home_path)
     typer.echo(f"schema up to date in {where}: state {len(STATE.postgresql if url else STATE.sqlite)}, "
                f"alerts {len(ALERTS.postgresql if url else ALERTS.sqlite)}")  # fmt: skip
 

@@ -181,19 +181,17 @@ def _transition(alert: str, state: str, note: str | None, by: str | None, home: 
     if database_url(settings) is None and not sqlite_path(settings, "alerts").exists():
         raise NotFoundError(f"no alert {alert!r} (no alerts in {settings.home_path})")
     with open_actions(settings, cli_actor(by), alerts=True) as act:
-        assert act.alerts is not None
-        before = act.alerts.get(alert)
         try:
-            record = act.set_alert_state(alert, state, note=note)
+            change = act.set_alert_state(alert, state, note=note)
         except ConflictError as exc:
             raise ConflictError(f"{exc} (exportgate monitor reopen {alert})") from None
-        changed = before["state"] != record["state"]
-        if changed:
-            typer.echo(f"{alert}: {state} (was {before['state']}; by {record['history'][-1]['by']})")
+        record = change.alert
+        if change.changed:
+            typer.echo(f"{alert}: {state} (was {change.previous}; by {record['history'][-1]['by']})")
         else:
             typer.echo(f"{alert}: already {state}; nothing changed")
         if restore and record["action"] != "alert":
-            _undo(act, alert, record, changed)
+            _undo(act, alert, record, change.changed)
 
 
 def _undo(act: Actions, alert: str, record: dict[str, Any], changed: bool) -> None:

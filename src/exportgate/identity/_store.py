@@ -53,7 +53,7 @@ def _now() -> str:
 class AccountChange:
     """An account before and after one change (what an audited action records)."""
 
-    before: Account | None
+    before: Account
     after: Account
 
 
@@ -171,31 +171,49 @@ class AccountStore:
         rows = self._query(_SELECT_ACCOUNTS + where + " ORDER BY name LIMIT ? OFFSET ?", [*params, limit, offset])
         return total, [_account(row) for row in rows]
 
-    def delete_account(self, name: str) -> Account:
+    # Each change below comes in two forms: the account before and after it (what an audited action
+    # records), and the account after it.
+
+    def tombstone(self, name: str) -> AccountChange:
         """Tombstone an account: it is no longer listed or usable and every key is revoked; the row stays, so
-        records that name it keep meaning something, and :meth:`restore_account` can bring it back."""
-        return self.change_account(name, "deleted_at = ?", (_now(),), revoke_keys=True).after
+        records that name it keep meaning something, and :meth:`undelete` can bring it back."""
+        return self._change(name, "deleted_at = ?", (_now(),), revoke_keys=True)
+
+    def undelete(self, name: str) -> AccountChange:
+        """Undo a deletion. Its keys stay revoked: create a new one."""
+        return self._change(name, "deleted_at = NULL", (), deleted=True)
+
+    def suspension(self, name: str, suspended: bool) -> AccountChange:
+        return self._change(name, "suspended = ?", (int(suspended),))
+
+    def hold(self, name: str) -> AccountChange:
+        """KYC drops to ``none`` until :meth:`end_hold`; the level it had is kept (a second hold keeps it)."""
+        return self._change(name, "kyc_held = COALESCE(kyc_held, kyc), kyc = 'none'", ())
+
+    def end_hold(self, name: str) -> AccountChange:
+        """End a reverification hold: the KYC level from before it comes back."""
+        return self._change(name, "kyc = COALESCE(kyc_held, kyc), kyc_held = NULL", ())
+
+    def delete_account(self, name: str) -> Account:
+        return self.tombstone(name).after
 
     def restore_account(self, name: str) -> Account:
-        """Undo a deletion. Its keys stay revoked: create a new one."""
-        return self.change_account(name, "deleted_at = NULL", (), deleted=True).after
+        return self.undelete(name).after
 
     def set_suspended(self, name: str, suspended: bool) -> Account:
-        return self.change_account(name, "suspended = ?", (int(suspended),)).after
+        return self.suspension(name, suspended).after
 
     def set_kyc(self, name: str, kyc: KycLevel) -> Account:
-        return self.change_account(name, "kyc = ?", (kyc.label,)).after
+        return self.update_account(name, {"kyc": kyc}).after
 
     def set_screening(self, name: str, screening: ScreeningStatus | None) -> Account:
-        return self.change_account(name, "screening = ?", (screening.value if screening else None,)).after
+        return self.update_account(name, {"screening": screening}).after
 
     def hold_for_reverification(self, name: str) -> Account:
-        """KYC drops to ``none`` until :meth:`restore_kyc`; the level it had is kept (a second hold keeps it)."""
-        return self.change_account(name, "kyc_held = COALESCE(kyc_held, kyc), kyc = 'none'", ()).after
+        return self.hold(name).after
 
     def restore_kyc(self, name: str) -> Account:
-        """End a reverification hold: the KYC level from before it comes back."""
-        return self.change_account(name, "kyc = COALESCE(kyc_held, kyc), kyc_held = NULL", ()).after
+        return self.end_hold(name).after
 
     def update_account(self, name: str, changes: Mapping[str, Any], *,
                        expected_revision: int | None = None) -> AccountChange:  # fmt: skip
@@ -208,10 +226,10 @@ class AccountStore:
             raise ConfigError("nothing to update")
         columns = sorted(changes)
         values = tuple(_stored(column, changes[column]) for column in columns)
-        return self.change_account(name, ", ".join(f"{c} = ?" for c in columns), values,
+        return self._change(name, ", ".join(f"{c} = ?" for c in columns), values,
                                    expected_revision=expected_revision)  # fmt: skip
 
-    def change_account(self, name: str, assignment: str, params: Sequence[object], *, deleted: bool = False,
+    def _change(self, name: str, assignment: str, params: Sequence[object], *, deleted: bool = False,
                        revoke_keys: bool = False, expected_revision: int | None = None) -> AccountChange:  # fmt: skip
         """One change to one account (live, or with ``deleted`` a deleted one), its revision moved on; the
         account before and after it, read in the same transaction."""

@@ -44,9 +44,6 @@ def _collector_paused() -> Iterator[None]:
             gc.enable()
 
 
-_HOLD = "kyc_held = COALESCE(kyc_held, kyc), kyc = 'none'"  # a re-verification hold (AccountStore.reverify)
-
-
 @dataclass
 class Monitor:
     config: MonitorConfig
@@ -158,8 +155,8 @@ class Monitor:
         action = alert["action"]
         if action != "alert" and self.accounts is not None and self.apply_actions:
             try:
-                assignment = "suspended = 1" if action == "suspend" else _HOLD
-                change = self.accounts.change_account(alert["account"], assignment, ())
+                account = alert["account"]
+                change = self.accounts.suspension(account, True) if action == "suspend" else self.accounts.hold(account)
                 self._record(alert, change.before, change.after)
                 log.warning(
                     "alert %s (%s): %s applied to account %s", alert["id"], alert["detector"], action, alert["account"]
