@@ -10,6 +10,7 @@ render it in one place. Errors that map to an HTTP answer carry the status.
     ├── ConfigError                 bad setting, unreadable file, bad reference
     ├── DirectiveError              invalid directive (file, line, message)
     │   └── FrameworkError          invalid risk framework (file, line, message)
+    ├── ScreeningListError          a restricted-party list file that cannot be read whole (file, line, message)
     ├── ClassificationRefused       evidence that cannot support the classification asked for
     ├── CampaignFailed              an evaluation campaign whose results cannot be evidence (too many errors)
     ├── InvalidAddressError         a malformed IP address
@@ -51,6 +52,7 @@ __all__ = [
     "NotFoundError",
     "PayloadTooLargeError",
     "RequestTimeoutError",
+    "ScreeningListError",
     "StaleStateError",
     "StoreError",
     "UnrecordableError",
@@ -107,6 +109,13 @@ class FrameworkError(DirectiveError):
 
     code = "framework_invalid"
     default_file = "<framework>"
+
+
+class ScreeningListError(DirectiveError):
+    """A restricted-party list file refused whole; rendered as ``file:line: message``."""
+
+    code = "screening_list_invalid"
+    default_file = "<list>"
 
 
 class ClassificationRefused(ExportgateError):
