@@ -72,6 +72,7 @@ class ReasonCode(enum.StrEnum):
     KYC_REQUIRED = "kyc_required"
     CONTROLLED_BY_DENIED = "controlled_by_denied"
     SCREENING_HIT = "screening_hit"
+    SCREENING_PENDING = "screening_pending"
     ACCOUNT_SUSPENDED = "account_suspended"
     IDENTITY_INCOMPLETE = "identity_incomplete"
     GUARD_BLOCKED = "guard_blocked"

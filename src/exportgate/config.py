@@ -63,6 +63,13 @@ class Setting:
         return ENV_PREFIX + self.name.upper()
 
 
+def _unit(value: str) -> float:
+    number = float(value)
+    if not 0 < number <= 1:
+        raise ValueError(f"{value!r} is not a number in (0, 1]")
+    return number
+
+
 SETTINGS: tuple[Setting, ...] = (
     Setting("home", ".exportgate", "Data directory: account store, audit database, keys."),
     Setting("geo_embedded", True, "Use the bundled iptocc/iporigin data for country and anonymizer flags.", _bool),
@@ -154,8 +161,15 @@ SETTINGS: tuple[Setting, ...] = (
         "monitor_config", None, "Monitor config file (detector parameters, actions, webhook); defaults when unset."
     ),
     Setting("monitor_interval", 5.0, "Seconds between background monitor passes over new audit records.", float),
+    Setting(
+        "screening_threshold",
+        0.85,
+        "Score in (0, 1] from which a list entry is a potential match for a screened name (docs/screening.md).",
+        _unit,
+    ),
 )
 _BY_NAME = {s.name: s for s in SETTINGS}
+
 
 
 class Settings:

@@ -154,8 +154,8 @@ FAIL_CLOSED = [
         "require_screening_clear: true",
         us_citizen(screening=ScreeningStatus.PENDING),
         at("US"),
-        R.IDENTITY_INCOMPLETE,
-        "screening:pending",
+        R.SCREENING_PENDING,
+        "pending",
     ),
 ]
 

@@ -16,9 +16,9 @@ from exportgate.errors import StoreError
 from exportgate.monitor import AlertStore
 from exportgate.state import open_database
 
-from ._actions import NEEDS, Actions, Actor, account_dict
+from ._actions import NEEDS, Actions, Actor, ListsLoaded, account_dict
 
-__all__ = ["NEEDS", "Actions", "Actor", "account_dict", "open_actions"]
+__all__ = ["NEEDS", "Actions", "Actor", "ListsLoaded", "account_dict", "open_actions"]
 
 log = logging.getLogger("exportgate.actions")
 
@@ -37,7 +37,7 @@ def open_actions(settings: Settings, actor: Actor, *, alerts: bool = False) -> I
         writer = audit_from_settings(settings)
         stack.callback(writer.store.close)
         stack.callback(_close, writer)  # first: its final checkpoint, then the store
-        yield Actions(state, writer, actor, alerts=alert_store)
+        yield Actions(state, writer, actor, alerts=alert_store, screening_threshold=settings.screening_threshold)
 
 
 def _close(writer: AuditWriter) -> None:

@@ -26,14 +26,25 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from exportgate._types import ScreeningStatus
 from exportgate.audit import AdminAction, AuditWriter
 from exportgate.errors import ConfigError, ConflictError, DirectiveError, ForbiddenError, NotFoundError, StoreError
 from exportgate.identity import Account, AccountChange, AccountStore, ApiKeyInfo, NewKey, Suspension, Trip
 from exportgate.monitor import AlertStore, Transition
 from exportgate.policy import parse_directive
+from exportgate.screening import (
+    DEFAULT_THRESHOLD,
+    LoadedList,
+    Review,
+    ScreeningResult,
+    ScreeningStore,
+    assess,
+    read_lists,
+    screening_input,
+)
 from exportgate.state import ROLES, AdminTokens, Database, DirectiveStore, NewAdminToken, PublishedDirective
 
-__all__ = ["NEEDS", "Actions", "Actor", "account_dict"]
+__all__ = ["NEEDS", "Actions", "Actor", "ListsLoaded", "account_dict"]
 
 #: The least role each action needs.
 NEEDS: dict[str, str] = {
@@ -55,6 +66,10 @@ NEEDS: dict[str, str] = {
     "directive.rollback": "admin",
     "token.add": "admin",
     "token.revoke": "admin",
+    "screening.load": "officer",
+    "screening.result": "officer",
+    "screening.clear": "officer",
+    "screening.confirm": "officer",
 }
 log = logging.getLogger("exportgate.actions")
 MAX_NOTE = 2000
@@ -82,6 +97,7 @@ def account_dict(account: Account) -> dict[str, object]:
     """An account as records, the CLI and the admin API show it."""
     return {
         "name": account.name,
+        "legal_name": account.legal_name,
         "organization": account.organization,
         "citizenships": list(account.citizenships),
         "residencies": list(account.residencies),
@@ -106,9 +122,37 @@ def _note(note: str | None) -> str | None:
     return note
 
 
+#: What changing these attributes of an account means for its screening: screened again.
+_SCREENED = frozenset({"legal_name", "organization", "citizenships", "residencies"})
+
+
+@dataclass(frozen=True)
+class ListsLoaded:
+    """What ``screening load`` did: each list (stored as a new version, or the same files already in force),
+    how many accounts were screened against the lists in force, and the accounts whose status changed."""
+
+    lists: tuple[tuple[LoadedList, bool], ...]
+    screened: int
+    changed: tuple[AccountChange, ...]
+    ignored: int = 0
+
+    def as_dict(self) -> dict[str, object]:
+        return {"lists": [{**x.as_dict(), "stored": stored} for x, stored in self.lists], "screened": self.screened,
+                "changed": [{"account": c.after.name, "before": _status(c.before), "after": _status(c.after)}
+                            for c in self.changed], "ignored_rows": self.ignored}  # fmt: skip
+
+
+def _status(account: Account) -> str | None:
+    return None if account.screening is None else account.screening.value
+
+
 class Actions:
-    def __init__(self, state: Database, audit: AuditWriter, actor: Actor, *, alerts: AlertStore | None = None) -> None:
+    def __init__(self, state: Database, audit: AuditWriter, actor: Actor, *, alerts: AlertStore | None = None,
+                 screening_threshold: float = DEFAULT_THRESHOLD,
+                 screening: ScreeningStore | None = None) -> None:  # fmt: skip
+        """``screening``: a store shared between the actions of a long-lived process (it keeps the index)."""
         self.state, self.audit, self.actor, self.alerts = state, audit, actor, alerts
+        self.screening = screening or ScreeningStore(state, threshold=screening_threshold)
         self.accounts = AccountStore(state)
         self.directives = DirectiveStore(state)
         self.tokens = AdminTokens(state)
@@ -152,15 +196,42 @@ class Actions:
         if name.strip().lower().startswith(_SUBJECT_PREFIXES):
             raise ConfigError(f"an account name may not start with {' or '.join(_SUBJECT_PREFIXES)} (how records "
                               "name subjects of other kinds)")  # fmt: skip
+        screened = self._screened_by_lists(attributes.get("screening"))
+        if screened:  # fail closed until screened below
+            attributes = {**attributes, "screening": ScreeningStatus.PENDING}
         account, key = self.accounts.add_account(name, **attributes)
         self._record("account.create", account.name, None, {**account_dict(account), "key_id": key.key_id}, note,
                      account.name)  # fmt: skip
+        if screened:
+            self._screen([account])
+            account = self.accounts.get_account(account.name)
         return account, key
 
     def update_account(self, name: str, changes: Mapping[str, Any], *, expected_revision: int | None = None,
                        note: str | None = None) -> Account:  # fmt: skip
-        return self._account_change("account.update", name, note, lambda n: self.accounts.update_account(
-            n, changes, expected_revision=expected_revision))
+        screened = self._screened_by_lists(changes.get("screening"))
+        rescreen = screened and bool(_SCREENED & set(changes))
+        if rescreen:  # fail closed until screened again below
+            changes = {**changes, "screening": ScreeningStatus.PENDING}
+        account = self._account_change(
+            "account.update",
+            name,
+            note,
+            lambda n: self.accounts.update_account(n, changes, expected_revision=expected_revision),
+        )
+        if rescreen:
+            self._screen([account])
+            account = self.accounts.get_account(name)
+        return account
+
+    def _screened_by_lists(self, given: object) -> bool:
+        """Whether lists are loaded (then screening decides an account's status, and it cannot be set by hand)."""
+        if not self.screening.lists():
+            return False
+        if given is not None:
+            raise ConflictError("screening is decided by the lists loaded (exportgate screening lists); an officer "
+                                "reviews a potential match with exportgate screening clear|confirm")  # fmt: skip
+        return True
 
     def _is_subject(self, name: str) -> bool:
         """A JWT subject as records name it, and no account of that name (an account always wins)."""
@@ -286,6 +357,100 @@ class Actions:
         return "".join(difflib.unified_diff(a.splitlines(keepends=True), b.splitlines(keepends=True), f"v{old}",
                                             f"v{new}"))  # fmt: skip
 
+    # -- screening ------------------------------------------------------------------------------
+
+    def load_lists(self, paths: list[str], *, list_name: str | None = None, note: str | None = None) -> ListsLoaded:
+        """Read restricted-party list files (a malformed one refuses them all), store each list as a new
+        version unless the same files are in force, then screen every account not yet screened against
+        the lists in force (so loading the same files again finishes an interrupted re-screening)."""
+        note = self._allowed("screening.load", note)
+        parsed = read_lists(paths, internal_name=list_name or "internal")
+        done = []
+        for one in parsed:
+            loaded, stored = self.screening.add(one, by=self.actor.name, note=note)
+            done.append((loaded, stored))
+            if stored:
+                self._record("screening.load", f"{loaded.name} v{loaded.version}", None, loaded.as_dict(), note)
+        screened, changed = self.rescreen()
+        return ListsLoaded(tuple(done), screened, tuple(changed), sum(p.ignored for p in parsed))
+
+    def rescreen(self) -> tuple[int, list[AccountChange]]:
+        """Screen every live account whose result is not for the lists in force and its current names."""
+        lists = self.screening.lists()
+        if not lists:
+            return 0, []
+        key = self.screening.key(lists)
+        results = self.screening.results()
+        stale = []
+        for account in self.accounts.list_accounts():
+            held = results.get(account.id)
+            if held is None or held.lists != key or held.input != _input(account):
+                stale.append(account)
+        changed: list[AccountChange] = []
+        for start in range(0, len(stale), 500):
+            changed += self._screen(stale[start : start + 500])
+        return len(stale), changed
+
+    def _screen(self, accounts: list[Account]) -> list[AccountChange]:
+        lists = self.screening.lists()
+        index = self.screening.index(lists)
+        if index is None:
+            return []
+        key = self.screening.key(lists)
+        reviews = self.screening.all_reviews()
+        results = [assess(index, key, a.id, legal_name=a.legal_name, organization=a.organization,
+                          countries=(*a.citizenships, *a.residencies), reviews=reviews.get(a.id, ()))
+                   for a in accounts]  # fmt: skip
+        return self._apply(results)
+
+    def _apply(self, results: list[ScreeningResult], also: Callable[[Any], None] | None = None) -> list[AccountChange]:
+        def write(tx: Any) -> None:
+            if also is not None:
+                also(tx)
+            for result in results:
+                ScreeningStore.put(tx, result)
+
+        changes = self.accounts.apply_screening([(r.account_id, r.status) for r in results], write)
+        by_id = {r.account_id: r for r in results}
+        for change in changes:
+            result = by_id[change.after.id]
+            self._record("screening.result", change.after.name, {"screening": _status(change.before)},
+                         {"screening": _status(change.after), "lists": result.lists,
+                          "candidates": [c.id for c in result.candidates]}, None, change.after.name)  # fmt: skip
+        return changes
+
+    def review_screening(self, name: str, candidate: str, decision: str, *, reason: str | None) -> Account:
+        """Record an officer's review of one candidate: ``clear`` (a false positive: not raised again for
+        these names until the entry changes) or ``confirm`` (a hit: the account is denied ``screening_hit``
+        on every replica). The account is screened again at once."""
+        action = f"screening.{decision}"
+        if action not in ("screening.clear", "screening.confirm"):
+            raise ConfigError(f"a candidate is cleared or confirmed, not {decision!r}")
+        if decision == "clear" and not (reason or "").strip():
+            raise ConfigError("clearing a candidate needs a reason (--reason): the record says why it is not a match")
+        reason = self._allowed(action, reason) or "confirmed"
+        account = self.accounts.get_account(name)
+        lists = self.screening.lists()
+        index = self.screening.index(lists)
+        if index is None:
+            raise NotFoundError("no screening list is loaded")
+        found = self.screening.candidate(account.id, candidate)
+        reviews = [*self.screening.reviews(account.id)]
+        digest = _input(account)
+        result = assess(index, self.screening.key(lists), account.id, legal_name=account.legal_name,
+                        organization=account.organization, countries=(*account.citizenships, *account.residencies),
+                        reviews=[*reviews, Review(0, account.id, found.id, found.entry_digest, digest, decision,
+                                                  reason, self.actor.name, "", 0)])  # fmt: skip
+        before = _status(account)
+        by = self.actor.name
+        self._apply([result], lambda tx: ScreeningStore.add_review(
+            tx, account.id, found, input_digest=digest, decision=decision, reason=reason, by=by))
+        after = self.accounts.get_account(name)
+        self._record(action, name, {"screening": before},
+                     {"screening": _status(after), "candidate": found.id, "entry_digest": found.entry_digest,
+                      "list_version": found.list_version, "score": found.score}, reason, name)  # fmt: skip
+        return after
+
     # -- admin tokens ---------------------------------------------------------------------------
 
     def add_token(self, name: str, role: str, *, note: str | None = None) -> NewAdminToken:
@@ -302,7 +467,10 @@ class Actions:
         return after.as_dict()
 
 
+def _input(account: Account) -> str:
+    return screening_input(account.legal_name, account.organization)
+
+
 def _directive_ref(published: PublishedDirective) -> dict[str, object]:
     return {"version": published.version, "directive_id": published.directive_id,
             "directive_version": published.directive_version, "sha256": published.sha256}  # fmt: skip
-

@@ -12,6 +12,7 @@ from contextlib import ExitStack
 from exportgate.audit import audit_from_settings, open_store
 from exportgate.config import Settings
 from exportgate.monitor import AlertStore
+from exportgate.screening import ScreeningStore
 from exportgate.signing import signer_for, trusted_for
 from exportgate.state import open_database
 
@@ -42,7 +43,8 @@ def admin_parts_from_settings(settings: Settings) -> AdminParts:
         stack.callback(records.close)
         writer = audit_from_settings(settings)
         stack.pop_all()
-    return AdminParts(state, alerts, writer, records, trusted_for(settings))
+    return AdminParts(state, alerts, writer, records, trusted_for(settings),
+                      screening=ScreeningStore(state, threshold=settings.screening_threshold))  # fmt: skip
 
 
 def check_admin_settings(settings: Settings) -> None:

@@ -30,6 +30,7 @@ from exportgate.errors import (
     ForbiddenError,
 )
 from exportgate.monitor import AlertStore
+from exportgate.screening import ScreeningStore
 from exportgate.state import AdminToken, AdminTokens, Database
 
 from ._handlers import Handlers, Reply, Stream
@@ -51,6 +52,7 @@ class AdminParts:
     records: AuditStore  # the audit record, read (decisions, evidence, verification)
     trusted: Any = None  # the keys audit/status verifies checkpoints with
     extra: dict[str, Any] = field(default_factory=dict)
+    screening: ScreeningStore | None = None  # shared by every request: the list index is built once
 
 
 @dataclass
@@ -153,7 +155,8 @@ class AdminApp:
                          [(b"www-authenticate", b"Bearer")] if exc.status == 401 else [])  # fmt: skip
         request.token = token
         actor = Actor(token.name, token.role, "api")
-        actions = Actions(self.parts.state, self.parts.audit, actor, alerts=self.parts.alerts)
+        actions = Actions(self.parts.state, self.parts.audit, actor, alerts=self.parts.alerts,
+                          screening=self.parts.screening)  # fmt: skip
         handler: Callable[[Request], Reply | Stream] = getattr(Handlers(actions, self.parts), route.handler)
         try:
             return handler(request)

@@ -18,6 +18,7 @@ from exportgate.audit import CSV_COLUMNS, RecordFilter, csv_row, export_rows, ex
 from exportgate.errors import BadRequestError, NotFoundError
 from exportgate.monitor import STATES
 from exportgate.policy import is_country_code
+from exportgate.screening import Query
 
 if TYPE_CHECKING:
     from ._app import AdminParts, Request
@@ -27,7 +28,9 @@ __all__ = ["Handlers", "Reply", "Stream"]
 MAX_LIMIT = 1000
 _AGE = re.compile(r"^(\d+)([smhdw])$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-_ACCOUNT_FIELDS = {"citizenships", "residencies", "us_person", "kyc", "screening", "organization", "controlled_by"}
+_ACCOUNT_FIELDS = {"citizenships", "residencies", "us_person", "kyc", "screening", "organization", "controlled_by",
+                   "legal_name"}  # fmt: skip
+MAX_NAME = 300
 
 
 @dataclass
@@ -137,7 +140,30 @@ def _attributes(body: dict[str, Any]) -> dict[str, Any]:
             out[name] = value
     if out.get("controlled_by") is not None:
         out["controlled_by"] = _countries([out["controlled_by"]], "controlled_by")[0]
+    if "legal_name" in body:
+        out["legal_name"] = None if body["legal_name"] is None else _name(body["legal_name"], "legal_name")
     return out
+
+
+def _name(value: Any, field: str) -> str:
+    """A person's or party's name from a body: a string of 1 to MAX_NAME characters once spaces are folded."""
+    if not isinstance(value, str):
+        raise BadRequestError(f"{field} must be a string")
+    folded = " ".join(value.split())
+    if not folded or len(folded) > MAX_NAME:
+        raise BadRequestError(f"{field} must have 1 to {MAX_NAME} characters")
+    return folded
+
+
+def _str_field(body: dict[str, Any], field: str, *, required: bool = False) -> str | None:
+    value = body.get(field)
+    if value is None:
+        if required:
+            raise BadRequestError(f"{field} is required")
+        return None
+    if not isinstance(value, str) or not value.strip() or len(value) > MAX_NAME:
+        raise BadRequestError(f"{field} must be a string of 1 to {MAX_NAME} characters")
+    return value.strip()
 
 
 class Handlers:
@@ -335,6 +361,67 @@ class Handlers:
     def audit_status(self, request: Request) -> Reply:
         report = verify_store(self.parts.records, self.parts.trusted)
         return Reply(200, report.as_dict())
+
+    # -- screening ------------------------------------------------------------------------------
+
+    def screening_lists(self, request: Request) -> Reply:
+        return Reply(200, [x.as_dict() for x in self.act.screening.lists()])
+
+    def screening_queue(self, request: Request) -> Reply:
+        names = {a.id: a for a in self.act.accounts.list_accounts()}
+        return Reply(200, [{"account": names[i].name, "legal_name": names[i].legal_name,
+                            "organization": names[i].organization, **r.as_dict()}
+                           for i, r in self.act.screening.queue() if i in names])  # fmt: skip
+
+    def screening_account(self, request: Request) -> Reply:
+        account = self.act.accounts.get_account(request.params["name"])
+        result = self.act.screening.result(account.id)
+        return Reply(200, {"account": account.name, "screening": None if account.screening is None
+                           else account.screening.value, "result": None if result is None else result.as_dict(),
+                           "reviews": [r.as_dict() for r in self.act.screening.reviews(account.id)]})  # fmt: skip
+
+    def _review(self, request: Request, decision: str) -> Reply:
+        body = self._body(request)
+        _only(body, {"candidate", "reason"})
+        candidate = _str_field(body, "candidate", required=True)
+        reason = _str_field(body, "reason", required=decision == "clear")
+        assert candidate is not None
+        after = self.act.review_screening(request.params["name"], candidate, decision, reason=reason)
+        return Reply(200, account_dict(after))
+
+    def screening_clear(self, request: Request) -> Reply:
+        return self._review(request, "clear")
+
+    def screening_confirm(self, request: Request) -> Reply:
+        return self._review(request, "confirm")
+
+    def screen(self, request: Request) -> Reply:
+        body = self._body(request)
+        _only(body, {"name", "country", "dob", "type", "threshold", "limit"})
+        name = _name(body.get("name"), "name")
+        country = _str_field(body, "country")
+        if country is not None:
+            country = _countries([country], "country")[0]
+        dob = _str_field(body, "dob")
+        if dob is not None and not re.fullmatch(r"\d{4}(-\d{2}-\d{2})?", dob):
+            raise BadRequestError("dob is YYYY or YYYY-MM-DD")
+        kind = _str_field(body, "type")
+        if kind not in (None, "individual", "entity"):
+            raise BadRequestError("type is individual or entity")
+        threshold = body.get("threshold")
+        if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, int | float)
+                                      or not 0 < threshold <= 1):  # fmt: skip
+            raise BadRequestError("threshold is a number in (0, 1]")
+        limit = body.get("limit", 10)
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 100:
+            raise BadRequestError("limit is an integer from 1 to 100")
+        lists = self.act.screening.lists()
+        index = self.act.screening.index(lists)
+        found = [] if index is None else index.screen(Query(name, country, dob, kind), threshold=threshold, limit=limit)
+        return Reply(200, {"query": {"name": name, "country": country, "dob": dob, "type": kind},
+                           "threshold": self.act.screening.threshold if threshold is None else threshold,
+                           "lists": [f"{x.name}:{x.version}" for x in lists],
+                           "candidates": [c.as_dict() for c in found]})  # fmt: skip
 
     # -- admin tokens ---------------------------------------------------------------------------
 

@@ -19,7 +19,21 @@ from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageErro
 from exportgate import __version__
 from exportgate.errors import ExportgateError
 
-from . import _accounts, _admin, _audit, _classify, _db, _directive, _eval, _geo, _keys, _monitor, _serve, _traffic
+from . import (
+    _accounts,
+    _admin,
+    _audit,
+    _classify,
+    _db,
+    _directive,
+    _eval,
+    _geo,
+    _keys,
+    _monitor,
+    _screening,
+    _serve,
+    _traffic,
+)
 from ._output import shown
 
 __all__ = ["app", "main"]
@@ -45,7 +59,9 @@ app.add_typer(_keys.app, name="keys")
 app.add_typer(_monitor.app, name="monitor")
 app.add_typer(_db.app, name="db")
 app.add_typer(_admin.app, name="admin")
+app.add_typer(_screening.app, name="screening")
 app.command("serve")(_serve.serve)
+app.command("screen")(_screening.screen)
 
 
 @app.command("version")

@@ -63,6 +63,20 @@ def _acting(home: Path | None, by: str | None, database_url: str | None, *, crea
 
 
 _account_dict = account_dict
+LegalNameOption = Annotated[
+    str | None, typer.Option("--legal-name", help="The person's full name, screened against the lists loaded.")
+]
+MAX_NAME = 300
+
+
+def _text(value: str | None, option: str) -> str | None:
+    """A name given on the command line: None when not given; refused when empty or too long."""
+    if value is None:
+        return None
+    value = " ".join(value.split())
+    if not value or len(value) > MAX_NAME:
+        raise typer.BadParameter(f"a name of 1 to {MAX_NAME} characters", param_hint=option)
+    return value
 
 
 @app.command("add")
@@ -73,7 +87,8 @@ def add(
     us_person: Annotated[str | None, typer.Option("--us-person", help="Attest US-person status: yes|no.")] = None,
     kyc: Annotated[str, typer.Option(help="KYC level: none|basic|verified.")] = "none",
     screening: Annotated[str | None, typer.Option(help="Screening status: clear|hit|pending.")] = None,
-    org: Annotated[str | None, typer.Option(help="Organization.")] = None,
+    org: Annotated[str | None, typer.Option(help="Organization (screened as an entity).")] = None,
+    legal_name: LegalNameOption = None,
     controlled_by: Annotated[
         str | None, typer.Option("--controlled-by", help="Organization's controlling country.")
     ] = None,
@@ -91,9 +106,12 @@ def add(
         account, key = act.create_account(
             name, citizenships=citizenships, residencies=residencies, us_person_attested=attested,
             kyc=level or KycLevel.NONE, screening=status, organization=org, controlled_by=controller, note=note,
+            legal_name=_text(legal_name, "--legal-name"),
         )  # fmt: skip
+    screened = f", screening {account.screening.value}" if account.screening else ""
     typer.echo(
-        f"created account {account.name} (us_person {_yes(account.us_person)}, kyc {account.kyc.label})", err=True
+        f"created account {account.name} (us_person {_yes(account.us_person)}, kyc {account.kyc.label}{screened})",
+        err=True,
     )
     typer.echo(f"API key id {key.key_id}; the key is shown once, store it now:", err=True)
     typer.echo(key.secret)
@@ -155,7 +173,8 @@ def update(
     us_person: Annotated[str | None, typer.Option("--us-person", help="Attest US-person status: yes|no.")] = None,
     kyc: Annotated[str | None, typer.Option(help="KYC level: none|basic|verified.")] = None,
     screening: Annotated[str | None, typer.Option(help="Screening status: clear|hit|pending.")] = None,
-    org: Annotated[str | None, typer.Option(help="Organization.")] = None,
+    org: Annotated[str | None, typer.Option(help="Organization (screened as an entity).")] = None,
+    legal_name: LegalNameOption = None,
     controlled_by: Annotated[str | None, typer.Option("--controlled-by", help="Controlling country.")] = None,
     expected_revision: Annotated[
         int | None, typer.Option("--expected-revision", help="Refuse (409) if the account is no longer at it.")
@@ -175,13 +194,14 @@ def update(
         changes["us_person_attested"] = parse_yes_no(us_person, "--us-person")
     controller = parse_country(controlled_by, "--controlled-by") if controlled_by else None
     given = {"kyc": parse_kyc(kyc), "screening": parse_screening(screening), "organization": org,
-             "controlled_by": controller}  # fmt: skip
+             "controlled_by": controller, "legal_name": _text(legal_name, "--legal-name")}  # fmt: skip
     changes.update({column: value for column, value in given.items() if value is not None})
     if not changes:
         raise typer.BadParameter("give at least one attribute to change", param_hint="NAME")
     with _acting(home, by, database_url) as act:
         account = act.update_account(name, changes, expected_revision=expected_revision, note=note)
-    typer.echo(f"updated {account.name} (revision {account.revision})")
+    screened = f", screening {account.screening.value}" if account.screening else ""
+    typer.echo(f"updated {account.name} (revision {account.revision}{screened})")
 
 
 @app.command("suspend")

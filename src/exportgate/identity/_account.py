@@ -26,6 +26,7 @@ class Account:
     deleted_at: str | None = None
     revision: int = 1
     updated_at: str | None = None
+    legal_name: str | None = None  # the person's name as screened (docs/screening.md)
 
     def subject(self, key_id: str | None = None) -> Subject:
         return Subject(

@@ -12,13 +12,13 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from exportgate._types import KycLevel, ScreeningStatus, Subject
 from exportgate.errors import ConfigError, ConflictError, InvalidApiKeyError, NotFoundError
-from exportgate.state import STATE, Database, Revision, database_at
+from exportgate.state import STATE, Database, Revision, Transaction, database_at
 
 from ._account import Account, ApiKeyInfo, Trip
 from ._keys import NewKey, generate_key, key_id_of, matches
@@ -30,11 +30,11 @@ MIGRATIONS = STATE.sqlite
 
 _ACCOUNT_COLUMNS = (
     "id, name, organization, citizenships, residencies, us_person_attested, kyc, screening, "
-    "controlled_by, suspended, created_at, deleted_at, revision, updated_at"
+    "controlled_by, suspended, created_at, deleted_at, revision, updated_at, legal_name"
 )
 #: Attributes ``update_account`` may set, with how each is stored.
 _UPDATABLE = ("organization", "citizenships", "residencies", "us_person_attested", "kyc", "screening",
-              "controlled_by")  # fmt: skip
+              "controlled_by", "legal_name")  # fmt: skip
 
 
 _SELECT_ACCOUNTS = f"SELECT {_ACCOUNT_COLUMNS} FROM accounts"  # noqa: S608 - constant column list
@@ -113,6 +113,7 @@ class AccountStore:
         screening: ScreeningStatus | None = None,
         organization: str | None = None,
         controlled_by: str | None = None,
+        legal_name: str | None = None,
     ) -> tuple[Account, NewKey]:
         """Create an account and its first API key. The key's secret is in the result only."""
         name = name.strip()
@@ -128,7 +129,7 @@ class AccountStore:
                 raise ConflictError(f"account {name!r} already exists")
             account_id = db.execute(
                 "INSERT INTO accounts (name, organization, citizenships, residencies, us_person_attested, kyc,"
-                " screening, controlled_by, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                " screening, controlled_by, created_at, legal_name) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
                 (
                     name,
                     organization,
@@ -139,6 +140,7 @@ class AccountStore:
                     screening.value if screening else None,
                     controlled_by,
                     now,
+                    legal_name,
                 ),
             ).fetchone()[0]
             db.execute(
@@ -251,6 +253,28 @@ class AccountStore:
             after = _account(db.execute(_SELECT_ACCOUNTS + " WHERE id = ?", (before.id,)).fetchone())
             db.touch(TOPIC)
         return AccountChange(before, after)
+
+    def apply_screening(self, statuses: Sequence[tuple[int, ScreeningStatus | None]],
+                        also: Callable[[Transaction], None]) -> list[AccountChange]:  # fmt: skip
+        """Set the screening status of the accounts named by id (those whose status changes get a new
+        revision, and so reach every replica), with ``also`` (the screening results) in the same
+        transaction; the accounts that changed, before and after."""
+        changes = []
+        with self._tx() as db:
+            for account_id, status in statuses:
+                row = db.execute(_SELECT_ACCOUNTS + " WHERE id = ?", (account_id,)).fetchone()
+                if row is None:
+                    continue
+                before = _account(row)
+                if before.screening == status:
+                    continue
+                db.execute("UPDATE accounts SET screening = ?, revision = revision + 1, updated_at = ? WHERE id = ?",
+                           (None if status is None else status.value, _now(), account_id))  # fmt: skip
+                after = _account(db.execute(_SELECT_ACCOUNTS + " WHERE id = ?", (account_id,)).fetchone())
+                changes.append(AccountChange(before, after))
+            also(db)
+            db.touch(TOPIC)
+        return changes
 
     def kyc_held(self, name: str) -> KycLevel | None:
         """The KYC level an account had before a reverification hold, or None when it is not held."""
@@ -399,7 +423,7 @@ def _stored(column: str, value: Any) -> object:
 
 def _account(row: Sequence[object]) -> Account:
     (id_, name, org, cits, res, attested, kyc, screening, controlled_by, suspended, created, deleted, revision,
-     updated) = row  # fmt: skip
+     updated, legal_name) = row  # fmt: skip
     return Account(
         id=int(id_),  # type: ignore[call-overload]
         name=str(name),
@@ -415,4 +439,5 @@ def _account(row: Sequence[object]) -> Account:
         deleted_at=None if deleted is None else str(deleted),
         revision=int(revision),  # type: ignore[call-overload]
         updated_at=None if updated is None else str(updated),
+        legal_name=None if legal_name is None else str(legal_name),
     )

@@ -187,7 +187,7 @@ def deny_controlled_by(denied: MemberSet, subject: Subject, _: RequestContext) -
 
 _SCREENING = {
     None: Reason(_INCOMPLETE, "require_screening_clear", "screening"),
-    ScreeningStatus.PENDING: Reason(_INCOMPLETE, "require_screening_clear", "screening:pending"),
+    ScreeningStatus.PENDING: Reason(ReasonCode.SCREENING_PENDING, "require_screening_clear", "pending"),
     ScreeningStatus.HIT: Reason(ReasonCode.SCREENING_HIT, "require_screening_clear", "hit"),
 }
 

@@ -150,7 +150,7 @@ class Candidate:
     @classmethod
     def from_dict(cls, data: dict[str, object]) -> Candidate:
         tokens = tuple((str(t["query"]), str(t["entry"]), float(t["similarity"]))
-                       for t in data.get("tokens", ()))  # type: ignore[union-attr, attr-defined] # fmt: skip
+                       for t in data.get("tokens", ()))  # type: ignore[attr-defined] # fmt: skip
         return cls(str(data["list"]), int(str(data["list_version"])), str(data["entry_id"]), str(data["source"]),
                    None if data.get("type") is None else str(data["type"]),
                    tuple(str(p) for p in data.get("programs", ())),  # type: ignore[attr-defined]

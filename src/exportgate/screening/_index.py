@@ -1,5 +1,5 @@
 """The screening index: every name and alias of the loaded lists, found by blocking keys and scored with
-Jaro–Winkler over aligned tokens (docs/screening.md, Matching).
+Jaro-Winkler over aligned tokens (docs/screening.md, Matching).
 
 **Finding candidates.** Each name's tokens give keys: the token, its consonant skeleton (a coarse phonetic
 key), its one-deletion variants (SymSpell: two words within one substitution, insertion, deletion or
@@ -8,7 +8,7 @@ up; a key that more than :data:`BLOCK_CAP` names share (``muhammad``, ``trading`
 pair keys still find a name written with two common words. A name is a candidate when enough of the
 query's tokens found it (two, or all of either name's if fewer).
 
-**Scoring.** Tokens are aligned one to one, best pairs first, with rapidfuzz's Jaro–Winkler similarity;
+**Scoring.** Tokens are aligned one to one, best pairs first, with rapidfuzz's Jaro-Winkler similarity;
 a pair below :data:`TOKEN_FLOOR` does not align. Each side's *coverage* is the weight (token length,
 halved for particles such as ``al``/``bin``) of its aligned tokens times their similarity, over its whole
 weight, where a listed person's middle names weigh a tenth (a name written without them still
@@ -87,16 +87,16 @@ def _token_keys(token: str) -> set[str]:
     if len(skel) >= 2:
         keys.add("s" + skel)
     if len(token) >= 5:
-        keys.update("d" + token[:i] + token[i + 1:] for i in range(len(token)))
+        keys.update("d" + token[:i] + token[i + 1 :] for i in range(len(token)))
     return keys
 
 
 def _pair_keys(toks: Sequence[str]) -> set[str]:
     skels = sorted({skeleton(t) for t in toks[:8] if len(t) >= 2})
-    return {f"p{a}|{b}" for i, a in enumerate(skels) for b in skels[i + 1:]}
+    return {f"p{a}|{b}" for i, a in enumerate(skels) for b in skels[i + 1 :]}
 
 
-def name_similarity(query: Sequence[str], qspelled: Sequence[str], qweights: Sequence[float], qtotal: float,
+def name_similarity(query: Sequence[str], qspelled: Sequence[str], qweights: Sequence[float], qtotal: float,  # noqa: PLR0917
                     name: Sequence[str], nspelled: Sequence[str], nweights: Sequence[float], ntotal: float,
                     ) -> tuple[float, tuple[tuple[str, str, float], ...]]:  # fmt: skip
     """The similarity of two names in [0, 1] from their tokens (variants folded) and spellings (as written),
@@ -129,7 +129,9 @@ def name_similarity(query: Sequence[str], qspelled: Sequence[str], qweights: Seq
 
 
 _DATE = re.compile(r"^(\d{4})(?:-(\d{2})-(\d{2}))?$")
-_MONTHS = {m: i for i, m in enumerate("jan feb mar apr may jun jul aug sep oct nov dec".split(), 1)}
+_MONTHS = {
+    m: i for i, m in enumerate(["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"], 1)
+}
 
 
 def _full_dates(entry: ListEntry) -> set[str]:

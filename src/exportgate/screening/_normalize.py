@@ -18,22 +18,122 @@ from anyascii import anyascii
 from rapidfuzz.distance import Levenshtein
 from rapidfuzz.process import extractOne
 
-__all__ = ["COMPANY_FORMS", "HONORIFICS", "PARTICLES", "fold", "phonetic", "skeleton", "spellings", "tokens",
-           "weight"]
+__all__ = ["COMPANY_FORMS", "HONORIFICS", "PARTICLES", "fold", "phonetic", "skeleton", "spellings", "tokens", "weight"]
 
 HONORIFICS = frozenset(
-    "mr mrs ms miss mx dr prof sir dame madam mme mlle herr frau sr sra srta don dona hon rev".split()
+    [
+        "mr",
+        "mrs",
+        "ms",
+        "miss",
+        "mx",
+        "dr",
+        "prof",
+        "sir",
+        "dame",
+        "madam",
+        "mme",
+        "mlle",
+        "herr",
+        "frau",
+        "sr",
+        "sra",
+        "srta",
+        "don",
+        "dona",
+        "hon",
+        "rev",
+    ]
 )
 #: Legal-form words: dropped for matching (an added "LLC" must not hide a listed company), kept when the
 #: name is nothing else.
 COMPANY_FORMS = frozenset(
-    """llc ltd limited inc incorporated corp corporation co company companies plc sa sas sarl sal ag gmbh kg
-    ooo oao zao pao ao jsc ojsc cjsc pjsc ojs bv nv ab oy spa srl pte pty lp llp fze fzco fzc fzllc bhd kk jv
-    sro doo ead zrt kft tov compania companhia sociedad societe gesellschaft obshchestvo""".split()
+    [
+        "llc",
+        "ltd",
+        "limited",
+        "inc",
+        "incorporated",
+        "corp",
+        "corporation",
+        "co",
+        "company",
+        "companies",
+        "plc",
+        "sa",
+        "sas",
+        "sarl",
+        "sal",
+        "ag",
+        "gmbh",
+        "kg",
+        "ooo",
+        "oao",
+        "zao",
+        "pao",
+        "ao",
+        "jsc",
+        "ojsc",
+        "cjsc",
+        "pjsc",
+        "ojs",
+        "bv",
+        "nv",
+        "ab",
+        "oy",
+        "spa",
+        "srl",
+        "pte",
+        "pty",
+        "lp",
+        "llp",
+        "fze",
+        "fzco",
+        "fzc",
+        "fzllc",
+        "bhd",
+        "kk",
+        "jv",
+        "sro",
+        "doo",
+        "ead",
+        "zrt",
+        "kft",
+        "tov",
+        "compania",
+        "companhia",
+        "sociedad",
+        "societe",
+        "gesellschaft",
+        "obshchestvo",
+    ]
 )
-_CONNECTORS = frozenset("the of and for de del della di du des la le los las y e und et".split())
+_CONNECTORS = frozenset(
+    [
+        "the",
+        "of",
+        "and",
+        "for",
+        "de",
+        "del",
+        "della",
+        "di",
+        "du",
+        "des",
+        "la",
+        "le",
+        "los",
+        "las",
+        "y",
+        "e",
+        "und",
+        "et",
+    ]
+)
 #: Short name particles: they count, but less than the distinctive parts of a name.
-PARTICLES = frozenset("al el ul bin ibn bint ben abu van von der den da dos das".split())
+PARTICLES = frozenset(
+    ["al", "el", "ul", "bin", "ibn", "bint", "ben", "abu", "van", "von", "der", "den", "da", "dos", "das"]
+)
 
 #: Spellings of one name in different transliterations, folded to one.
 _VARIANTS: dict[str, str] = {}
@@ -85,7 +185,7 @@ def fold(text: str) -> str:
 
 
 #: Spelling differences between transliteration systems, folded away on both sides (after the variants):
-#: Cyrillic х comes back as "kh", ж as "zh", дж as "dzh"; one writer's "ou" is another's "u".
+#: Cyrillic letters come back from anyascii as "kh", "zh", "dzh"; one writer's "ou" is another's "u".
 _PHONETIC = (("dzh", "j"), ("dj", "j"), ("zh", "j"), ("kh", "h"), ("ph", "f"), ("ck", "k"), ("ch", "\x00"),
              ("c", "k"), ("\x00", "ch"), ("q", "k"), ("x", "ks"), ("w", "v"), ("ou", "u"), ("oo", "u"),
              ("ee", "i"), ("y", "i"))  # fmt: skip

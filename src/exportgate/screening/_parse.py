@@ -447,6 +447,7 @@ def _unique(group: str, files: dict[str, tuple[str, bytes]], entries: list[ListE
             if group != "csl":
                 path = next(iter(files.values()))[0]
                 raise _fail(path, None, f"entry id {entry.entry_id!r} appears twice")
-            entry = dataclasses.replace(entry, entry_id=f"{entry.entry_id}#{count}")
+            out.append(dataclasses.replace(entry, entry_id=f"{entry.entry_id}#{count}"))
+            continue
         out.append(entry)
     return out
