@@ -163,7 +163,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("monitor_interval", 5.0, "Seconds between background monitor passes over new audit records.", float),
     Setting(
         "screening_threshold",
-        0.85,
+        0.84,
         "Score in (0, 1] from which a list entry is a potential match for a screened name (docs/screening.md).",
         _unit,
     ),

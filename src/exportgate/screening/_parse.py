@@ -116,14 +116,19 @@ def _kind(path: str, data: bytes) -> str:
         return "csl-json"
     if head.startswith(b"<"):
         return "sdn-xml"
-    first = head.split(b"\n", 1)[0].decode("utf-8", "replace").strip().lower()
-    columns = [c.strip().strip('"') for c in next(csv.reader([first]), [])]
+    first = (head.decode("utf-8", "replace").splitlines() or [""])[0].strip().lower()
+    try:
+        columns = [c.strip().strip('"') for c in next(csv.reader([first]), [])]
+    except csv.Error:
+        columns = []
     if columns[:3] == ["_id", "source", "entity_number"] or columns[:2] == ["source", "entity_number"]:
         return "csl-csv"
     if columns[:2] == ["id", "name"]:
         return "internal-csv"
     if columns and columns[0].isdigit():
-        return {12: "sdn-csv", 5: "alt-csv", 6: "add-csv"}.get(len(columns), "unknown")
+        if len(columns) not in (12, 5, 6):
+            raise _fail(path, 1, f"expected 12 fields (sdn.csv), 5 (alt.csv) or 6 (add.csv), found {len(columns)}")
+        return {12: "sdn-csv", 5: "alt-csv", 6: "add-csv"}[len(columns)]
     raise _fail(path, 1, "not a list this version reads: expected the CSL (CSV with a header from source,"
                          "entity_number, or JSON), OFAC's sdn.csv, alt.csv, add.csv or sdn.xml, or an internal"
                          " list (CSV with the header id,name,…)")  # fmt: skip
@@ -404,8 +409,6 @@ def read_lists(paths: Sequence[str | Path], *, internal_name: str = "internal") 
         if not data.strip():
             raise _fail(path, 1, "empty file")
         kind = _kind(path, data)
-        if kind == "unknown":
-            raise _fail(path, 1, "a CSV of a shape this version does not read")
         group = {"csl-csv": "csl", "csl-json": "csl", "internal-csv": internal_name}.get(kind, "ofac-sdn")
         if kind in loaded.setdefault(group, {}) or (group == "csl" and loaded[group]):
             raise _fail(path, None, f"a second file for the list {group!r}: load one list's files at a time")
@@ -414,26 +417,33 @@ def read_lists(paths: Sequence[str | Path], *, internal_name: str = "internal") 
         loaded[group][kind] = (path, data)
     lists = []
     for group, files in loaded.items():
-        sources = tuple(SourceFile(Path(p).name, hashlib.sha256(d).hexdigest(), len(d)) for p, d in files.values())
-        published, ignored = None, 0
-        if "sdn-xml" in files:
-            entries, published = _sdn_xml(*files["sdn-xml"])
-        elif group == "ofac-sdn":
-            if "sdn-csv" not in files:
-                named = next(iter(files.values()))[0]
-                raise _fail(named, None, "alt.csv and add.csv need the sdn.csv they belong to")
-            entries, ignored = _sdn_csv({k: (p, _text(p, d)) for k, (p, d) in files.items()})
-        elif "csl-json" in files:
-            entries = _csl_json(files["csl-json"][0], _text(*files["csl-json"]))
-        elif "csl-csv" in files:
-            entries = _csl_csv(files["csl-csv"][0], _text(*files["csl-csv"]))
-        else:
-            path, data = files["internal-csv"]
-            entries = _internal(path, _text(path, data), f"internal list {group}")
-        entries = _unique(group, files, entries)
-        kind = "internal" if group == internal_name and group not in ("csl", "ofac-sdn") else group
-        lists.append(ParsedList(group, kind, sources, tuple(entries), ignored, published))
+        try:
+            lists.append(_read_one(group, files, internal_name))
+        except csv.Error as exc:  # a NUL, a stray quote: the reader's own words, with the file
+            raise _fail(next(iter(files.values()))[0], None, f"not readable as CSV: {exc}") from None
     return lists
+
+
+def _read_one(group: str, files: dict[str, tuple[str, bytes]], internal_name: str) -> ParsedList:
+    sources = tuple(SourceFile(Path(p).name, hashlib.sha256(d).hexdigest(), len(d)) for p, d in files.values())
+    published, ignored = None, 0
+    if "sdn-xml" in files:
+        entries, published = _sdn_xml(*files["sdn-xml"])
+    elif group == "ofac-sdn":
+        if "sdn-csv" not in files:
+            named = next(iter(files.values()))[0]
+            raise _fail(named, None, "alt.csv and add.csv need the sdn.csv they belong to")
+        entries, ignored = _sdn_csv({k: (p, _text(p, d)) for k, (p, d) in files.items()})
+    elif "csl-json" in files:
+        entries = _csl_json(files["csl-json"][0], _text(*files["csl-json"]))
+    elif "csl-csv" in files:
+        entries = _csl_csv(files["csl-csv"][0], _text(*files["csl-csv"]))
+    else:
+        path, data = files["internal-csv"]
+        entries = _internal(path, _text(path, data), f"internal list {group}")
+    entries = _unique(group, files, entries)
+    kind = "internal" if group == internal_name and group not in ("csl", "ofac-sdn") else group
+    return ParsedList(group, kind, sources, tuple(entries), ignored, published)
 
 
 def _unique(group: str, files: dict[str, tuple[str, bytes]], entries: list[ListEntry]) -> list[ListEntry]:
