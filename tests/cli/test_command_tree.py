@@ -55,7 +55,10 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     labels.write_text('{"goal": "g", "response": "r", "label": false}\n')
     key = root / "signer.pem"
     assert main(["keys", "export", "--out", str(key), "--home", str(home)]) == 0
-    return {"home": str(home), "evidence": str(evidence), "labels": str(labels), "dir": str(root), "key": str(key)}
+    watch = root / "watch.csv"
+    watch.write_text("id,name,type\nW-1,Somebody Listed,individual\n", encoding="utf-8")
+    return {"home": str(home), "evidence": str(evidence), "labels": str(labels), "dir": str(root), "key": str(key),
+            "list": str(watch)}  # fmt: skip
 
 
 def _required(name: str, world: dict[str, str]) -> str:
@@ -68,6 +71,7 @@ def _required(name: str, world: dict[str, str]) -> str:
         "alert": "alert-0", "record_id": "cls-0123456789abcdef", "record_file": world["evidence"],
         "key": world["key"], "by": "grace", "a": world["evidence"], "b": world["evidence"],
         "v1": "1", "v2": "1", "version": "1", "role": "viewer", "token_id": "0123456789ab",
+        "files": world["list"], "account": "ada", "candidate": "internal:W-1", "reason": "not the same person",
     }  # fmt: skip
     return values[name]
 
