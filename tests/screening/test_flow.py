@@ -60,12 +60,13 @@ def test_a_party_newly_listed_is_pending_then_hit_then_cleared_each_step_on_the_
 ):
     officer = Actor("olga", "officer", "cli")
     with open_actions(settings, officer) as act:
-        act.load_lists([str(watch_list(tmp_path / "w1.csv", "W-1,Somebody Else Entirely,individual"))], list_name="watch")
+        other = "W-1,Somebody Else Entirely,individual"
+        act.load_lists([str(watch_list(tmp_path / "w1.csv", other))], list_name="watch")
         account, key = act.create_account("dora", legal_name="Dora Kowalczyk", citizenships=["DE"])
         assert account.screening is ScreeningStatus.CLEAR
         assert decided(replica, key.secret) == ("allow", [])
 
-        listed = watch_list(tmp_path / "w2.csv", "W-1,Somebody Else Entirely,individual", "W-2,KOWALCZYK Dora,individual")
+        listed = watch_list(tmp_path / "w2.csv", other, "W-2,KOWALCZYK Dora,individual")
         done = act.load_lists([str(listed)], list_name="watch", note="watch list of 2026-11-30")
         assert [c.after.name for c in done.changed] == ["dora"] and done.lists[0][1] is True
         assert decided(replica, key.secret) == ("deny", [ReasonCode.SCREENING_PENDING])

@@ -106,7 +106,7 @@ def test_a_malformed_file_is_refused_whole_naming_file_and_line(tmp_path: Path, 
 
 
 def test_files_that_do_not_make_one_list_are_refused(tmp_path: Path):
-    with pytest.raises(ScreeningListError, match="need the sdn.csv"):
+    with pytest.raises(ScreeningListError, match=r"need the sdn\.csv"):
         read_lists([DATA / "alt.csv"])
     with pytest.raises(ScreeningListError, match="second file for the list 'csl'"):
         read_lists([DATA / "consolidated.csv", DATA / "consolidated.json"])

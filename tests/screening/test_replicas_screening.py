@@ -36,7 +36,8 @@ def test_a_newly_listed_account_is_denied_on_every_replica_until_reviewed(pair: 
     made = cli("admin", "tokens", "add", "olga", "--role", "admin", "--database-url", database, "--home", str(a.home))
     assert made.returncode == 0, made.stderr
     token = {"Authorization": f"Bearer {made.stdout.strip()}"}
-    screened = EXAMPLE.read_text("utf-8").replace("require_kyc: verified", "require_kyc: verified\n    require_screening_clear: true")
+    screened = EXAMPLE.read_text("utf-8").replace(
+        "require_kyc: verified", "require_kyc: verified\n    require_screening_clear: true")
     screened = screened.replace('version: "2026-06-14.1"', 'version: "2026-12-01.1"')
     published = httpx.post(a.admin + "/directives", headers={**token, "content-type": "application/yaml"},
                            content=screened.encode(), timeout=10)  # fmt: skip
