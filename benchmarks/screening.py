@@ -27,6 +27,7 @@ import random
 import statistics
 import string
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -37,7 +38,18 @@ from rapidfuzz import fuzz, process
 from rapidfuzz.distance import Levenshtein
 
 from _harness import conclude, show
-from exportgate.screening import DEFAULT_THRESHOLD, ListEntry, Query, ScreeningIndex, read_lists, tokens
+from exportgate.actions import Actor, open_actions
+from exportgate.config import Settings
+from exportgate.screening import (
+    DEFAULT_THRESHOLD,
+    ListEntry,
+    ParsedList,
+    Query,
+    ScreeningIndex,
+    SourceFile,
+    read_lists,
+    tokens,
+)
 
 DATA = Path(__file__).resolve().parent.parent / "tests" / "screening" / "data"
 TARGETS = {"index_build_s": 5.0, "screen_p50_ms": 2.0, "screen_p99_ms": 10.0, "rescreen_100k_s": 60.0,
@@ -397,6 +409,25 @@ def negatives(
 # -- measuring ----------------------------------------------------------------------------------------------------
 
 
+def through_the_store(lists: list[tuple[str, int, list[ListEntry]]], names: list[str]) -> dict[str, float]:
+    """What ``screening load`` does after storing a list: every account screened and its result written
+    (SQLite, synchronous=FULL, batches of 500 per transaction), on one core. The accounts are inserted
+    directly (their creation is not what is measured)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = Settings({"home": tmp})
+        with open_actions(settings, Actor("bench", "admin", "cli")) as act:
+            for name, _, entries in lists:
+                parsed = ParsedList(name, "internal", (SourceFile(name, name, 0),), tuple(entries))
+                act.screening.add(parsed, by="bench")
+            with act.state.transaction() as tx:
+                sql = "INSERT INTO accounts (name, legal_name, citizenships, created_at) VALUES (?, ?, ?, ?)"
+                tx.executemany(sql, [(f"a{i}", n, '["DE"]', "2026-11-30T00:00:00Z") for i, n in enumerate(names)])
+            start = time.perf_counter()
+            screened, changed = act.rescreen()
+            seconds = time.perf_counter() - start
+    return {"seconds": round(seconds, 2), "accounts": screened, "status_changed": len(changed)}
+
+
 def rounds(fn: Callable[[], float], count: int) -> dict[str, float]:
     values = [fn() for _ in range(count)]
     return {"median": round(statistics.median(values), 4), "min": round(min(values), 4),
@@ -477,7 +508,9 @@ def main() -> int:
     start = time.perf_counter()
     flagged = sum(1 for name in accounts if index.screen(Query(name, type="individual")))
     rescreen = time.perf_counter() - start
-    show(f"re-screen {args.accounts} accounts (s)", {"seconds": round(rescreen, 2), "flagged": flagged})
+    show(f"re-screen {args.accounts} names, the matcher alone (s)", {"seconds": round(rescreen, 2), "flagged": flagged})
+    stored = through_the_store(lists, accounts)
+    show(f"re-screen {args.accounts} accounts through the store (s)", stored)
 
     at = quality(ours(DEFAULT_THRESHOLD), positives, negs)
     print(
@@ -531,14 +564,15 @@ def main() -> int:
     del exact
 
     figures = {"index_build_s": built["median"], "screen_p50_ms": p50["median"], "screen_p99_ms": p99["median"],
-               "rescreen_100k_s": round(rescreen * 100_000 / args.accounts, 2), "recall": at["recall"],
+               "rescreen_100k_s": round(stored["seconds"] * 100_000 / args.accounts, 2), "recall": at["recall"],
                "false_positive_rate": at["false_positive_rate"]}  # fmt: skip
     ok = (figures["index_build_s"] <= 5 and figures["screen_p50_ms"] <= 2 and figures["screen_p99_ms"] <= 10
           and figures["rescreen_100k_s"] <= 60 and float(str(at["recall"])) >= 0.98
           and float(str(at["false_positive_rate"])) <= 0.01)  # fmt: skip
     results = {"entries": entries, "names": len(index.names), "real_entries": len(real), "index_build_s": built,
                "screen_p50_ms": p50, "screen_p99_ms": p99, "rescreen": {"accounts": args.accounts,
-               "seconds": round(rescreen, 2), "flagged": flagged}, "threshold": DEFAULT_THRESHOLD, "quality": at,
+               "seconds": round(rescreen, 2), "flagged": flagged}, "rescreen_through_store": stored,
+               "threshold": DEFAULT_THRESHOLD, "quality": at,
                "sweep": sweep, "ambiguous_negatives_set_aside": set_aside, "baselines": baselines}  # fmt: skip
     conclude(
         "screening",

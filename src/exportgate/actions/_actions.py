@@ -407,16 +407,22 @@ class Actions:
         def write(tx: Any) -> None:
             if also is not None:
                 also(tx)
-            for result in results:
-                ScreeningStore.put(tx, result)
+            ScreeningStore.put(tx, results)
 
         changes = self.accounts.apply_screening([(r.account_id, r.status) for r in results], write)
         by_id = {r.account_id: r for r in results}
-        for change in changes:
-            result = by_id[change.after.id]
-            self._record("screening.result", change.after.name, {"screening": _status(change.before)},
-                         {"screening": _status(change.after), "lists": result.lists,
-                          "candidates": [c.id for c in result.candidates]}, None, change.after.name)  # fmt: skip
+        now = time.time_ns()
+        entries = [AdminAction(now, self.actor.name, self.actor.role, self.actor.via, "screening.result",
+                               change.after.name, {"screening": _status(change.before)},
+                               {"screening": _status(change.after), "lists": by_id[change.after.id].lists,
+                                "candidates": [c.id for c in by_id[change.after.id].candidates]}, None,
+                               change.after.name) for change in changes]  # fmt: skip
+        try:
+            self.audit.append_all(entries)
+        except StoreError as exc:  # the store went away after the probe: the changes are made, keep their records
+            log.error("screening results were written; their audit records are kept by the writer (%s)", exc)
+            for entry in entries:
+                self.audit.keep(entry)
         return changes
 
     def review_screening(self, name: str, candidate: str, decision: str, *, reason: str | None) -> Account:

@@ -45,7 +45,7 @@ import secrets
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Literal, TypeAlias
@@ -185,6 +185,19 @@ class AuditWriter:
         self._queue.put((sealed, waiter))  # blocks while full: backpressure
         self._after_put()
         return waiter.result() if waiter is not None else None
+
+    def append_all(self, entries: Sequence[_Record]) -> list[int | None]:
+        """Record several entries, queued together so that strict mode commits them in as few groups as it
+        can; each one's sequence number once committed (None when not strict)."""
+        waiters: list[Future[int] | None] = []
+        for entry in entries:
+            sealed = entry.seal()
+            self._check_open(entry.gates)
+            waiter: Future[int] | None = Future() if self.mode == "strict" else None
+            self._queue.put((sealed, waiter))
+            self._after_put()
+            waiters.append(waiter)
+        return [w.result() if w is not None else None for w in waiters]
 
     def check(self) -> None:
         """StoreError unless the store answers a write now (one probe row); what an action asks first."""

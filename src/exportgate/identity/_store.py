@@ -259,19 +259,24 @@ class AccountStore:
         """Set the screening status of the accounts named by id (those whose status changes get a new
         revision, and so reach every replica), with ``also`` (the screening results) in the same
         transaction; the accounts that changed, before and after."""
+        wanted = dict(statuses)
         changes = []
         with self._tx() as db:
-            for account_id, status in statuses:
-                row = db.execute(_SELECT_ACCOUNTS + " WHERE id = ?", (account_id,)).fetchone()
-                if row is None:
-                    continue
-                before = _account(row)
-                if before.screening == status:
-                    continue
-                db.execute("UPDATE accounts SET screening = ?, revision = revision + 1, updated_at = ? WHERE id = ?",
-                           (None if status is None else status.value, _now(), account_id))  # fmt: skip
-                after = _account(db.execute(_SELECT_ACCOUNTS + " WHERE id = ?", (account_id,)).fetchone())
-                changes.append(AccountChange(before, after))
+            ids = list(wanted)
+            before: dict[int, Account] = {}
+            for start in range(0, len(ids), 500):
+                chunk = ids[start:start + 500]
+                marks = ", ".join("?" * len(chunk))
+                for row in db.execute(_SELECT_ACCOUNTS + f" WHERE id IN ({marks})", chunk).fetchall():  # noqa: S608
+                    account = _account(row)
+                    if account.screening != wanted[account.id]:
+                        before[account.id] = account
+            now = _now()
+            db.executemany("UPDATE accounts SET screening = ?, revision = revision + 1, updated_at = ? WHERE id = ?",
+                           [(None if wanted[i] is None else wanted[i].value, now, i) for i in before])  # fmt: skip
+            for account_id, was in before.items():
+                changes.append(AccountChange(was, dataclasses.replace(
+                    was, screening=wanted[account_id], revision=was.revision + 1, updated_at=now)))
             also(db)
             db.touch(TOPIC)
         return changes

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from functools import lru_cache
 
 import pycountry
@@ -81,7 +81,11 @@ class ListEntry:
         return self.names[0]
 
     def as_dict(self) -> dict[str, object]:
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+        out: dict[str, object] = {}
+        for name in _ENTRY_FIELDS:
+            value = getattr(self, name)
+            out[name] = list(value) if isinstance(value, tuple) else value
+        return out
 
     @classmethod
     def from_dict(cls, data: dict[str, object]) -> ListEntry:
@@ -101,6 +105,9 @@ class ListEntry:
     @property
     def all_countries(self) -> frozenset[str]:
         return frozenset((*self.countries, *self.nationalities, *self.citizenships))
+
+
+_ENTRY_FIELDS = tuple(f.name for f in fields(ListEntry))
 
 
 @dataclass(frozen=True, slots=True)

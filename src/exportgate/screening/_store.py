@@ -186,15 +186,18 @@ class ScreeningStore:
         return out if account_ids is None else {a: out[a] for a in account_ids if a in out}
 
     @staticmethod
-    def put(tx: Transaction, result: ScreeningResult) -> None:
-        """Write ``result`` as the account's latest, in the caller's transaction (with the account's status)."""
-        payload = json.dumps({"candidates": [c.as_dict() for c in result.candidates],
-                              "confirmed": list(result.confirmed)}, ensure_ascii=False)  # fmt: skip
-        status = None if result.status is None else result.status.value
-        tx.execute("DELETE FROM screening_results WHERE account_id = ?", (result.account_id,))
-        tx.execute("INSERT INTO screening_results (account_id, status, lists, input, candidates, screened_at)"
-                   " VALUES (?, ?, ?, ?, ?, ?)",
-                   (result.account_id, status, result.lists, result.input, payload, result.screened_at))  # fmt: skip
+    def put(tx: Transaction, results: Sequence[ScreeningResult]) -> None:
+        """Write each result as its account's latest, in the caller's transaction (with the accounts' status)."""
+        rows = []
+        for result in results:
+            payload = json.dumps({"candidates": [c.as_dict() for c in result.candidates],
+                                  "confirmed": list(result.confirmed)}, ensure_ascii=False)  # fmt: skip
+            status = None if result.status is None else result.status.value
+            rows.append((result.account_id, status, result.lists, result.input, payload, result.screened_at))
+        tx.executemany("INSERT INTO screening_results (account_id, status, lists, input, candidates, screened_at)"
+                       " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (account_id) DO UPDATE SET status = excluded.status,"
+                       " lists = excluded.lists, input = excluded.input, candidates = excluded.candidates,"
+                       " screened_at = excluded.screened_at", rows)  # fmt: skip
         tx.touch(TOPIC)
 
     # -- reviews -------------------------------------------------------------------------------------------
