@@ -267,7 +267,7 @@ class AccountStore:
             for start in range(0, len(ids), 500):
                 chunk = ids[start:start + 500]
                 marks = ", ".join("?" * len(chunk))
-                for row in db.execute(_SELECT_ACCOUNTS + f" WHERE id IN ({marks})", chunk).fetchall():  # noqa: S608
+                for row in db.execute(_SELECT_ACCOUNTS + f" WHERE id IN ({marks})", chunk).fetchall():
                     account = _account(row)
                     if account.screening != wanted[account.id]:
                         before[account.id] = account
