@@ -41,6 +41,11 @@ READING = [
     ["keys", "rotate", "--yes"],
     ["classify", "show", "cls-0"],
     ["classify", "approve", "cls-0", "--by", "bob"],
+    ["screen", "Mohammed Abu Teir"],
+    ["screening", "lists"],
+    ["screening", "review"],
+    ["screening", "clear", "ada", "--candidate", "csl:1", "--reason", "r"],
+    ["screening", "confirm", "ada", "--candidate", "csl:1"],
 ]
 
 

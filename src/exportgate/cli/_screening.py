@@ -129,7 +129,7 @@ def review(output: FormatOption = Format.text, database_url: DatabaseUrlOption =
 
 def _review(decision: str, account: str, candidate: str, reason: str | None, by: str | None,
             database_url: str | None, home: Path | None) -> None:  # fmt: skip
-    with open_actions(settings_for(home, database_url=database_url), cli_actor(by)) as act:
+    with open_actions(state_home(home, database_url=database_url), cli_actor(by)) as act:
         after = act.review_screening(account, candidate, decision, reason=reason)
     say(f"{account}: {candidate} {'cleared' if decision == 'clear' else 'confirmed'}; screening now "
         f"{after.screening.value if after.screening else '-'}")  # fmt: skip
