@@ -325,3 +325,24 @@ def test_one_directive_version_names_one_content(admin: Admin):
     conflict = httpx.post(admin.url + "/directives", headers=boss, content=other.encode())
     assert conflict.status_code == 409 and "new version" in conflict.json()["error"]["message"]
     assert httpx.post(admin.url + "/directives", headers=boss, content=text.encode()).status_code == 201  # same
+
+
+def test_screening_routes_check_roles_and_refuse_what_is_not_text(admin: Admin):
+    officer, viewer = admin.as_("officer"), admin.as_("viewer")
+    for path, body in (("/screening/screen", rb'{"name": "\ud800 Abu Teir"}'),
+                       ("/screening/accounts/seed/clear", rb'{"candidate": "csl:1", "reason": "\udfff"}')):  # fmt: skip
+        answer = httpx.post(admin.url + path, headers={**officer, "content-type": "application/json"}, content=body,
+                            timeout=10)  # fmt: skip
+        assert answer.status_code == 400 and "surrogate" in answer.json()["error"]["message"], answer.text
+    patched = httpx.patch(admin.url + "/accounts/seed", headers={**officer, "content-type": "application/json"},
+                          content=rb'{"legal_name": "\ud800"}', timeout=10)  # fmt: skip
+    assert patched.status_code == 400
+    denied = httpx.post(admin.url + "/screening/accounts/seed/confirm", headers=viewer, json={"candidate": "x"},
+                        timeout=10)  # fmt: skip
+    assert denied.status_code == 403
+    found = httpx.post(admin.url + "/screening/screen", headers=viewer, json={"name": "Anyone At All"}, timeout=10)
+    assert found.status_code == 200 and found.json()["candidates"] == [] and found.json()["lists"] == []
+    for bad in ({"name": "x", "dob": "1951-02-30"}, {"name": "x", "limit": True}, {"name": "x", "threshold": 2},
+                {"name": ""}, {"name": "x", "type": "ship"}):  # fmt: skip
+        answer = httpx.post(admin.url + "/screening/screen", headers=viewer, json=bad, timeout=10)
+        assert answer.status_code == 400, (bad, answer.text)

@@ -15,7 +15,7 @@ from exportgate._types import ReasonCode, RequestContext, ScreeningStatus
 from exportgate.actions import Actor, open_actions
 from exportgate.cli import main
 from exportgate.config import Settings
-from exportgate.errors import ConfigError, ConflictError, NotFoundError
+from exportgate.errors import ConfigError, ConflictError, NotFoundError, ScreeningListError
 from exportgate.identity import AccountStore
 from exportgate.policy import decide, parse_directive
 from exportgate.screening import DEFAULT_THRESHOLD
@@ -171,3 +171,37 @@ def test_a_malformed_list_changes_nothing(tmp_path: Path, capsys: pytest.Capture
     assert code == 1 and f"{bad}:3: id 'A-1' appears twice" in err
     code, out, _ = run(capsys, "screening", "lists", "--format", "json", "--home", home)
     assert code == 0 and json.loads(out) == []
+
+
+def test_what_the_outside_pass_found_stays_closed(settings: Settings, tmp_path: Path):
+    """Each of these once let an account be or stay clear when it should not, or a load half-happen."""
+    with open_actions(settings, Actor("olga", "officer", "cli")) as act:
+        act.load_lists([str(watch_list(tmp_path / "w.csv", "W-1,Somebody Else Entirely,individual"))], list_name="w")
+        # a name with nothing in it to compare is not screened (a screened tier denies it), never clear
+        for name in (".", "---", "X", "\u200b", "LLC"[:2]):
+            assert act.create_account(f"p{len(name)}{ord(name[0])}", legal_name=name)[0].screening is None
+        # a deleted account missed every re-screening: restored, it is screened at once
+        act.create_account("zed", legal_name="Jane Roe")
+        act.delete_account("zed")
+        act.load_lists([str(watch_list(tmp_path / "w2.csv", "W-1,Somebody Else Entirely,individual",
+                                       "W-2,Jane Roe,individual"))], list_name="w")  # fmt: skip
+        assert act.restore_account("zed").screening is ScreeningStatus.PENDING
+        # "screening": null by hand is refused like any other value once lists decide
+        with pytest.raises(ConflictError):
+            act.update_account("zed", {"screening": None})
+        # an invisible reason is no reason
+        with pytest.raises(ConfigError, match="needs a reason"):
+            act.review_screening("zed", "w:W-2", "clear", reason="\u200b\u200e ")
+        # a confirmed hit survives a rename and can still be cleared by an officer
+        assert act.review_screening("zed", "w:W-2", "confirm", reason=None).screening is ScreeningStatus.HIT
+        assert act.update_account("zed", {"legal_name": "Totally Different"}).screening is ScreeningStatus.HIT
+        assert act.review_screening("zed", "w:W-2", "clear", reason="a mistake").screening is ScreeningStatus.CLEAR
+        # a load of several lists stores all of them or none
+        bad = tmp_path / "bad.json"
+        bad.write_text('{"results": [{"name": "Evil \\ud800 Corp", "entity_number": "1"}]}', encoding="utf-8")
+        before = [x.version for x in act.screening.lists()]
+        with pytest.raises(ScreeningListError):
+            act.load_lists([str(DATA / "sdn.csv"), str(DATA / "alt.csv"), str(DATA / "add.csv"), str(bad)])
+        assert [x.version for x in act.screening.lists()] == before
+        with pytest.raises(ConfigError, match="a list's name"):
+            act.load_lists([str(tmp_path / "w.csv")], list_name="x\x1b[31m")

@@ -45,6 +45,8 @@ FOUND = [
     ("Daniel Moreno", "ofac-sdn:15102", "name order"),
     ("Gazprombank JSC", "csl:17016", "a company form written another way"),
     ("Naser Abdul Jawad", "csl:9696", "name order"),
+    ("Mohammed AbuTeir", "csl:9640", "a particle written onto the name"),
+    ("Mohammed Abutair", "csl:9640", "a particle written onto an alias"),
     ("Nasir Abdullah Odeh Abdel Jawad", "csl:9696", "an alias, name order"),
 ]
 
@@ -60,7 +62,8 @@ def test_listed_parties_are_found_under_their_variants(index: ScreeningIndex, qu
 
 NOT_LISTED = ["John Smith", "Maria Lopez", "Li Wang", "Priya Sharma", "Olga Ivanova", "Kwame Mensah", "Hans Muller",
               "Mohammed Smith", "Daniel Kowalski", "Elvis Presley", "Banco Santander", "Aircraft Parts Direct",
-              "Acme Trading LLC", "Cuba Libre Bar", "Teir Consulting"]  # fmt: skip
+              "Acme Trading LLC", "Cuba Libre Bar", "Teir Consulting", "Mohammed Ali", "Muhammad Ali", "Ahmed Ali",
+              "Trading", "Trading LLC", "Ali Hassan"]  # fmt: skip
 
 
 @pytest.mark.parametrize("query", NOT_LISTED)

@@ -21,7 +21,9 @@ from __future__ import annotations
 import datetime as dt
 import difflib
 import logging
+import re
 import time
+import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -122,6 +124,7 @@ def _note(note: str | None) -> str | None:
     return note
 
 
+_LIST_NAME = re.compile(r"[a-z0-9][a-z0-9_.-]{0,39}")
 #: What changing these attributes of an account means for its screening: screened again.
 _SCREENED = frozenset({"legal_name", "organization", "citizenships", "residencies"})
 
@@ -196,7 +199,7 @@ class Actions:
         if name.strip().lower().startswith(_SUBJECT_PREFIXES):
             raise ConfigError(f"an account name may not start with {' or '.join(_SUBJECT_PREFIXES)} (how records "
                               "name subjects of other kinds)")  # fmt: skip
-        screened = self._screened_by_lists(attributes.get("screening"))
+        screened = self._screened_by_lists(attributes.get("screening") is not None)
         if screened:  # fail closed until screened below
             attributes = {**attributes, "screening": ScreeningStatus.PENDING}
         account, key = self.accounts.add_account(name, **attributes)
@@ -209,7 +212,7 @@ class Actions:
 
     def update_account(self, name: str, changes: Mapping[str, Any], *, expected_revision: int | None = None,
                        note: str | None = None) -> Account:  # fmt: skip
-        screened = self._screened_by_lists(changes.get("screening"))
+        screened = self._screened_by_lists("screening" in changes)  # even null: the lists decide
         rescreen = screened and bool(_SCREENED & set(changes))
         if rescreen:  # fail closed until screened again below
             changes = {**changes, "screening": ScreeningStatus.PENDING}
@@ -224,11 +227,12 @@ class Actions:
             account = self.accounts.get_account(name)
         return account
 
-    def _screened_by_lists(self, given: object) -> bool:
-        """Whether lists are loaded (then screening decides an account's status, and it cannot be set by hand)."""
+    def _screened_by_lists(self, given: bool) -> bool:
+        """Whether lists are loaded (then screening decides an account's status, and it cannot be set by hand,
+        not even to null)."""
         if not self.screening.lists():
             return False
-        if given is not None:
+        if given:
             raise ConflictError("screening is decided by the lists loaded (exportgate screening lists); an officer "
                                 "reviews a potential match with exportgate screening clear|confirm")  # fmt: skip
         return True
@@ -268,7 +272,14 @@ class Actions:
         return self._account_change("account.delete", name, note, self.accounts.tombstone)
 
     def restore_account(self, name: str, *, note: str | None = None) -> Account:
-        return self._account_change("account.restore", name, note, self.accounts.undelete)
+        """Bring back a deleted account. With lists loaded it is screened again at once: it missed every
+        re-screening while deleted (``pending`` until then, fail closed)."""
+        account = self._account_change("account.restore", name, note, self.accounts.undelete)
+        if self.screening.lists():
+            self.accounts.apply_screening([(account.id, ScreeningStatus.PENDING)], lambda tx: None)
+            self._screen([self.accounts.get_account(name)])
+            account = self.accounts.get_account(name)
+        return account
 
     def reverify(self, name: str, *, note: str | None = None) -> Account:
         return self._account_change("account.reverify", name, note, self.accounts.hold)
@@ -364,11 +375,12 @@ class Actions:
         version unless the same files are in force, then screen every account not yet screened against
         the lists in force (so loading the same files again finishes an interrupted re-screening)."""
         note = self._allowed("screening.load", note)
+        if list_name is not None and (not _LIST_NAME.fullmatch(list_name) or list_name in ("csl", "ofac-sdn")):
+            raise ConfigError("a list's name is 1 to 40 of a-z, 0-9, '_', '-', '.', starting with a letter or digit,"
+                              " and not csl or ofac-sdn (those name the published lists)")  # fmt: skip
         parsed = read_lists(paths, internal_name=list_name or "internal")
-        done = []
-        for one in parsed:
-            loaded, stored = self.screening.add(one, by=self.actor.name, note=note)
-            done.append((loaded, stored))
+        done = self.screening.add_all(parsed, by=self.actor.name, note=note)  # every list, or none
+        for loaded, stored in done:
             if stored:
                 self._record("screening.load", f"{loaded.name} v{loaded.version}", None, loaded.as_dict(), note)
         screened, changed = self.rescreen()
@@ -432,7 +444,7 @@ class Actions:
         action = f"screening.{decision}"
         if action not in ("screening.clear", "screening.confirm"):
             raise ConfigError(f"a candidate is cleared or confirmed, not {decision!r}")
-        if decision == "clear" and not (reason or "").strip():
+        if decision == "clear" and not _visible(reason or ""):
             raise ConfigError("clearing a candidate needs a reason (--reason): the record says why it is not a match")
         reason = self._allowed(action, reason) or "confirmed"
         account = self.accounts.get_account(name)
@@ -440,8 +452,8 @@ class Actions:
         index = self.screening.index(lists)
         if index is None:
             raise NotFoundError("no screening list is loaded")
-        found = self.screening.candidate(account.id, candidate)
         reviews = [*self.screening.reviews(account.id)]
+        found = self.screening.candidate(account.id, candidate, reviews)
         digest = _input(account)
         result = assess(index, self.screening.key(lists), account.id, legal_name=account.legal_name,
                         organization=account.organization, countries=(*account.citizenships, *account.residencies),
@@ -471,6 +483,11 @@ class Actions:
         after = self.tokens.revoke(token_id)
         self._record("token.revoke", token_id, before.as_dict(), after.as_dict(), note)
         return after.as_dict()
+
+
+def _visible(text: str) -> bool:
+    """Whether ``text`` has a character one can see (a zero-width space or a direction mark is not a reason)."""
+    return any(not c.isspace() and unicodedata.category(c) not in ("Cf", "Cc", "Zs", "Zl", "Zp") for c in text)
 
 
 def _input(account: Account) -> str:

@@ -238,4 +238,8 @@ def parse_json_object(body: bytes) -> dict[str, Any]:
         raise BadRequestError(f"the body is not JSON: {str(exc)[:200]}") from None
     if not isinstance(value, dict):
         raise BadRequestError("the body must be a JSON object")
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise BadRequestError("the body holds a lone surrogate (\\ud800-\\udfff): not text") from None
     return value

@@ -155,6 +155,15 @@ def _name(value: Any, field: str) -> str:
     return folded
 
 
+def _is_dob(text: str) -> bool:
+    if re.fullmatch(r"\d{4}", text):
+        return True
+    try:
+        return re.fullmatch(r"\d{4}-\d{2}-\d{2}", text) is not None and bool(dt.date.fromisoformat(text))
+    except ValueError:
+        return False
+
+
 def _str_field(body: dict[str, Any], field: str, *, required: bool = False) -> str | None:
     value = body.get(field)
     if value is None:
@@ -403,8 +412,8 @@ class Handlers:
         if country is not None:
             country = _countries([country], "country")[0]
         dob = _str_field(body, "dob")
-        if dob is not None and not re.fullmatch(r"\d{4}(-\d{2}-\d{2})?", dob):
-            raise BadRequestError("dob is YYYY or YYYY-MM-DD")
+        if dob is not None and not _is_dob(dob):
+            raise BadRequestError("dob is YYYY or YYYY-MM-DD (a real date)")
         kind = _str_field(body, "type")
         if kind not in (None, "individual", "entity"):
             raise BadRequestError("type is individual or entity")

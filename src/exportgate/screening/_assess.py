@@ -9,9 +9,16 @@ from exportgate._types import ScreeningStatus
 
 from ._entry import Candidate, Query
 from ._index import ScreeningIndex
+from ._normalize import tokens
 from ._store import Review, ScreeningResult, screening_input
 
-__all__ = ["assess"]
+__all__ = ["assess", "screenable"]
+
+
+def screenable(name: str) -> bool:
+    """Whether a name holds something to screen: tokens of three letters or more in all ("." or "X" or a
+    zero-width space does not; an account with no such name is not screened, which a screened tier denies)."""
+    return sum(len(t) for t in tokens(name)) >= 3
 
 
 def assess(index: ScreeningIndex, lists: str, account_id: int, *, legal_name: str | None, organization: str | None,
@@ -19,14 +26,16 @@ def assess(index: ScreeningIndex, lists: str, account_id: int, *, legal_name: st
     """Screen the person's name (as an individual) and the organization (as an entity), with the account's
     first country as a hint. A candidate an officer cleared for the same input and the same entry content
     is not raised again; a confirmed candidate makes the account a hit until it is cleared. Nothing to
-    screen (neither name on file) gives the status None: not screened, which a tier that requires a clear
-    screening denies."""
+    screen (neither name on file, or only names without letters to compare: :func:`screenable`) gives the
+    status None: not screened, which a tier that requires a clear screening denies."""
     now = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
     digest = screening_input(legal_name, organization)
     latest: dict[str, Review] = {}
     for review in reviews:
         latest[review.candidate] = review
     confirmed = tuple(sorted(c for c, r in latest.items() if r.decision == "confirm"))
+    legal_name = legal_name if legal_name and screenable(legal_name) else None
+    organization = organization if organization and screenable(organization) else None
     if not legal_name and not organization:
         return ScreeningResult(
             account_id, ScreeningStatus.HIT if confirmed else None, lists, digest, (), now, confirmed

@@ -28,10 +28,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from rapidfuzz import fuzz
-from rapidfuzz.distance import JaroWinkler
+from rapidfuzz.distance import OSA, JaroWinkler
 
 from ._entry import Candidate, ListEntry, Query
-from ._normalize import skeleton, spellings, tokens, weight
+from ._normalize import PARTICLES, skeleton, spellings, tokens, weight
 
 __all__ = ["BLOCK_CAP", "BOOST", "DEFAULT_THRESHOLD", "PENALTY", "TOKEN_FLOOR", "TYPE_PENALTY",
            "ScreeningIndex", "name_similarity"]  # fmt: skip
@@ -49,9 +49,14 @@ BOOST = 0.05
 PENALTY = 0.08
 TYPE_PENALTY = 0.15
 MIDDLE = 0.1
+#: What a name of two or more words scores when only one of them aligned.
+ONE_WORD = 0.75
 #: At most this many candidates (by tokens found) are scored in full.
 _SCORED = 200
 _JW = JaroWinkler.similarity
+_LEV = OSA.distance  # an edit is a substitution, insertion, deletion or swap of two neighbours
+#: Words this short align only one edit apart (Jaro-Winkler is generous to short words).
+_SHORT = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +79,9 @@ def _prepared(text: str, individual: bool = False) -> tuple[tuple[str, ...], tup
     if individual and len(toks) >= 3:
         surname, comma, given = text.partition(",")
         first, rest = (len(tokens(surname)), tokens(given)) if comma else (len(toks) - 1, toks[1:-1])
-        middle = range(first + 1, first + len(rest)) if comma else range(1, len(toks) - 1)
+        while comma and first < len(toks) - 1 and toks[first] in PARTICLES:  # "Al-Basher": the name is Basher
+            first += 1
+        middle = range(first + 1, len(toks)) if comma else range(1, len(toks) - 1)
         if comma and len(tokens(surname)) + len(rest) != len(toks):
             middle = range(0)
         for i in middle:
@@ -107,10 +114,15 @@ def name_similarity(query: Sequence[str], qspelled: Sequence[str], qweights: Seq
         for j, b in enumerate(name):
             if a == b:
                 s = 1.0
+            elif a in PARTICLES or b in PARTICLES or abs(len(a) - len(b)) > 3:  # "al" or "aliakbari" for "ali"
+                continue
             else:
                 s = _JW(a, b)
                 if qspelled[i] != a or nspelled[j] != b:  # a folded variant: a typo of how it was written
                     s = max(s, _JW(qspelled[i], nspelled[j]))
+                if (s >= TOKEN_FLOOR and min(len(a), len(b)) <= _SHORT and _LEV(a, b, score_cutoff=1) > 1
+                        and _LEV(qspelled[i], nspelled[j], score_cutoff=1) > 1):  # fmt: skip
+                    continue  # a short word one typo away, not two: ali is not halil, ahmad not rahman
             if s >= TOKEN_FLOOR:
                 pairs.append((s if s >= _CLOSE else 2 * s - _CLOSE, i, j))
     pairs.sort(reverse=True)
@@ -126,7 +138,10 @@ def name_similarity(query: Sequence[str], qspelled: Sequence[str], qweights: Seq
         qsum += qweights[i] * s
         nsum += nweights[j] * s
         aligned.append((query[i], name[j], round(s, 4)))
-    return 0.5 * (qsum / qtotal + nsum / ntotal), tuple(aligned)
+    score = 0.5 * (qsum / qtotal + nsum / ntotal)
+    if len(aligned) < min(2, len(name)):  # one shared word never matches a name of two or more alone
+        score *= ONE_WORD
+    return score, tuple(aligned)
 
 
 _DATE = re.compile(r"^(\d{4})(?:-(\d{2})-(\d{2}))?$")

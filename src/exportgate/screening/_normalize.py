@@ -187,7 +187,7 @@ def fold(text: str) -> str:
 #: Spelling differences between transliteration systems, folded away on both sides (after the variants):
 #: Cyrillic letters come back from anyascii as "kh", "zh", "dzh"; one writer's "ou" is another's "u".
 _PHONETIC = (("dzh", "j"), ("dj", "j"), ("zh", "j"), ("kh", "h"), ("ph", "f"), ("ck", "k"), ("ch", "\x00"),
-             ("c", "k"), ("\x00", "ch"), ("q", "k"), ("x", "ks"), ("w", "v"), ("ou", "u"), ("oo", "u"),
+             ("c", "k"), ("\x00", "ch"), ("q", "k"), ("ks", "x"), ("w", "v"), ("ou", "u"), ("oo", "u"),
              ("ee", "i"), ("y", "i"))  # fmt: skip
 
 
@@ -219,7 +219,7 @@ def _words(text: str) -> list[str]:
 def spellings(name: str) -> tuple[str, ...]:
     """The words of ``name`` the matcher compares, in the order written, spelled as written (folded):
     honorifics, company forms and connecting words dropped, a company form written with one typo too."""
-    words = [phonetic(w) for w in _words(fold(name))]
+    words = [part for w in _words(fold(name)) for part in _unglued(phonetic(w))]
     kept = [w for w in words if w not in _HONORIFICS_PH] or words
     distinctive = [w for w in kept if w not in _DROPPED_PH and not _form_typo(w)]
     return tuple(distinctive or kept)
@@ -229,6 +229,15 @@ def spellings(name: str) -> tuple[str, ...]:
 def tokens(name: str) -> tuple[str, ...]:
     """:func:`spellings` with each transliteration variant of a name folded to one (Mohamed → muhamad)."""
     return tuple(_variant(w) for w in spellings(name))
+
+
+def _unglued(word: str) -> tuple[str, ...]:
+    """A name particle written onto the name it belongs to, written apart: Abuteir → abu teir,
+    Abdulrahman → abdul rahman (only these two: "al" starts too many names of its own, Albert)."""
+    for prefix, rest in (("abu", 3), ("abdul", 4), ("abdel", 4)):
+        if word.startswith(prefix) and len(word) - len(prefix) >= rest and word.isalpha():
+            return prefix, word[len(prefix):]
+    return (word,)
 
 
 def _form_typo(word: str) -> bool:

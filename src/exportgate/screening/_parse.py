@@ -16,7 +16,9 @@ import dataclasses
 import hashlib
 import io
 import json
+import os
 import re
+import stat
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,6 +73,21 @@ class ParsedList:
         return hashlib.sha256(text.encode()).hexdigest()
 
 
+def _read(path: str) -> bytes:
+    """A regular file's bytes, at most MAX_FILE_BYTES (a FIFO, a device or a directory is refused before
+    it is read: /dev/zero would never end)."""
+    try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            raise _fail(path, None, "not a regular file")
+        with open(path, "rb") as handle:
+            data = handle.read(MAX_FILE_BYTES + 1)
+    except OSError as exc:
+        raise _fail(path, None, f"cannot read: {exc.strerror or exc}") from None
+    if len(data) > MAX_FILE_BYTES:
+        raise _fail(path, None, f"larger than {MAX_FILE_BYTES // 2**20} MiB")
+    return data
+
+
 def _fail(path: str, line: int | None, message: str) -> ScreeningListError:
     return ScreeningListError(message, file=path, line=line)
 
@@ -91,8 +108,11 @@ def _cp1252(data: bytes) -> bool:
 
 
 def _raise_encoding(path: str, data: bytes) -> str:
-    line = data[: data.find(b"\n", 0)].count(b"\n") + 1
-    raise _fail(path, line, "not UTF-8 or Windows-1252 text")
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise _fail(path, data[: exc.start].count(b"\n") + 1, "not UTF-8 or Windows-1252 text") from None
+    raise _fail(path, None, "not UTF-8 or Windows-1252 text")
 
 
 def _split(value: str | None, sep: str = ";") -> tuple[str, ...]:
@@ -176,7 +196,7 @@ def _flat(value: Any) -> str:
 
 
 def _csl_csv(path: str, text: str) -> list[ListEntry]:
-    reader = csv.DictReader(io.StringIO(text, newline=""))
+    reader = csv.DictReader(io.StringIO(text, newline=""), strict=True)
     header = [c.strip() for c in reader.fieldnames or ()]
     missing = [c for c in ("source", "entity_number", "name") if c not in header]
     if missing:
@@ -190,10 +210,24 @@ def _csl_csv(path: str, text: str) -> list[ListEntry]:
 
 
 def _csl_json(path: str, text: str) -> list[ListEntry]:
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        if len({k for k, _ in items}) != len(items):
+            raise _fail(path, None, f"a duplicate key in an object ({', '.join(sorted(k for k, _ in items))[:120]})")
+        return dict(items)
+
+    def constant(name: str) -> Any:
+        raise _fail(path, None, f"{name} is not JSON")
+
     try:
-        data = json.loads(text)
+        data = json.loads(text, object_pairs_hook=pairs, parse_constant=constant)
     except json.JSONDecodeError as exc:
         raise _fail(path, exc.lineno, f"not JSON: {exc.msg}") from None
+    except (ValueError, RecursionError) as exc:  # nested too deep, an integer of thousands of digits
+        raise _fail(path, None, f"not JSON this version reads: {str(exc)[:120]}") from None
+    try:
+        json.dumps(data, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise _fail(path, None, "a NUL or a lone surrogate (\\ud800-\\udfff): not text") from None
     results = data.get("results") if isinstance(data, dict) else data
     if not isinstance(results, list):
         raise _fail(path, 1, 'expected a list of entries, or an object with "results"')
@@ -217,7 +251,7 @@ _REMARK_ID = re.compile(r"\b((?:Passport|National ID No\.|Cedula No\.|Tax ID No\
 
 
 def _rows(path: str, text: str, width: int) -> Iterable[tuple[int, list[str]]]:
-    reader = csv.reader(io.StringIO(text, newline=""))
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     for row in reader:
         if not row or (len(row) == 1 and row[0].strip() in ("", "\x1a")):
             continue
@@ -352,7 +386,8 @@ def _sdn_xml(path: str, data: bytes) -> tuple[list[ListEntry], str | None]:
     except DefusedXmlException as exc:
         raise _fail(path, None, f"refused: {exc}") from None
     except SyntaxError as exc:  # xml.etree.ElementTree.ParseError
-        raise _fail(path, getattr(exc, "lineno", None), f"not well-formed XML: {exc.msg}") from None
+        position = getattr(exc, "position", None)
+        raise _fail(path, position[0] if position else None, f"not well-formed XML: {exc.msg}") from None
     if not entries:
         raise _fail(path, None, "no sdnEntry in the file")
     return entries, published
@@ -362,7 +397,7 @@ def _sdn_xml(path: str, data: bytes) -> tuple[list[ListEntry], str | None]:
 
 
 def _internal(path: str, text: str, source: str) -> list[ListEntry]:
-    reader = csv.DictReader(io.StringIO(text, newline=""))
+    reader = csv.DictReader(io.StringIO(text, newline=""), strict=True)
     header = [c.strip().lower() for c in reader.fieldnames or ()]
     unknown = [c for c in header if c not in _INTERNAL_COLUMNS]
     if unknown:
@@ -400,12 +435,7 @@ def read_lists(paths: Sequence[str | Path], *, internal_name: str = "internal") 
     loaded: dict[str, dict[str, tuple[str, bytes]]] = {}
     for given in paths:
         path = str(given)
-        try:
-            if Path(path).stat().st_size > MAX_FILE_BYTES:
-                raise _fail(path, None, f"larger than {MAX_FILE_BYTES // 2**20} MiB")
-            data = Path(path).read_bytes()
-        except OSError as exc:
-            raise _fail(path, None, f"cannot read: {exc.strerror or exc}") from None
+        data = _read(path)
         if not data.strip():
             raise _fail(path, 1, "empty file")
         kind = _kind(path, data)
@@ -441,9 +471,20 @@ def _read_one(group: str, files: dict[str, tuple[str, bytes]], internal_name: st
     else:
         path, data = files["internal-csv"]
         entries = _internal(path, _text(path, data), f"internal list {group}")
+    if not entries:
+        raise _fail(next(iter(files.values()))[0], None, "no entries: a list that names nobody would clear everyone")
+    for entry in entries:
+        _check_text(next(iter(files.values()))[0], entry)
     entries = _unique(group, files, entries)
     kind = "internal" if group == internal_name and group not in ("csl", "ofac-sdn") else group
     return ParsedList(group, kind, sources, tuple(entries), ignored, published)
+
+
+def _check_text(path: str, entry: ListEntry) -> None:
+    """No NUL and no lone surrogate in anything kept (JSON can write ``\\ud800``; a record could not hold it)."""
+    for value in (entry.entry_id, *entry.names, *entry.addresses, *entry.programs, *entry.ids, entry.remarks or ""):
+        if "\x00" in value or any("\ud800" <= c <= "\udfff" for c in value):
+            raise _fail(path, None, f"entry {entry.entry_id[:40]!r}: a NUL or a lone surrogate in {value[:40]!r}")
 
 
 def _unique(group: str, files: dict[str, tuple[str, bytes]], entries: list[ListEntry]) -> list[ListEntry]:

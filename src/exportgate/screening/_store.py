@@ -131,29 +131,37 @@ class ScreeningStore:
         return " ".join(f"{x.name}:{x.version}" for x in (self.lists() if lists is None else lists))
 
     def add(self, parsed: ParsedList, *, by: str, note: str | None = None) -> tuple[LoadedList, bool]:
-        """Store ``parsed`` as the next version of its list, in force from the commit; (the list, True). When
-        the version in force has the same files, nothing is stored: (that version, False)."""
-        sha = parsed.sha256
-        names = sum(len(e.names) for e in parsed.entries)
-        files = [{"name": f.name, "sha256": f.sha256, "bytes": f.size} for f in parsed.files]
+        return self.add_all([parsed], by=by, note=note)[0]
+
+    def add_all(self, lists: Sequence[ParsedList], *, by: str,
+                note: str | None = None) -> list[tuple[LoadedList, bool]]:  # fmt: skip
+        """Store each list as the next version of its name, all in one transaction (in force together from
+        its commit, or none of them); (the list, True) each. A list whose version in force has the same
+        files is not stored again: (that version, False)."""
         now = _now()
+        done = []
         with self.db.transaction() as tx:
             tx.lock("exportgate.screening")
-            current = tx.execute(f"SELECT {_LIST_COLUMNS} FROM screening_lists WHERE name = ? "  # noqa: S608
-                                 "ORDER BY version DESC LIMIT 1", (parsed.name,)).fetchone()  # fmt: skip
-            if current is not None and str(current[3]) == sha:
-                return _list_row(current), False
-            version = int(tx.execute("SELECT COALESCE(MAX(version), 0) + 1 FROM screening_lists").fetchone()[0])
-            tx.execute(f"INSERT INTO screening_lists ({_LIST_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",  # noqa: S608
-                       (version, parsed.name, parsed.kind, sha, json.dumps(files), len(parsed.entries), names,
-                        parsed.published, now, by, note))  # fmt: skip
-            tx.executemany("INSERT INTO screening_entries (version, entry_id, data) VALUES (?, ?, ?)",
-                           [(version, e.entry_id, json.dumps(e.as_dict(), ensure_ascii=False, sort_keys=True))
-                            for e in parsed.entries])  # fmt: skip
+            for parsed in lists:
+                sha = parsed.sha256
+                current = tx.execute(f"SELECT {_LIST_COLUMNS} FROM screening_lists WHERE name = ? "  # noqa: S608
+                                     "ORDER BY version DESC LIMIT 1", (parsed.name,)).fetchone()  # fmt: skip
+                if current is not None and str(current[3]) == sha:
+                    done.append((_list_row(current), False))
+                    continue
+                names = sum(len(e.names) for e in parsed.entries)
+                files = [{"name": f.name, "sha256": f.sha256, "bytes": f.size} for f in parsed.files]
+                version = int(tx.execute("SELECT COALESCE(MAX(version), 0) + 1 FROM screening_lists").fetchone()[0])
+                tx.execute(f"INSERT INTO screening_lists ({_LIST_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",  # noqa: S608
+                           (version, parsed.name, parsed.kind, sha, json.dumps(files), len(parsed.entries), names,
+                            parsed.published, now, by, note))  # fmt: skip
+                tx.executemany("INSERT INTO screening_entries (version, entry_id, data) VALUES (?, ?, ?)",
+                               [(version, e.entry_id, json.dumps(e.as_dict(), ensure_ascii=False, sort_keys=True))
+                                for e in parsed.entries])  # fmt: skip
+                done.append((LoadedList(version, parsed.name, parsed.kind, sha, tuple(files), len(parsed.entries),
+                                        names, parsed.published, now, by, note), True))  # fmt: skip
             tx.touch(TOPIC)
-        loaded = LoadedList(version, parsed.name, parsed.kind, sha, tuple(files), len(parsed.entries), names,
-                            parsed.published, now, by, note)  # fmt: skip
-        return loaded, True
+        return done
 
     def entries(self, version: int) -> list[ListEntry]:
         rows = self.db.query("SELECT data FROM screening_entries WHERE version = ? ORDER BY entry_id", (version,))
@@ -229,10 +237,18 @@ class ScreeningStore:
                              " WHERE status = 'pending' ORDER BY screened_at, account_id")  # fmt: skip
         return [(int(r[0]), _result(r)) for r in rows]
 
-    def candidate(self, account_id: int, wanted: str) -> Candidate:
-        """The open or confirmed candidate ``wanted`` (``list:entry`` or an entry id naming one) of an account."""
+    def candidate(self, account_id: int, wanted: str, reviews: Sequence[Review] = ()) -> Candidate:
+        """The open or confirmed candidate ``wanted`` (``list:entry`` or an entry id naming one) of an account:
+        a confirmed one is found by its review even when the account's names no longer match it."""
         found = self.result(account_id)
         pool = list(found.candidates) if found else []
+        confirmed = set(found.confirmed) if found else set()
+        for review in reviews:
+            if review.candidate in confirmed and all(c.id != review.candidate for c in pool):
+                listed, _, entry_id = review.candidate.partition(":")
+                pool.append(Candidate(listed, review.list_version, entry_id, "", None, (), "", "", 0.0, 0.0, (),
+                                      entry_digest=review.entry_digest))  # fmt: skip
+                confirmed.discard(review.candidate)
         matches = [c for c in pool if wanted in (c.id, c.entry_id)]
         if len(matches) > 1:
             raise NotFoundError(f"candidate {wanted!r} names more than one entry; give it as list:entry "
