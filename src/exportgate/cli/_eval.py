@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -155,6 +156,9 @@ def run(
             outcome = run_campaign(campaign, store=store, progress=advance, max_error_share=max_error_share,
                                    allow_errors=allow_errors)  # fmt: skip
     except KeyboardInterrupt:
+        # a task the signal caught mid-step is dropped with its KeyboardInterrupt: asyncio would log it as a
+        # traceback when the task is collected; the message below is what the operator needs
+        logging.getLogger("asyncio").setLevel(logging.CRITICAL)
         typer.echo("interrupted; finished trials are kept. Continue with the same command and --resume.", err=True)
         raise typer.Exit(130) from None
     except CampaignFailed as exc:
