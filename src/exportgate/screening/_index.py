@@ -26,6 +26,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 from rapidfuzz import fuzz
 from rapidfuzz.distance import OSA, JaroWinkler
@@ -89,14 +90,15 @@ def _prepared(text: str, individual: bool = False) -> tuple[tuple[str, ...], tup
     return toks, tuple(weights), sum(weights) or 1.0, "".join(toks)
 
 
-def _token_keys(token: str) -> set[str]:
+@lru_cache(maxsize=131072)
+def _token_keys(token: str) -> frozenset[str]:
     keys = {"t" + token, "d" + token}
     skel = skeleton(token)
     if len(skel) >= 2:
         keys.add("s" + skel)
     if len(token) >= 5:
         keys.update("d" + token[:i] + token[i + 1 :] for i in range(len(token)))
-    return keys
+    return frozenset(keys)
 
 
 def _pair_keys(toks: Sequence[str]) -> set[str]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from functools import lru_cache
+from itertools import groupby
 
 from anyascii import anyascii
 from rapidfuzz.distance import Levenshtein
@@ -175,7 +176,6 @@ _PHONETIC_VARIANTS: dict[str, str] = {}  # filled below, once phonetic() is defi
 _SPLIT = re.compile(r"[a-z0-9]+")
 _APOSTROPHES = re.compile(r"['`\u2018\u2019\u02bc\u02bb]")
 _VOWELS = re.compile(r"[aeiouyhw]")
-_REPEATS = re.compile(r"(.)\1+")
 
 
 def fold(text: str) -> str:
@@ -191,6 +191,7 @@ _PHONETIC = (("dzh", "j"), ("dj", "j"), ("zh", "j"), ("kh", "h"), ("ph", "f"), (
              ("ee", "i"), ("y", "i"))  # fmt: skip
 
 
+@lru_cache(maxsize=131072)
 def phonetic(word: str) -> str:
     """``word`` with transliteration differences folded (kh → h, c → k, ou → u, y → i, …) and doubled
     letters written once: Mokhammed, Mohammed and Mohamed become one spelling."""
@@ -199,7 +200,7 @@ def phonetic(word: str) -> str:
     for a, b in _PHONETIC:
         if a in word:
             word = word.replace(a, b)
-    return _REPEATS.sub(r"\1", word)
+    return "".join(letter for letter, _ in groupby(word))
 
 
 def _words(text: str) -> list[str]:
@@ -257,13 +258,14 @@ def weight(token: str) -> float:
     return min(len(token), 8) * (0.5 if token in PARTICLES else 1.0)
 
 
+@lru_cache(maxsize=131072)
 def skeleton(token: str) -> str:
     """A coarse phonetic key for finding candidates: the first letter, then the consonants without
     repeats (muhammad, mohamed → ``md``; teir, tier → ``tr``). Used to find candidates, never to score."""
     if len(token) < 2 or token.isdigit():
         return token
     rest = _VOWELS.sub("", token[1:].replace("ph", "f").replace("ck", "k"))
-    return _REPEATS.sub(r"\1", token[0] + rest)
+    return "".join(letter for letter, _ in groupby(token[0] + rest))
 
 
 _PHONETIC_VARIANTS.update({phonetic(k): phonetic(v) for k, v in _VARIANTS.items()})
