@@ -23,6 +23,7 @@ name alone must come within :data:`BOOST` of the threshold: a country or a date 
 
 from __future__ import annotations
 
+import gc
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -173,25 +174,31 @@ class ScreeningIndex:
         self.entries: list[tuple[str, int, ListEntry, str]] = []
         self.names: list[_Name] = []
         postings: dict[str, list[int]] = {}
-        for list_name, version, entries in lists:
-            for entry in entries:
-                entry_no = len(self.entries)
-                self.entries.append((list_name, version, entry, entry.digest))
-                seen: set[tuple[str, ...]] = set()
-                for text in entry.names:
-                    toks, weights, total, joined = _prepared(text, entry.type == "individual")
-                    if not toks or toks in seen:
-                        continue
-                    seen.add(toks)
-                    name_no = len(self.names)
-                    spelled = spellings(text)
-                    self.names.append(_Name(entry_no, text, toks, spelled, weights, total, joined))
-                    keys: set[str] = set()
-                    for token in {*toks, *spelled}:
-                        keys.update(_token_keys(token))
-                    keys.update(_pair_keys(toks))
-                    for key in keys:
-                        postings.setdefault(key, []).append(name_no)
+        collecting = gc.isenabled()
+        gc.disable()  # hundreds of thousands of small objects, none in a cycle: no collection while they are made
+        try:
+            for list_name, version, entries in lists:
+                for entry in entries:
+                    entry_no = len(self.entries)
+                    self.entries.append((list_name, version, entry, entry.digest))
+                    seen: set[tuple[str, ...]] = set()
+                    for text in entry.names:
+                        toks, weights, total, joined = _prepared(text, entry.type == "individual")
+                        if not toks or toks in seen:
+                            continue
+                        seen.add(toks)
+                        name_no = len(self.names)
+                        spelled = spellings(text)
+                        self.names.append(_Name(entry_no, text, toks, spelled, weights, total, joined))
+                        keys: set[str] = set()
+                        for token in {*toks, *spelled}:
+                            keys.update(_token_keys(token))
+                        keys.update(_pair_keys(toks))
+                        for key in keys:
+                            postings.setdefault(key, []).append(name_no)
+        finally:
+            if collecting:
+                gc.enable()
         self._postings = postings
 
     def __len__(self) -> int:
