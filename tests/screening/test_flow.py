@@ -205,3 +205,18 @@ def test_what_the_outside_pass_found_stays_closed(settings: Settings, tmp_path: 
         assert [x.version for x in act.screening.lists()] == before
         with pytest.raises(ConfigError, match="a list's name"):
             act.load_lists([str(tmp_path / "w.csv")], list_name="x\x1b[31m")
+
+
+def test_a_hit_set_by_hand_before_any_list_is_never_lowered_by_a_list(settings: Settings, tmp_path: Path):
+    with open_actions(settings, Actor("olga", "officer", "cli")) as act:
+        act.create_account("known", legal_name="Nobody On Any List", screening=ScreeningStatus.HIT)
+        act.create_account("plain", legal_name="Also Nobody Listed", screening=ScreeningStatus.CLEAR)
+        act.load_lists([str(watch_list(tmp_path / "w.csv", "W-1,Somebody Else Entirely,individual"))])
+        assert act.accounts.get_account("known").screening is ScreeningStatus.HIT  # not on the list: still a hit
+        assert act.accounts.get_account("plain").screening is ScreeningStatus.CLEAR
+        assert act.update_account("known", {"legal_name": "Another Name"}).screening is ScreeningStatus.HIT
+        act.load_lists([str(watch_list(tmp_path / "w2.csv", "W-1,Somebody Else Entirely,individual",
+                                       "W-3,Third Person,individual"))])  # fmt: skip
+        assert act.accounts.get_account("known").screening is ScreeningStatus.HIT
+        cleared = act.review_screening("known", "manual:hit", "clear", reason="case closed by counsel")
+        assert cleared.screening is ScreeningStatus.CLEAR

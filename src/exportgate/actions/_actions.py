@@ -36,6 +36,7 @@ from exportgate.monitor import AlertStore, Transition
 from exportgate.policy import parse_directive
 from exportgate.screening import (
     DEFAULT_THRESHOLD,
+    MANUAL_HIT,
     LoadedList,
     Review,
     ScreeningResult,
@@ -214,8 +215,8 @@ class Actions:
                        note: str | None = None) -> Account:  # fmt: skip
         screened = self._screened_by_lists("screening" in changes)  # even null: the lists decide
         rescreen = screened and bool(_SCREENED & set(changes))
-        if rescreen:  # fail closed until screened again below
-            changes = {**changes, "screening": ScreeningStatus.PENDING}
+        if rescreen and self.accounts.get_account(name).screening is not ScreeningStatus.HIT:
+            changes = {**changes, "screening": ScreeningStatus.PENDING}  # fail closed until screened below
         account = self._account_change(
             "account.update",
             name,
@@ -276,7 +277,8 @@ class Actions:
         re-screening while deleted (``pending`` until then, fail closed)."""
         account = self._account_change("account.restore", name, note, self.accounts.undelete)
         if self.screening.lists():
-            self.accounts.apply_screening([(account.id, ScreeningStatus.PENDING)], lambda tx: None)
+            if account.screening is not ScreeningStatus.HIT:  # a hit stays a hit
+                self.accounts.apply_screening([(account.id, ScreeningStatus.PENDING)], lambda tx: None)
             self._screen([self.accounts.get_account(name)])
             account = self.accounts.get_account(name)
         return account
@@ -410,10 +412,23 @@ class Actions:
             return []
         key = self.screening.key(lists)
         reviews = self.screening.all_reviews()
+        held = self._held(accounts)
         results = [assess(index, key, a.id, legal_name=a.legal_name, organization=a.organization,
-                          countries=(*a.citizenships, *a.residencies), reviews=reviews.get(a.id, ()))
-                   for a in accounts]  # fmt: skip
+                          countries=(*a.citizenships, *a.residencies), reviews=reviews.get(a.id, ()),
+                          held_hits=held.get(a.id, ())) for a in accounts]  # fmt: skip
         return self._apply(results)
+
+    def _held(self, accounts: list[Account]) -> dict[int, tuple[str, ...]]:
+        """A hit set by hand before any list decided (no screening result yet) is never lowered by a list: it
+        stands as a confirmed candidate, ``manual:hit``, until an officer clears it."""
+        results = self.screening.results([a.id for a in accounts])
+        held: dict[int, tuple[str, ...]] = {}
+        for account in accounts:
+            before = results.get(account.id)
+            if (before is None and account.screening is ScreeningStatus.HIT) or (
+                    before is not None and MANUAL_HIT in before.confirmed):  # fmt: skip
+                held[account.id] = (MANUAL_HIT,)
+        return held
 
     def _apply(self, results: list[ScreeningResult], also: Callable[[Any], None] | None = None) -> list[AccountChange]:
         def write(tx: Any) -> None:
@@ -458,7 +473,8 @@ class Actions:
         result = assess(index, self.screening.key(lists), account.id, legal_name=account.legal_name,
                         organization=account.organization, countries=(*account.citizenships, *account.residencies),
                         reviews=[*reviews, Review(0, account.id, found.id, found.entry_digest, digest, decision,
-                                                  reason, self.actor.name, "", 0)])  # fmt: skip
+                                                  reason, self.actor.name, "", 0)],
+                        held_hits=self._held([account]).get(account.id, ()))  # fmt: skip
         before = _status(account)
         by = self.actor.name
         self._apply([result], lambda tx: ScreeningStore.add_review(

@@ -1,7 +1,7 @@
 """Denied-party screening (docs/screening.md): the published restricted-party lists read and kept as
 versions, names matched against every name and alias, and the results an officer reviews."""
 
-from ._assess import assess
+from ._assess import MANUAL_HIT, assess
 from ._entry import Candidate, ListEntry, Query, country_code
 from ._index import DEFAULT_THRESHOLD, ScreeningIndex, name_similarity
 from ._normalize import fold, skeleton, tokens
@@ -14,6 +14,7 @@ __all__ = [
     "LIST_KINDS",
     "ListEntry",
     "LoadedList",
+    "MANUAL_HIT",
     "ParsedList",
     "Query",
     "Review",

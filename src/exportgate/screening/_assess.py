@@ -12,7 +12,11 @@ from ._index import ScreeningIndex
 from ._normalize import tokens
 from ._store import Review, ScreeningResult, screening_input
 
-__all__ = ["assess", "screenable"]
+__all__ = ["MANUAL_HIT", "assess", "screenable"]
+
+#: How a hit set by hand before any list was loaded stands among the confirmed candidates: no list can
+#: lower it; an officer clears it like any other (``screening clear ACCOUNT --candidate manual:hit``).
+MANUAL_HIT = "manual:hit"
 
 
 def screenable(name: str) -> bool:
@@ -22,18 +26,21 @@ def screenable(name: str) -> bool:
 
 
 def assess(index: ScreeningIndex, lists: str, account_id: int, *, legal_name: str | None, organization: str | None,
-           countries: Sequence[str], reviews: Sequence[Review]) -> ScreeningResult:  # fmt: skip
+           countries: Sequence[str], reviews: Sequence[Review],
+           held_hits: Sequence[str] = ()) -> ScreeningResult:  # fmt: skip
     """Screen the person's name (as an individual) and the organization (as an entity), with the account's
     first country as a hint. A candidate an officer cleared for the same input and the same entry content
     is not raised again; a confirmed candidate makes the account a hit until it is cleared. Nothing to
     screen (neither name on file, or only names without letters to compare: :func:`screenable`) gives the
-    status None: not screened, which a tier that requires a clear screening denies."""
+    status None: not screened, which a tier that requires a clear screening denies. ``held_hits``: confirmations
+    made outside a review (:data:`MANUAL_HIT`: a hit set by hand before lists decided), kept until cleared."""
     now = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
     digest = screening_input(legal_name, organization)
     latest: dict[str, Review] = {}
     for review in reviews:
         latest[review.candidate] = review
-    confirmed = tuple(sorted(c for c, r in latest.items() if r.decision == "confirm"))
+    confirmed = tuple(sorted({c for c, r in latest.items() if r.decision == "confirm"}
+                             | {h for h in held_hits if h not in latest or latest[h].decision != "clear"}))
     legal_name = legal_name if legal_name and screenable(legal_name) else None
     organization = organization if organization and screenable(organization) else None
     if not legal_name and not organization:

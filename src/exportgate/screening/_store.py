@@ -189,9 +189,16 @@ class ScreeningStore:
         return _result(rows[0]) if rows else None
 
     def results(self, account_ids: Sequence[int] | None = None) -> dict[int, ScreeningResult]:
-        rows = self.db.query("SELECT account_id, status, lists, input, candidates, screened_at FROM screening_results")
-        out = {int(r[0]): _result(r) for r in rows}
-        return out if account_ids is None else {a: out[a] for a in account_ids if a in out}
+        """The latest result of each account (of those named, read 500 at a time)."""
+        select = "SELECT account_id, status, lists, input, candidates, screened_at FROM screening_results"
+        if account_ids is None:
+            return {int(r[0]): _result(r) for r in self.db.query(select)}
+        out = {}
+        for start in range(0, len(account_ids), 500):
+            chunk = list(account_ids[start:start + 500])
+            rows = self.db.query(f"{select} WHERE account_id IN ({', '.join('?' * len(chunk))})", chunk)
+            out.update({int(r[0]): _result(r) for r in rows})
+        return out
 
     @staticmethod
     def put(tx: Transaction, results: Sequence[ScreeningResult]) -> None:
@@ -249,6 +256,9 @@ class ScreeningStore:
                 pool.append(Candidate(listed, review.list_version, entry_id, "", None, (), "", "", 0.0, 0.0, (),
                                       entry_digest=review.entry_digest))  # fmt: skip
                 confirmed.discard(review.candidate)
+        for kept in sorted(confirmed - {c.id for c in pool}):  # a hit set by hand (manual:hit) has no review
+            listed, _, entry_id = kept.partition(":")
+            pool.append(Candidate(listed, 0, entry_id, "", None, (), "", "", 0.0, 0.0, ()))
         matches = [c for c in pool if wanted in (c.id, c.entry_id)]
         if len(matches) > 1:
             raise NotFoundError(f"candidate {wanted!r} names more than one entry; give it as list:entry "
