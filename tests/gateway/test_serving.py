@@ -101,6 +101,9 @@ def test_slow_clients_are_dropped(tmp_path: Path):
                         break
                 except TimeoutError:
                     pass
+                except OSError:  # reset by the server: dropped as well (CI saw this under load)
+                    closed = True
+                    break
             assert closed, "a client still sending headers after 10 s was not dropped"
         key = server.keys["ada"]
         with socket.create_connection(("127.0.0.1", port)) as trickle:  # a body that never completes
