@@ -405,18 +405,23 @@ class Actions:
             changed += self._screen(stale[start : start + 500])
         return len(stale), changed
 
-    def _screen(self, accounts: list[Account]) -> list[AccountChange]:
+    def _screen(self, accounts: list[Account], *, adding: Review | None = None,
+                also: Callable[[Any], None] | None = None) -> list[AccountChange]:  # fmt: skip
+        """Screen ``accounts`` against the lists in force and write their results and statuses (with
+        ``also`` in the same transaction); ``adding``: a review about to be written, counted already."""
         lists = self.screening.lists()
         index = self.screening.index(lists)
         if index is None:
-            return []
+            raise NotFoundError("no screening list is loaded")
         key = self.screening.key(lists)
         reviews = self.screening.all_reviews()
+        if adding is not None:
+            reviews.setdefault(adding.account_id, []).append(adding)
         held = self._held(accounts)
         results = [assess(index, key, a.id, legal_name=a.legal_name, organization=a.organization,
                           countries=(*a.citizenships, *a.residencies), reviews=reviews.get(a.id, ()),
                           held_hits=held.get(a.id, ())) for a in accounts]  # fmt: skip
-        return self._apply(results)
+        return self._apply(results, also)
 
     def _held(self, accounts: list[Account]) -> dict[int, tuple[str, ...]]:
         """A hit set by hand before any list decided (no screening result yet) is never lowered by a list: it
@@ -463,22 +468,15 @@ class Actions:
             raise ConfigError("clearing a candidate needs a reason (--reason): the record says why it is not a match")
         reason = self._allowed(action, reason) or "confirmed"
         account = self.accounts.get_account(name)
-        lists = self.screening.lists()
-        index = self.screening.index(lists)
-        if index is None:
+        if not self.screening.lists():
             raise NotFoundError("no screening list is loaded")
-        reviews = [*self.screening.reviews(account.id)]
-        found = self.screening.candidate(account.id, candidate, reviews)
-        digest = _input(account)
-        result = assess(index, self.screening.key(lists), account.id, legal_name=account.legal_name,
-                        organization=account.organization, countries=(*account.citizenships, *account.residencies),
-                        reviews=[*reviews, Review(0, account.id, found.id, found.entry_digest, digest, decision,
-                                                  reason, self.actor.name, "", 0)],
-                        held_hits=self._held([account]).get(account.id, ()))  # fmt: skip
+        found = self.screening.candidate(account.id, candidate, self.screening.reviews(account.id))
+        digest, by = _input(account), self.actor.name
         before = _status(account)
-        by = self.actor.name
-        self._apply([result], lambda tx: ScreeningStore.add_review(
-            tx, account.id, found, input_digest=digest, decision=decision, reason=reason, by=by))
+        self._screen([account], adding=Review(0, account.id, found.id, found.entry_digest, digest, decision, reason,
+                                              by, "", 0),
+                     also=lambda tx: ScreeningStore.add_review(tx, account.id, found, input_digest=digest,
+                                                               decision=decision, reason=reason, by=by))  # fmt: skip
         after = self.accounts.get_account(name)
         self._record(action, name, {"screening": before},
                      {"screening": _status(after), "candidate": found.id, "entry_digest": found.entry_digest,

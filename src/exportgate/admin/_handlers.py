@@ -18,7 +18,7 @@ from exportgate.audit import CSV_COLUMNS, RecordFilter, csv_row, export_rows, ex
 from exportgate.errors import BadRequestError, NotFoundError
 from exportgate.monitor import STATES
 from exportgate.policy import is_country_code
-from exportgate.screening import Query
+from exportgate.screening import MAX_NAME, Query, clean_name
 
 if TYPE_CHECKING:
     from ._app import AdminParts, Request
@@ -30,7 +30,6 @@ _AGE = re.compile(r"^(\d+)([smhdw])$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _ACCOUNT_FIELDS = {"citizenships", "residencies", "us_person", "kyc", "screening", "organization", "controlled_by",
                    "legal_name"}  # fmt: skip
-MAX_NAME = 300
 
 
 @dataclass
@@ -141,27 +140,8 @@ def _attributes(body: dict[str, Any]) -> dict[str, Any]:
     if out.get("controlled_by") is not None:
         out["controlled_by"] = _countries([out["controlled_by"]], "controlled_by")[0]
     if "legal_name" in body:
-        out["legal_name"] = None if body["legal_name"] is None else _name(body["legal_name"], "legal_name")
+        out["legal_name"] = None if body["legal_name"] is None else clean_name(body["legal_name"], "legal_name")
     return out
-
-
-def _name(value: Any, field: str) -> str:
-    """A person's or party's name from a body: a string of 1 to MAX_NAME characters once spaces are folded."""
-    if not isinstance(value, str):
-        raise BadRequestError(f"{field} must be a string")
-    folded = " ".join(value.split())
-    if not folded or len(folded) > MAX_NAME:
-        raise BadRequestError(f"{field} must have 1 to {MAX_NAME} characters")
-    return folded
-
-
-def _is_dob(text: str) -> bool:
-    if re.fullmatch(r"\d{4}", text):
-        return True
-    try:
-        return re.fullmatch(r"\d{4}-\d{2}-\d{2}", text) is not None and bool(dt.date.fromisoformat(text))
-    except ValueError:
-        return False
 
 
 def _str_field(body: dict[str, Any], field: str, *, required: bool = False) -> str | None:
@@ -407,16 +387,8 @@ class Handlers:
     def screen(self, request: Request) -> Reply:
         body = self._body(request)
         _only(body, {"name", "country", "dob", "type", "threshold", "limit"})
-        name = _name(body.get("name"), "name")
-        country = _str_field(body, "country")
-        if country is not None:
-            country = _countries([country], "country")[0]
-        dob = _str_field(body, "dob")
-        if dob is not None and not _is_dob(dob):
-            raise BadRequestError("dob is YYYY or YYYY-MM-DD (a real date)")
-        kind = _str_field(body, "type")
-        if kind not in (None, "individual", "entity"):
-            raise BadRequestError("type is individual or entity")
+        query = Query.checked(body.get("name"), country=body.get("country"), dob=body.get("dob"),
+                              type=body.get("type"))  # fmt: skip
         threshold = body.get("threshold")
         if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, int | float)
                                       or not 0 < threshold <= 1):  # fmt: skip
@@ -424,13 +396,7 @@ class Handlers:
         limit = body.get("limit", 10)
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 100:
             raise BadRequestError("limit is an integer from 1 to 100")
-        lists = self.act.screening.lists()
-        index = self.act.screening.index(lists)
-        found = [] if index is None else index.screen(Query(name, country, dob, kind), threshold=threshold, limit=limit)
-        return Reply(200, {"query": {"name": name, "country": country, "dob": dob, "type": kind},
-                           "threshold": self.act.screening.threshold if threshold is None else threshold,
-                           "lists": [f"{x.name}:{x.version}" for x in lists],
-                           "candidates": [c.as_dict() for c in found]})  # fmt: skip
+        return Reply(200, self.act.screening.screen(query, threshold=threshold, limit=limit).as_dict())
 
     # -- admin tokens ---------------------------------------------------------------------------
 

@@ -15,7 +15,9 @@ import typer
 
 from exportgate._types import KycLevel
 from exportgate.actions import Actions, account_dict, open_actions
+from exportgate.errors import ConfigError
 from exportgate.identity import AccountStore, account_store
+from exportgate.screening import clean_name
 
 from ._common import (
     ByOption,
@@ -66,17 +68,16 @@ _account_dict = account_dict
 LegalNameOption = Annotated[
     str | None, typer.Option("--legal-name", help="The person's full name, screened against the lists loaded.")
 ]
-MAX_NAME = 300
 
 
 def _text(value: str | None, option: str) -> str | None:
     """A name given on the command line: None when not given; refused when empty or too long."""
     if value is None:
         return None
-    value = " ".join(value.split())
-    if not value or len(value) > MAX_NAME:
-        raise typer.BadParameter(f"a name of 1 to {MAX_NAME} characters", param_hint=option)
-    return value
+    try:
+        return clean_name(value, option)
+    except ConfigError as exc:
+        raise typer.BadParameter(exc.message, param_hint=option) from None
 
 
 @app.command("add")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,7 +21,6 @@ from ._common import (
     HomeOption,
     NoteOption,
     cli_actor,
-    parse_country,
     settings_for,
     state_home,
 )
@@ -178,38 +176,19 @@ def screen(
 ) -> None:
     """Screen a name against the lists in force: ranked candidates with list, entry id, the name or alias
     that matched, a score in [0, 1] and why. Exit 0 whether or not anything matched."""
-    if kind is not None and kind not in ("individual", "entity"):
-        raise ConfigError(f"--type is individual or entity, not {kind!r}")
-    if dob is not None and not _is_dob(dob):
-        raise ConfigError(f"--dob is YYYY or YYYY-MM-DD, not {dob!r}")
-    if not name.strip():
-        raise ConfigError("the name to screen is empty")
-    query = Query(name, parse_country(country, "--country") if country else None, dob, kind)
+    try:
+        query = Query.checked(name, country=country, dob=dob, type=kind)
+    except ConfigError as exc:  # named as the options are: --dob, --country, --type
+        raise ConfigError(f"--{exc.message}" if not exc.message.startswith("name") else exc.message) from None
     with _store(home, database_url) as (store, _):
-        loaded = store.lists()
-        index = store.index(loaded)
-        found = [] if index is None else index.screen(query, threshold=threshold, limit=limit)
+        screened = store.screen(query, threshold=threshold, limit=limit)
     if output is Format.json:
-        emit_json({"query": {"name": name, "country": query.country, "dob": dob, "type": kind},
-                   "threshold": store.threshold if threshold is None else threshold,
-                   "lists": [f"{x.name}:{x.version}" for x in loaded],
-                   "candidates": [c.as_dict() for c in found]})  # fmt: skip
+        emit_json(screened.as_dict())
         return
-    if index is None:
+    if not screened.lists:
         say("no list loaded (exportgate screening load FILE...): nothing to screen against")
         return
-    if not found:
-        say(f"no candidate at or above {store.threshold if threshold is None else threshold} "
-            f"in {', '.join(f'{x.name}:{x.version}' for x in loaded)}")  # fmt: skip
-    for candidate in found:
+    if not screened.candidates:
+        say(f"no candidate at or above {screened.threshold} in {', '.join(screened.lists)}")
+    for candidate in screened.candidates:
         say(_candidate_line(candidate))
-
-
-def _is_dob(value: str) -> bool:
-    try:
-        if len(value) == 4 and value.isdigit():
-            return 1800 <= int(value) <= 2100
-        dt.date.fromisoformat(value)
-    except ValueError:
-        return False
-    return len(value) == 10

@@ -273,7 +273,7 @@ class AccountStore:
                         before[account.id] = account
             now = _now()
             db.executemany("UPDATE accounts SET screening = ?, revision = revision + 1, updated_at = ? WHERE id = ?",
-                           [(_status_value(wanted[i]), now, i) for i in before])  # fmt: skip
+                           [(_stored("screening", wanted[i]), now, i) for i in before])  # fmt: skip
             for account_id, was in before.items():
                 changes.append(AccountChange(was, dataclasses.replace(
                     was, screening=wanted[account_id], revision=was.revision + 1, updated_at=now)))
@@ -411,10 +411,6 @@ class AccountStore:
         if account.deleted_at is not None:
             raise InvalidApiKeyError("the key's account was deleted")
         return account.subject(key_id)
-
-
-def _status_value(status: ScreeningStatus | None) -> str | None:
-    return None if status is None else status.value
 
 
 def _stored(column: str, value: Any) -> object:

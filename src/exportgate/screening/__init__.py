@@ -2,11 +2,11 @@
 versions, names matched against every name and alias, and the results an officer reviews."""
 
 from ._assess import MANUAL_HIT, assess
-from ._entry import Candidate, ListEntry, Query, country_code
+from ._entry import MAX_NAME, Candidate, ListEntry, Query, clean_name, country_code
 from ._index import DEFAULT_THRESHOLD, ScreeningIndex, name_similarity
 from ._normalize import fold, skeleton, tokens
 from ._parse import LIST_KINDS, ParsedList, SourceFile, read_lists
-from ._store import LoadedList, Review, ScreeningResult, ScreeningStore, screening_input
+from ._store import LoadedList, Review, Screened, ScreeningResult, ScreeningStore, screening_input
 
 __all__ = [
     "Candidate",
@@ -15,14 +15,17 @@ __all__ = [
     "ListEntry",
     "LoadedList",
     "MANUAL_HIT",
+    "MAX_NAME",
     "ParsedList",
     "Query",
     "Review",
+    "Screened",
     "ScreeningIndex",
     "ScreeningResult",
     "ScreeningStore",
     "SourceFile",
     "assess",
+    "clean_name",
     "country_code",
     "fold",
     "name_similarity",

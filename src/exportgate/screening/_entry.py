@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import re
@@ -10,7 +11,9 @@ from functools import lru_cache
 
 import pycountry
 
-__all__ = ["Candidate", "ListEntry", "Query", "country_code", "entity_type"]
+from exportgate.errors import ConfigError
+
+__all__ = ["MAX_NAME", "Candidate", "ListEntry", "Query", "clean_name", "country_code", "entity_type"]
 
 #: Country names as the lists write them that ISO 3166 names differently.
 _COUNTRY_ALIASES = {
@@ -118,6 +121,49 @@ class Query:
     country: str | None = None
     dob: str | None = None
     type: str | None = None
+
+    @classmethod
+    def checked(cls, name: object, *, country: object = None, dob: object = None, type: object = None) -> Query:
+        """A query from what a caller sent (the CLI, the admin API), each part checked: ConfigError names
+        the first that is wrong."""
+        if country is not None and (not isinstance(country, str) or len(country.strip()) != 2
+                                    or country_code(country.strip()) != country.strip().upper()):  # fmt: skip
+            raise ConfigError(f"country is an ISO 3166-1 alpha-2 code, not {str(country)[:20]!r}")
+        if dob is not None and not (isinstance(dob, str) and _is_date_of_birth(dob)):
+            raise ConfigError(f"dob is YYYY or YYYY-MM-DD (a real date), not {str(dob)[:20]!r}")
+        if type not in (None, "individual", "entity"):
+            raise ConfigError(f"type is individual or entity, not {str(type)[:20]!r}")
+        return cls(clean_name(name, "name"), None if country is None else str(country).strip().upper(),
+                   None if dob is None else str(dob), None if type is None else str(type))  # fmt: skip
+
+
+#: The longest name kept or screened (a name, a legal name, an organization), once spaces are folded.
+MAX_NAME = 300
+
+
+def clean_name(value: object, field: str = "name") -> str:
+    """A name as kept and screened: a string with its runs of spaces folded to one, 1 to MAX_NAME long
+    (ConfigError otherwise)."""
+    if not isinstance(value, str):
+        raise ConfigError(f"{field} must be a string")
+    folded = " ".join(value.split())
+    if not folded:
+        raise ConfigError(f"{field} is empty")
+    if len(folded) > MAX_NAME:
+        raise ConfigError(f"{field} is longer than {MAX_NAME} characters")
+    return folded
+
+
+def _is_date_of_birth(text: str) -> bool:
+    if re.fullmatch(r"\d{4}", text):
+        return 1800 <= int(text) <= 2100
+    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+        return False
+    try:
+        dt.date.fromisoformat(text)
+    except ValueError:
+        return False
+    return True
 
 
 @dataclass(frozen=True, slots=True)

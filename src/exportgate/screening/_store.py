@@ -22,11 +22,11 @@ from exportgate._types import ScreeningStatus
 from exportgate.errors import NotFoundError
 from exportgate.state import Database, Transaction
 
-from ._entry import Candidate, ListEntry
+from ._entry import Candidate, ListEntry, Query
 from ._index import DEFAULT_THRESHOLD, ScreeningIndex
 from ._parse import ParsedList
 
-__all__ = ["LoadedList", "Review", "ScreeningResult", "ScreeningStore", "screening_input"]
+__all__ = ["LoadedList", "Review", "Screened", "ScreeningResult", "ScreeningStore", "screening_input"]
 
 TOPIC = "screening"
 _LIST_COLUMNS = "version, name, kind, sha256, files, entries, names, published, loaded_at, loaded_by, note"
@@ -66,6 +66,23 @@ def _list_row(row: Sequence[Any]) -> LoadedList:
     version, name, kind, sha, files, entries, names, published, at, by, note = row
     return LoadedList(int(version), str(name), str(kind), str(sha), tuple(json.loads(files)), int(entries),
                       int(names), published, str(at), str(by), note)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Screened:
+    """One screening of a name: the query, the threshold used, the lists in force (``name:version``; none
+    loaded: empty) and the candidates, best first."""
+
+    query: Query
+    threshold: float
+    lists: tuple[str, ...]
+    candidates: tuple[Candidate, ...]
+
+    def as_dict(self) -> dict[str, object]:
+        q = self.query
+        return {"query": {"name": q.name, "country": q.country, "dob": q.dob, "type": q.type},
+                "threshold": self.threshold, "lists": list(self.lists),
+                "candidates": [c.as_dict() for c in self.candidates]}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -180,6 +197,14 @@ class ScreeningStore:
                                    threshold=self.threshold)  # fmt: skip
             self._index = (versions, built)
             return built
+
+    def screen(self, query: Query, *, threshold: float | None = None, limit: int = 10) -> Screened:
+        """``query`` against the lists in force: what ``exportgate screen`` and ``POST /screening/screen`` show."""
+        lists = self.lists()
+        index = self.index(lists)
+        found = [] if index is None else index.screen(query, threshold=threshold, limit=limit)
+        return Screened(query, self.threshold if threshold is None else threshold,
+                        tuple(f"{x.name}:{x.version}" for x in lists), tuple(found))  # fmt: skip
 
     # -- results -------------------------------------------------------------------------------------------
 
