@@ -111,3 +111,33 @@ def conclude(
     print(f"  target {description}: {'met' if ok else 'MISSED'} ({shown})")
     results["summary"] = {**figures, "target_met": ok}
     write(name, results, targets)
+
+
+def spread(values: list[float], digits: int = 2) -> dict[str, float]:
+    """A figure measured in several rounds: the median (what targets are held to) with its min and max."""
+    return {"median": round(statistics.median(values), digits), "min": round(min(values), digits),
+            "max": round(max(values), digits)}  # fmt: skip
+
+
+def shown_spread(figure: dict[str, float]) -> str:
+    return f"{figure['median']} ({figure['min']}-{figure['max']})"
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU seconds (user + system) used so far by a process, its threads and every descendant, from /proc."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total, todo, seen = 0.0, [pid], set()
+    while todo:
+        current = todo.pop()
+        if current in seen:
+            continue
+        seen.add(current)
+        tasks = Path(f"/proc/{current}/task")
+        try:
+            for task in tasks.iterdir():
+                fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+                total += (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
+                todo += [int(c) for c in (task / "children").read_text().split()]
+        except (OSError, ValueError):
+            continue
+    return total

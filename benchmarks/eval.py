@@ -9,13 +9,15 @@ the simulator's).
 Peer in the same run: PyRIT's ``CrescendoAttack`` (installed from PyPI into ``benchmarks/.pyrit-venv``)
 against the same simulator, driven by ``_pyrit_crescendo.py`` with the same template attacker and
 substring scorers, so neither side calls an attacker or judge model. PyRIT runs fewer trials (it is far
-slower); both figures are per turn, so the comparison is like for like."""
+slower); both figures are per turn, so the comparison is like for like. PyRIT runs in every round, after
+exportgate's, and the ratio to it is taken round by round: its median over the rounds, with min-max."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -23,7 +25,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from _harness import conclude, peer_venv  # noqa: E402
+from _harness import conclude, peer_venv, shown_spread, spread  # noqa: E402
 from exportgate.eval import Campaign, Crescendo, CrescendoTemplate, Strategy, load_objectives, target_for  # noqa: E402
 from gateway import free_port, launch, stop  # noqa: E402
 
@@ -66,6 +68,7 @@ def main() -> int:
                  "1", url + "/v1/models")  # fmt: skip
     runs: dict[str, list[tuple[int, float, float]]] = {name: [] for name in STRATEGIES}
     local: list[float] = []
+    peers: list[dict[str, float]] = []
     try:
         for name in STRATEGIES:
             asyncio.run(campaign(url, 2, name))  # warm up
@@ -74,7 +77,10 @@ def main() -> int:
                 runs[name].append(asyncio.run(campaign(url, 400, name)))
             local_turns, local_wall, _ = asyncio.run(campaign("sim:typical", 400))
             local.append(local_turns / local_wall)
-        peer = pyrit(url)
+            peer = pyrit(url)  # the peer in every round, so the ratio to it is taken round by round
+            if peer is not None:
+                template_turns, template_wall, _ = runs["crescendo-template"][-1]
+                peers.append({**peer, "versus": template_turns / template_wall / (peer["turns"] / peer["seconds"])})
     finally:
         stop(sim)
     rates = {name: [t / w for t, w, _ in rows] for name, rows in runs.items()}
@@ -97,17 +103,20 @@ def main() -> int:
     first_turns, first_wall, _ = runs["crescendo"][0]
     results: dict[str, object] = {"http": {"turns": first_turns, "seconds": round(first_wall, 3)},
                                   "rounds": {n: [list(r) for r in rows] for n, rows in runs.items()}}  # fmt: skip
-    if peer is not None:
-        results["pyrit"] = peer
-        pyrit_rate = peer["turns"] / peer["seconds"]
-        pyrit_cpu_ms = peer["cpu_seconds"] / peer["turns"] * 1000
-        figures["pyrit_turns_per_s"] = round(pyrit_rate, 1)
-        figures["pyrit_overhead_ms_per_turn"] = round(pyrit_cpu_ms, 2)
-        figures["vs_pyrit"] = round(min(rates["crescendo-template"]) / pyrit_rate, 1)
+    if peers:
+        results["pyrit"] = peers
+        pyrit_rates = [p["turns"] / p["seconds"] for p in peers]
+        pyrit_cpu_ms = [p["cpu_seconds"] / p["turns"] * 1000 for p in peers]
+        versus = spread([p["versus"] for p in peers], 1)
+        figures["pyrit_turns_per_s"] = round(statistics.median(pyrit_rates), 1)
+        figures["pyrit_overhead_ms_per_turn"] = round(statistics.median(pyrit_cpu_ms), 2)
+        figures["vs_pyrit"] = versus["median"]
+        figures["vs_pyrit_min"], figures["vs_pyrit_max"] = versus["min"], versus["max"]
         print(
-            f"  PyRIT CrescendoAttack, {peer['trials']} trials: {peer['turns']:,} turns in {peer['seconds']:.2f} s"
-            f" = {pyrit_rate:,.1f} turns/s; harness CPU {pyrit_cpu_ms:.2f} ms per turn"
-            f" (exportgate's template crescendo, the like-for-like peer: {figures['vs_pyrit']}x the turns/s)"
+            f"  PyRIT CrescendoAttack, {peers[0]['trials']} trials per round: {min(pyrit_rates):,.1f}-"
+            f"{max(pyrit_rates):,.1f} turns/s; harness CPU {min(pyrit_cpu_ms):.2f}-{max(pyrit_cpu_ms):.2f} ms per turn"
+            f" (exportgate's template crescendo, the like-for-like peer, round by round: {shown_spread(versus)}x"
+            " the turns/s, median (min-max))"
         )
     ok = figures["turns_per_s"] >= TARGETS["turns_per_s"] and figures["overhead_ms_per_turn"] <= 1.0
     conclude("eval", results, TARGETS, figures, ok, ">= 500 turns/s, <= 1 ms harness overhead per turn")

@@ -34,12 +34,12 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 from tests.pgserver import PgServer, pg_bindir  # noqa: E402
 
-from _harness import conclude  # noqa: E402
+from _harness import conclude, shown_spread, spread  # noqa: E402
 from gateway import free_port, lua, stop, wrk  # noqa: E402
 
 EXPORTGATE = [sys.executable, "-m", "exportgate.cli"]
 CHANGES = int(os.environ.get("REPLICAS_BENCH_CHANGES", "100"))
-ROUNDS = int(os.environ.get("REPLICAS_BENCH_ROUNDS", "2"))
+ROUNDS = int(os.environ.get("REPLICAS_BENCH_ROUNDS", "3"))
 TARGETS = {"propagation_p99_ms": 1000, "propagation_aim_p99_ms": 100}
 BODY = '{"model":"fable-5","messages":[{"role":"user","content":"hello there, how are you?"}]}'
 
@@ -181,9 +181,10 @@ def main() -> int:
             stop(process)
         server.close()
     p99 = results["propagation_ms"]["p99"]  # type: ignore[index]
-    ratios = [r["ratio"] for r in results["throughput"]]  # type: ignore[union-attr]
-    conclude("replicas", results, TARGETS, {"propagation_p99_ms": p99, "two_vs_one_min": min(ratios),
-                                            "two_vs_one_max": max(ratios)},
+    ratio = spread([r["ratio"] for r in results["throughput"]])  # type: ignore[union-attr]
+    print(f"  two replicas vs one, median over {ROUNDS} interleaved rounds (min-max): {shown_spread(ratio)}")
+    conclude("replicas", results, TARGETS, {"propagation_p99_ms": p99, "two_vs_one": ratio["median"],
+                                            "two_vs_one_min": ratio["min"], "two_vs_one_max": ratio["max"]},
              p99 <= TARGETS["propagation_p99_ms"], "propagation p99 <= 1000 ms (aim <= 100 ms)")  # fmt: skip
     return 0
 

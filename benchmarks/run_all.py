@@ -7,8 +7,8 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-BENCHMARKS = ["decision.py", "geo.py", "identity.py", "audit.py", "gateway.py", "replicas.py", "eval.py", "classify.py",
-              "monitor.py", "screening.py"]
+BENCHMARKS = ["decision.py", "geo.py", "identity.py", "audit.py", "gateway.py", "profile_gateway.py", "replicas.py",
+              "eval.py", "classify.py", "monitor.py", "screening.py"]
 
 
 def main() -> int:

@@ -30,6 +30,7 @@ from ._record import (
     canonical_json,
     chain_hash,
     entry_for,
+    seal_decision,
 )
 from ._settings import audit_from_settings, audit_store_from_settings
 from ._signals import SIGNAL_FIELDS, network_of, parse_signals, signals_text
@@ -67,6 +68,7 @@ __all__ = [
     "chain_hash",
     "csv_row",
     "entry_for",
+    "seal_decision",
     "export_rows",
     "exported",
     "iso_time",

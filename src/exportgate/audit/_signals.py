@@ -20,7 +20,17 @@ from collections.abc import Iterable, Mapping
 from functools import lru_cache
 from typing import Any
 
-__all__ = ["SIGNALS_VERSION", "SIGNAL_FIELDS", "network_of", "parse_signals", "signals_text"]
+__all__ = [
+    "SIGNALS_VERSION",
+    "SIGNAL_FIELDS",
+    "context_signals",
+    "decision_signals",
+    "joined_signals",
+    "network_of",
+    "parse_signals",
+    "signals_text",
+    "subject_signals",
+]
 
 SIGNALS_VERSION = "s1"
 SIGNAL_FIELDS = (
@@ -70,19 +80,35 @@ def signals_text(
     """The column's value for a decision record with these fields; ``None`` when a value contains a
     separator (nothing the gateway writes does), so no two different records can read alike."""
     subject = subject or {}
-    text = _SEP.join(
-        (
-            SIGNALS_VERSION,
-            key_id or "",
-            country or "",
-            network_of(client_ip) or "",
-            _many(anonymizers),
-            tier or "",
-            _many([r.get("code") or "" for r in reasons]),
-            _many(subject.get("residencies")),
-            _many(subject.get("citizenships")),
-        )
+    return joined_signals(
+        key_id or "",
+        context_signals(country, client_ip, anonymizers),
+        decision_signals(tier, [r.get("code") or "" for r in reasons]),
+        subject_signals(subject.get("residencies"), subject.get("citizenships")),
     )
+
+
+# The column in four segments, each a function of one thing the gateway knows per request: the key, the
+# request's place (country, network, anonymizers), the decision (tier, reasons) and the subject
+# (residencies, citizenships). The gateway computes each once per key, place, decision and subject.
+
+
+def context_signals(country: str | None, client_ip: str | None, anonymizers: Iterable[str] | None) -> str:
+    return _SEP.join((country or "", network_of(client_ip) or "", _many(anonymizers)))
+
+
+def decision_signals(tier: str | None, codes: Iterable[str]) -> str:
+    return _SEP.join((tier or "", _many(codes)))
+
+
+def subject_signals(residencies: Iterable[str] | None, citizenships: Iterable[str] | None) -> str:
+    return _SEP.join((_many(residencies), _many(citizenships)))
+
+
+def joined_signals(key_id: str, context: str, decision: str, subject: str) -> str | None:
+    """The segments joined; ``None`` unless each field holds no separator (the count says so: a segment
+    never has fewer separators than it joins, and a field with one adds more)."""
+    text = _SEP.join((SIGNALS_VERSION, key_id, context, decision, subject))
     return text if text.count(_SEP) == len(SIGNAL_FIELDS) else None
 
 

@@ -81,6 +81,8 @@ _Waiter: TypeAlias = "Future[int] | asyncio.Future[int] | None"
 _Record: TypeAlias = AuditEntry | OutcomeBatch | AdminAction
 _Item: TypeAlias = tuple[SealedRecord, _Waiter]
 _STOP = object()
+#: Seconds a thread waiting for room in a full queue sleeps between looks.
+SPACE_POLL = 0.0005
 
 
 def _ends_wait(item: object) -> bool:
@@ -120,7 +122,11 @@ class AuditWriter:
         self.max_kept = max_kept
         self.audit_dir = Path(home).expanduser() / "audit" if home is not None else None
         self._clock = clock
-        self._queue: queue.Queue[object] = queue.Queue(strict_queue if mode == "strict" else async_queue)
+        #: A SimpleQueue (C; a put costs a fraction of a microsecond, where queue.Queue's lock and condition
+        #: cost several per request) bounded by ``capacity`` here: producers offer only below it. The bound is
+        #: soft by at most the number of threads offering at the same instant.
+        self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
+        self.capacity = strict_queue if mode == "strict" else async_queue
         self._seq, self._prev = 0, GENESIS
         self._unsigned, self._last_checkpoint_ns = 0, clock()
         #: Records kept from failed commits (they gate nothing, or nobody waits for them), retried in order.
@@ -182,8 +188,7 @@ class AuditWriter:
         sealed = entry.seal()
         self._check_open(entry.gates)
         waiter: Future[int] | None = Future() if self.mode == "strict" else None
-        self._queue.put((sealed, waiter))  # blocks while full: backpressure
-        self._after_put()
+        self._put((sealed, waiter))  # waits while full: backpressure
         return waiter.result() if waiter is not None else None
 
     def append_all(self, entries: Sequence[_Record]) -> list[int | None]:
@@ -194,8 +199,7 @@ class AuditWriter:
             sealed = entry.seal()
             self._check_open(entry.gates)
             waiter: Future[int] | None = Future() if self.mode == "strict" else None
-            self._queue.put((sealed, waiter))
-            self._after_put()
+            self._put((sealed, waiter))
             waiters.append(waiter)
         return [w.result() if w is not None else None for w in waiters]
 
@@ -210,8 +214,7 @@ class AuditWriter:
         unwritten file if this writer closes first (an action already done must not lose its record)."""
         sealed = entry.seal()
         self._check_open(gates=False)
-        self._queue.put((sealed, None))
-        self._after_put()
+        self._put((sealed, None))
 
     async def append_async(self, entry: _Record, *, wait: bool | None = None) -> int | None:
         """As :meth:`append`, without blocking the event loop. The writer wakes
@@ -219,8 +222,11 @@ class AuditWriter:
 
         ``wait`` (default: strict mode) waits for the commit; ``wait=False``
         only queues the entry (outcome records, which gate nothing)."""
-        sealed = entry.seal()
-        self._check_open(entry.gates)
+        return await self.append_sealed(entry.seal(), gates=entry.gates, wait=wait)
+
+    async def append_sealed(self, sealed: SealedRecord, *, gates: bool = True, wait: bool | None = None) -> int | None:
+        """:meth:`append_async` for a record its caller has sealed (the gateway: ``seal_decision``)."""
+        self._check_open(gates)
         waiter: asyncio.Future[int] | None = None
         if self.mode == "strict" if wait is None else wait:
             waiter = asyncio.get_running_loop().create_future()
@@ -235,16 +241,24 @@ class AuditWriter:
             if self._offer(item):
                 break
             await asyncio.wait((space,), timeout=self.space_guard)
-            self._check_open(entry.gates)
+            self._check_open(gates)
         self._after_put()
         return await waiter if waiter is not None else None
 
-    def _offer(self, item: _Item) -> bool:
-        try:
-            self._queue.put_nowait(item)
-        except queue.Full:
+    def _offer(self, item: object) -> bool:
+        if self._queue.qsize() >= self.capacity:
             return False
+        self._queue.put(item)
         return True
+
+    def _put(self, item: object) -> None:
+        """Queue from a thread, waiting while the queue is full (a writer that stops meanwhile raises).
+        Threads that append (the CLI, the admin API, the monitor) are few: they look again every
+        :data:`SPACE_POLL` seconds rather than being woken."""
+        while not self._offer(item):
+            self._check_open(gates=False)
+            time.sleep(SPACE_POLL)
+        self._after_put()
 
     def _after_put(self) -> None:
         """A record queued just as the thread stopped would wait forever: answer it here instead."""
@@ -255,8 +269,7 @@ class AuditWriter:
         """Wait until everything queued so far is committed (or has failed, or is kept for a retry)."""
         self._check_open(gates=False)
         marker: Future[int] = Future()
-        self._queue.put(marker)
-        self._after_put()
+        self._put(marker)
         marker.result()
 
     def close(self) -> None:
