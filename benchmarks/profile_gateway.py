@@ -55,8 +55,10 @@ def summary(collapsed: Path, top: int = 25) -> str:
         for frame in set(frames):
             inclusive[frame] += int(count)
         own[frames[-1]] += int(count)
-    lines = [f"{total} samples holding the GIL", "inclusive:"]
-    lines += [f"  {n / total:6.1%}  {f}" for f, n in inclusive.most_common(top)]
+    lines = [f"{total} samples holding the GIL", "inclusive (exportgate's own functions):"]
+    own_code = [(f, n) for f, n in inclusive.most_common() if "(exportgate/" in f and "exportgate/cli" not in f
+                and not f.startswith("serve (")]  # fmt: skip
+    lines += [f"  {n / total:6.1%}  {f}" for f, n in own_code[:top]]
     lines += ["self:"] + [f"  {n / total:6.1%}  {f}" for f, n in own.most_common(top)]
     return "\n".join(lines)
 

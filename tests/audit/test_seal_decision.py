@@ -56,7 +56,7 @@ def _sealed(how, *args, **kwargs):  # type: ignore[no-untyped-def]
         return UnrecordableError
 
 
-@settings(max_examples=400)
+@settings(max_examples=1000)
 @given(decisions, subjects, contexts, TEXT, st.integers(0, 2**63 - 1), st.none() | TEXT,
        st.none() | st.integers(100, 599), st.integers(1, 3))  # fmt: skip
 def test_the_gateways_sealing_is_entry_for_sealed(

@@ -44,7 +44,7 @@ from exportgate.errors import (
     UpstreamError,
     UpstreamTimeoutError,
 )
-from exportgate.geo import GeoLookup
+from exportgate.geo import GeoInfo, GeoLookup
 from exportgate.identity import Authenticator
 from exportgate.policy import decide
 
@@ -126,6 +126,7 @@ class Gateway:
         self.state = parts.authenticator.store.db  # the shared state: accounts, suspensions, directives
         self._state_revision = self.state.revision.current()
         self._sweep = Sweep()  # body deadlines and disconnect watches for requests in flight
+        self._places: dict[str, tuple[GeoInfo, RequestContext]] = {}  # client address -> its context
         #: The routes that are not model calls, as data: (method, path) -> handler.
         self._routes: dict[tuple[str, str], Callable[[Scope, Send], Awaitable[None]]] = {
             ("GET", "/healthz"): self._health,
@@ -289,9 +290,17 @@ class Gateway:
         if ip is None:
             return RequestContext()
         try:
-            return RequestContext.from_geo(ip, self.parts.geo.lookup(ip))
+            geo = self.parts.geo.lookup(ip)
         except ExportgateError:  # unreadable data or a malformed address: unknown, so it denies
             return RequestContext(ip)
+        known = self._places.get(ip)  # the same place from the same facts: built once (a frozen dataclass)
+        if known is not None and known[0] is geo:
+            return known[1]
+        context = RequestContext.from_geo(ip, geo)
+        if len(self._places) >= PLACES:
+            self._places.clear()
+        self._places[ip] = (geo, context)
+        return context
 
     async def _record(self, call: _Call, directive_sha256: str, status: int | None) -> None:
         """The decision's audit record; strict mode returns once it is committed."""
@@ -571,6 +580,9 @@ class Gateway:
             [(b"x-request-id", rid.encode())],
         )
 
+
+#: Client addresses whose request context is kept (the cache is emptied when it fills).
+PLACES = 65_536
 
 #: The young generation's threshold while serving (CPython's default is 700): a request allocates a few
 #: hundred containers, so the default collected every two or three requests.
