@@ -29,7 +29,10 @@ from exportgate.signing import home_signer, trusted_keys
 from tests.audit.conftest import entry
 from tests.audit.test_writer import FlakyStore, wait_until
 
-TEXT = st.text(max_size=40)  # every code point, lone surrogates and NUL included
+#: Any text, and often the characters that break encoders: lone surrogates, NUL, the signals separator,
+#: commas, quotes, backslashes, line breaks (st.text alone almost never yields a surrogate).
+TRICKY = st.sampled_from(["\ud800", "\udfff", "\x00", "\x1f", ",", '"', "\\", "\n", "\x85", "a", "é"])
+TEXT = st.text(max_size=10) | st.text(TRICKY, max_size=6)
 
 
 def _has_surrogate(value: object) -> bool:
@@ -65,7 +68,7 @@ entries = st.builds(
 )
 
 
-@given(entries, st.integers(1, 2**40), TEXT)
+@given(entries, st.integers(1, 2**40), st.text(max_size=40))  # writer ids are the writer's own
 def test_a_sealed_record_is_exactly_the_canonical_body_or_refused(record: AuditEntry, seq: int, writer: str):
     fields = {**record.fields(), "seq": seq, "writer": writer}
     nul = any("\x00" in (v or "") for v in (record.request_id, record.account, record.model, record.decision))

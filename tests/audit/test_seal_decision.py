@@ -12,7 +12,10 @@ from exportgate._types import Decision, KycLevel, Reason, ReasonCode, RequestCon
 from exportgate.audit import entry_for, seal_decision
 from exportgate.errors import UnrecordableError
 
-TEXT = st.text(max_size=12)  # every code point: NUL, lone surrogates, the signals separator, commas
+#: Any text, and often the characters that break encoders: lone surrogates, NUL, the signals separator,
+#: commas, quotes, backslashes, line breaks (st.text alone almost never yields a surrogate).
+TRICKY = st.sampled_from(["\ud800", "\udfff", "\x00", "\x1f", ",", '"', "\\", "\n", "\x85", "a", "é"])
+TEXT = st.text(max_size=10) | st.text(TRICKY, max_size=6)
 
 subjects = st.none() | st.builds(
     Subject,

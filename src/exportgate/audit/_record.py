@@ -194,18 +194,6 @@ class AuditEntry:
         )  # fmt: skip
 
 
-def _after(
-    http_status: int | None, upstream_status: int | None, latency_ms: float | None, tokens: Mapping[str, int] | None
-) -> dict[str, Any]:
-    """The fields saying what followed a decision, encoded the same way wherever they appear."""
-    return {
-        "http_status": http_status,
-        "upstream_status": upstream_status,
-        "latency_ms": None if latency_ms is None else milliseconds(latency_ms),
-        "tokens": dict(tokens) if tokens is not None else None,
-    }
-
-
 class Outcome(NamedTuple):
     """What happened to one allowed request after its decision record: statuses, latency, tokens. (A
     NamedTuple, not a frozen dataclass: one is made per request, and a frozen dataclass's ``__init__``
@@ -220,7 +208,10 @@ class Outcome(NamedTuple):
     def as_dict(self) -> dict[str, Any]:
         return {
             "request_id": self.request_id,
-            **_after(self.http_status, self.upstream_status, self.latency_ms, self.tokens),
+            "http_status": self.http_status,
+            "upstream_status": self.upstream_status,
+            "latency_ms": None if self.latency_ms is None else milliseconds(self.latency_ms),
+            "tokens": dict(self.tokens) if self.tokens is not None else None,
         }
 
 

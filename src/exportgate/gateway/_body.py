@@ -72,7 +72,9 @@ def check_content_type(value: bytes | None) -> None:
 
 def parse_request(body: bytes, limits: BodyLimits) -> tuple[dict[str, Any], str]:
     """The request object and its model, or the error a body outside the rules above gets."""
-    if _separators(body) >= limits.max_elements and _values_at_most(body) >= limits.max_elements:
+    # A value takes at least a byte of its own (a container two), so a body shorter than the limit is within it.
+    if len(body) >= limits.max_elements and _separators(body) >= limits.max_elements \
+            and _values_at_most(body) >= limits.max_elements:  # fmt: skip
         raise PayloadTooLargeError(f"the request body has more than {limits.max_elements} JSON values")
     try:
         payload = orjson.loads(body)
@@ -85,8 +87,9 @@ def parse_request(body: bytes, limits: BodyLimits) -> tuple[dict[str, Any], str]
         raise BadRequestError(f"the request body nests deeper than {limits.max_depth} levels")
     if body.count(b":") != keys and _raw_keys(body) != keys:  # colons in strings: count keys exactly
         raise BadRequestError("the request body repeats a key in an object; each key may appear once")
-    routing = sorted(k for k in payload if k.casefold() in ROUTING_KEYS)
+    routing = [k for k in payload if k.casefold() in ROUTING_KEYS]
     if routing:
+        routing.sort()
         raise BadRequestError(f"the request body sets {shown(routing[0])!r}, with which an upstream could pick "
                               "another model than 'model': the gateway refuses it")  # fmt: skip
     model = payload.get("model")

@@ -27,6 +27,8 @@ class AccessLog:
         self.stream = stream if stream is not None else sys.stderr.buffer
         self.batch = batch
         self._lines: list[bytes] = []
+        #: Each decision's encoded fields by identity, with the decision (so an id is never reused while kept).
+        self._decisions: dict[int, tuple[Decision | None, str]] = {}
 
     def request(  # noqa: PLR0917
         self,
@@ -38,28 +40,36 @@ class AccessLog:
         context: RequestContext,
         seconds: float,
     ) -> None:
-        line = {
-            "time": time.time(),
-            "level": "info",
-            "event": "request",
-            "request_id": request_id,
-            "route": route,
-            "status": status,
-            "decision": decision.decision if decision else None,
-            "reasons": [r.code.value for r in decision.reasons] if decision else None,
-            "model": decision.model if decision else None,
-            "account": account,
-            "client_ip": context.ip,
-            "country": context.country,
-            "latency_ms": round(seconds * 1_000_000) / 1000,
-        }
+        """One line: ``time level event request_id route status decision reasons model account client_ip
+        country latency_ms``. The decision's part is encoded once per decision (the gateway hands out one
+        object per allowed model); values a client controls go through orjson, and a value that is not
+        valid Unicode is escaped rather than lost."""
         try:
-            encoded = orjson.dumps(line)
+            line = (
+                f'{{"time":{time.time()!r},"level":"info","event":"request","request_id":{_text(request_id)},'
+                f'"route":{_text(route)},"status":{int(status)},{self._decided(decision)},"account":{_text(account)},'
+                f'"client_ip":{_text(context.ip)},"country":{_text(context.country)},'
+                f'"latency_ms":{round(seconds * 1_000_000) / 1000!r}}}'
+            ).encode()
         except TypeError:  # a value that is not valid Unicode (a claim with a lone surrogate): escape it
-            encoded = orjson.dumps(printable(line))
-        self._lines.append(encoded)
+            line = orjson.dumps(printable({
+                "time": time.time(), "level": "info", "event": "request", "request_id": request_id, "route": route,
+                "status": status, **_decision_fields(decision), "account": account, "client_ip": context.ip,
+                "country": context.country, "latency_ms": round(seconds * 1_000_000) / 1000,
+            }))  # fmt: skip
+        self._lines.append(line)
         if len(self._lines) >= self.batch:
             self.flush()
+
+    def _decided(self, decision: Decision | None) -> str:
+        known = self._decisions.get(id(decision))
+        if known is not None and known[0] is decision:
+            return known[1]
+        part = orjson.dumps(_decision_fields(decision)).decode()[1:-1]
+        if len(self._decisions) >= 4096:
+            self._decisions.clear()
+        self._decisions[id(decision)] = (decision, part)
+        return part
 
     def flush(self) -> None:
         if not self._lines:
@@ -70,3 +80,15 @@ class AccessLog:
             self.stream.flush()
         except (OSError, ValueError):
             pass
+
+
+def _text(value: str | None) -> str:
+    return orjson.dumps(value).decode()
+
+
+def _decision_fields(decision: Decision | None) -> dict[str, object]:
+    return {
+        "decision": decision.decision if decision else None,
+        "reasons": [r.code.value for r in decision.reasons] if decision else None,
+        "model": decision.model if decision else None,
+    }
