@@ -27,7 +27,9 @@ the scaling on cores of their own is predicted from that (2 x cpu(1 worker) / cp
 
 Targets (on the medians): >= 0.80 of bare-lean's throughput for JSON and for streaming; p99 at 64
 connections <= 1.5x bare-lean's; <= 0.3 ms added to a single request's p50 over bare-lean; >= 30x
-LiteLLM; two workers >= 1.7x one on cores of their own.
+LiteLLM; two workers >= 1.7x one on cores of their own. ``GATEWAY_BENCH_SECONDS`` (6),
+``GATEWAY_BENCH_LOADS`` (json,stream,single) and ``GATEWAY_BENCH_WORKERS=0`` shorten a run; a partial
+run prints its figures and writes ``results/gateway-partial.json`` without a verdict.
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ import httpx
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from _harness import conclude, peer_venv, shown_spread, spread, tree_cpu_seconds  # noqa: E402
+from _harness import conclude, peer_venv, shown_spread, spread, tree_cpu_seconds, write  # noqa: E402
 
 PY = sys.executable
 EXPORTGATE = [PY, "-m", "exportgate.cli"]
@@ -59,7 +61,10 @@ TARGETS = {"vs_bare_lean": 0.8, "p99_vs_bare_lean": 1.5, "added_ms_single_p50": 
 LITELLM_KEY = "sk-" + "0123456789abcdef" * 4
 BODY = '{"model":"fable-5","messages":[{"role":"user","content":"hello there, how are you?"}]}'
 STREAM_BODY = BODY[:-1] + ',"stream":true}'
-LOADS = (("json", 64), ("stream", 64), ("single", 1))
+#: The loads, each with its connections; ``GATEWAY_BENCH_LOADS=json,single`` measures some only.
+LOADS = tuple((name, connections) for name, connections in (("json", 64), ("stream", 64), ("single", 1))
+              if name in os.environ.get("GATEWAY_BENCH_LOADS", "json,stream,single").split(","))  # fmt: skip
+WORKERS_PHASE = os.environ.get("GATEWAY_BENCH_WORKERS", "1") != "0"
 
 
 def free_port() -> int:
@@ -129,6 +134,8 @@ def wrk(url: str, script: Path, connections: int, pid: int | None = None, cpu: s
 
 def litellm(upstream: str, port: int, work: Path) -> list[str] | None:
     """The LiteLLM proxy command, installing it into its own venv once; None when it cannot be installed."""
+    if os.environ.get("GATEWAY_BENCH_LITELLM") == "0":
+        return None
     bin_dir = peer_venv("litellm", "litellm[proxy]")
     if bin_dir is None:
         return None
@@ -156,7 +163,7 @@ def ratios(round_: dict[str, dict[str, dict[str, float]]]) -> dict[str, float]:
         return round_[load][peer][which]
 
     out = {}
-    for load in ("json", "stream"):
+    for load in (load for load in ("json", "stream") if load in round_):
         out[f"vs_bare_lean_{load}"] = rps("exportgate", load) / rps("bare-lean", load)
         out[f"p99_vs_bare_lean_{load}"] = p("exportgate", load, "p99_ms") / p("bare-lean", load, "p99_ms")
         out[f"cpu_vs_bare_lean_{load}"] = (p("exportgate", load, "cpu_us_per_request")
@@ -164,8 +171,9 @@ def ratios(round_: dict[str, dict[str, dict[str, float]]]) -> dict[str, float]:
         out[f"vs_bare_{load}"] = rps("exportgate", load) / rps("bare", load)
         if "litellm" in round_[load]:
             out[f"vs_litellm_{load}"] = rps("exportgate", load) / rps("litellm", load)
-    out["added_ms_single_p50"] = p("exportgate", "single", "p50_ms") - p("bare-lean", "single", "p50_ms")
-    out["added_ms_single_p50_vs_direct"] = p("exportgate", "single", "p50_ms") - p("direct", "single", "p50_ms")
+    if "single" in round_:
+        out["added_ms_single_p50"] = p("exportgate", "single", "p50_ms") - p("bare-lean", "single", "p50_ms")
+        out["added_ms_single_p50_vs_direct"] = p("exportgate", "single", "p50_ms") - p("direct", "single", "p50_ms")
     return out
 
 
@@ -255,8 +263,9 @@ def main() -> int:
                           f"{figures['cpu_us_per_request']:7.1f} us", flush=True)  # fmt: skip
             results["rounds"].append(round_)
         stop(processes.pop("exportgate"))
-        print("one worker against two (nothing pinned; wrk and the upstream share both cores)")
-        results["workers"] = workers_phase(work, upstream, scripts["json"])
+        if WORKERS_PHASE:
+            print("one worker against two (nothing pinned; wrk and the upstream share both cores)")
+            results["workers"] = workers_phase(work, upstream, scripts["json"])
     finally:
         for process in reversed(processes.values()):
             stop(process)
@@ -264,6 +273,12 @@ def main() -> int:
     per_round = [ratios(r) for r in results["rounds"]]
     summary = {name: spread([r[name] for r in per_round], 3) for name in per_round[0]}
     results["ratios"] = {"per_round": per_round, "summary": summary}
+    if len(LOADS) < 3 or not WORKERS_PHASE:  # a partial run (GATEWAY_BENCH_LOADS, GATEWAY_BENCH_WORKERS=0)
+        for name, figure in summary.items():
+            print(f"  {name:<32} {shown_spread(figure)}")
+        print("  a partial run: no verdict")
+        write("gateway-partial", results, TARGETS)
+        return 0
     w = results["workers"]
     print(f"  cpu per request, 1 worker {shown_spread(w['cpu_us_per_request']['1'])} us, 2 workers "
           f"{shown_spread(w['cpu_us_per_request']['2'])} us; req/s here 1 worker {shown_spread(w['req_per_s']['1'])},"
