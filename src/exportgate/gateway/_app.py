@@ -161,6 +161,7 @@ class Gateway:
             message = await receive()
             if message["type"] == "lifespan.startup":
                 self.start()
+                settle_garbage_collector()  # a serving worker's process only, not a library caller's
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 await self.close()
@@ -173,7 +174,6 @@ class Gateway:
             self._watcher = asyncio.ensure_future(self._watch())
             if self.parts.monitor is not None:
                 self.parts.monitor.start()
-            settle_garbage_collector()
 
     async def close(self) -> None:
         """Stop watching, close upstream connections, drain the audit queue (final checkpoint)."""
