@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import socket
 import threading
@@ -32,8 +33,8 @@ def _first_wins(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 
 class RecordingUpstream:
-    def __init__(self, reading: str = "last-wins", fail_with: int | None = None) -> None:
-        self.reading, self.fail_with = reading, fail_with
+    def __init__(self, reading: str = "last-wins", fail_with: int | None = None, compress: bool = False) -> None:
+        self.reading, self.fail_with, self.gzip = reading, fail_with, compress
         self.received: list[dict[str, Any]] = []
         upstream = self
 
@@ -62,8 +63,12 @@ class RecordingUpstream:
                 answer = answer.encode()
                 if upstream.fail_with is not None:
                     answer = b'{"error": "boom at api_base=http://10.1.2.3:8000/v1 with key sk-internal-123"}'
+                if upstream.gzip:  # whatever the request asked for, as an upstream may
+                    answer = gzip.compress(answer)
                 self.send_response(upstream.fail_with or 200)
                 self.send_header("content-type", "application/json")
+                if upstream.gzip:
+                    self.send_header("content-encoding", "gzip")
                 self.send_header("content-length", str(len(answer)))
                 self.end_headers()
                 self.wfile.write(answer)

@@ -330,3 +330,16 @@ def test_operational_detail_needs_the_admin_token(home: Path):
     assert detail["checks"]["audit"]["ok"] is True
     assert "models" not in gateway.request("GET", "/directive", who=None).json()
     gateway.close()
+
+
+def test_the_upstream_is_asked_for_plain_bytes_and_an_encoding_it_uses_anyway_is_passed_on(home: Path):
+    """Found by an outside pass: an upstream that compressed its answer (no Accept-Encoding means any is
+    acceptable) had its bytes passed on without their Content-Encoding, so the client could not read them."""
+    upstream = RecordingUpstream("last-wins", compress=True)
+    gateway = InProcess(home, upstream.url)
+    response = gateway.chat({"model": "sonnet-4", "messages": []})
+    assert upstream.received[0]["headers"]["accept-encoding"] == "identity"
+    assert response.status_code == 200 and response.headers["content-encoding"] == "gzip"
+    assert response.json()["model"] == "sonnet-4"  # httpx decodes it: the bytes and their encoding agree
+    gateway.close()
+    upstream.close()

@@ -57,6 +57,18 @@ def test_usage_last_is_read_from_the_tail_and_elsewhere_from_the_whole():
     assert usage_of(b"not json") is None and usage_of(b'{"usage": 5}') is None
 
 
+def test_only_a_valid_answers_top_level_usage_counts():
+    """Found by the outside pass against a parse of the trailing member only: tokens were recorded from
+    answers that are not JSON, from a nested member of a truncated one, and missed ``"usage" :``."""
+    assert usage_of(b'garbage,"usage":{"prompt_tokens":15}}') is None
+    assert usage_of(b'{"id": oops,"usage":{"prompt_tokens":15}}') is None
+    assert usage_of(b'{"a":{"b":1,"usage":{"prompt_tokens":99}}') is None  # truncated: its last brace is missing
+    assert usage_of(b'{"a":1}{"usage":{"prompt_tokens":17}}') is None  # two documents
+    assert usage_of(b'\xef\xbb\xbf{"usage":{"prompt_tokens":3}}') is None  # a BOM: not JSON to orjson
+    assert usage_of(b'{"id":"a","usage" : {"prompt_tokens":19}}') == {"prompt_tokens": 19}
+    assert usage_of(b'{"\\u0075sage":{"prompt_tokens":21}}') == {"prompt_tokens": 21}
+
+
 @settings(max_examples=200)
 @given(st.lists(st.integers(1, 40), max_size=8), st.integers(0, 10**6), st.integers(0, 10**6))
 def test_a_stream_split_anywhere_gives_the_same_usage(cuts: list[int], prompt: int, completion: int):

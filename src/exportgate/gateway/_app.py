@@ -265,7 +265,8 @@ class Gateway:
         if upstream_model != model:  # exactly the model decided on (its upstream name), however it was spelt
             payload["model"] = upstream_model
             body = orjson.dumps(payload)  # else the checked bytes, which every parser reads as this model
-        upstream_headers += ((b"content-type", JSON_CONTENT_TYPE), (b"x-request-id", call.request_id.encode()))
+        upstream_headers += ((b"content-type", JSON_CONTENT_TYPE), (b"accept-encoding", b"identity"),
+                             (b"x-request-id", call.request_id.encode()))  # fmt: skip
         self.metrics.observe("exportgate_gateway_overhead_seconds", (path,), time.perf_counter() - call.started)
         await self._forward(send, receive, call, upstream, body, upstream_headers)
 

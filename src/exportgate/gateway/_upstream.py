@@ -209,10 +209,12 @@ class Transport(Protocol):
 
 
 def _passed_back(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
-    """The upstream's response headers a client gets: content type, rate limits, the upstream's request id."""
+    """The upstream's response headers a client gets: content type, rate limits, the upstream's request id,
+    and the content encoding of bytes passed on as they came (the gateway asks for ``identity``; an upstream
+    that encodes anyway is not decoded, and its answer's tokens are not read)."""
     out = []
     for name, value in headers:
-        if name == b"content-type" or name.startswith(FORWARD_RESPONSE_PREFIXES):
+        if name in (b"content-type", b"content-encoding") or name.startswith(FORWARD_RESPONSE_PREFIXES):
             out.append((name, value))
         elif name in (b"x-request-id", b"request-id"):
             out.append((b"x-upstream-request-id", value))

@@ -25,38 +25,20 @@ def _merge(into: dict[str, int], usage: Any) -> None:
 
 
 def usage_of(body: bytes) -> dict[str, int] | None:
-    """``usage`` of a JSON answer (OpenAI chat/completions/embeddings/responses, Anthropic messages)."""
-    at = body.rfind(b'"usage":')
-    if at < 0:
+    """``usage`` of a JSON answer (OpenAI chat/completions/embeddings/responses, Anthropic messages): the
+    top-level member of the answer parsed whole. (Parsing only a trailing ``"usage":`` member was tried
+    and dropped: it cannot tell a valid answer from one that only ends like one, and it missed
+    ``"usage" :`` and an escaped key. An answer that is not JSON records no tokens.)"""
+    if b"usage" not in body and b"\\u" not in body:
         return None
-    value = _last_member(body, at + 8) if at and body[at - 1] != 0x5C else _UNSURE  # 0x5C: a backslash
-    if value is _UNSURE:
-        try:
-            whole = orjson.loads(body)
-        except orjson.JSONDecodeError:
-            return None
-        value = whole.get("usage") if isinstance(whole, dict) else None
-    found: dict[str, int] = {}
-    _merge(found, value)
-    return found or None
-
-
-_UNSURE = object()
-
-
-def _last_member(body: bytes, start: int) -> Any:
-    """The value from ``start`` to the body's closing brace, when that is one JSON value: then the key
-    before it is the top-level object's last member (a key nested deeper would leave a second closing
-    bracket in the slice, which then does not parse; a raw ``"usage":`` is a key, as a quote inside a
-    string is escaped). Upstreams put ``usage`` last, so one small parse replaces parsing the answer.
-    Anything else is :data:`_UNSURE`, and the whole answer is parsed."""
-    end = len(body.rstrip()) - 1
-    if end <= start or body[end] != 0x7D:  # 0x7D: the closing brace
-        return _UNSURE
     try:
-        return orjson.loads(body[start:end])
+        value = orjson.loads(body)
     except orjson.JSONDecodeError:
-        return _UNSURE
+        return None
+    found: dict[str, int] = {}
+    if isinstance(value, dict):
+        _merge(found, value.get("usage"))
+    return found or None
 
 
 class UsageSniffer:
