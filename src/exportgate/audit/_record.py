@@ -32,6 +32,7 @@ from typing import Any, ClassVar, NamedTuple, TypeAlias
 
 import orjson
 
+from exportgate._memo import ByIdentity
 from exportgate._types import Decision, RequestContext, Subject
 from exportgate.errors import UnrecordableError
 
@@ -366,37 +367,24 @@ def _column(value: str | None) -> tuple[str | None, str]:
 
 _SubjectPart: TypeAlias = "tuple[tuple[str | None, str], tuple[str | None, str], str, str]"
 _DecisionPart: TypeAlias = "tuple[str, str | None, tuple[str, str, str, str, str, str], str, str]"
-#: Encoded parts by object identity, with the object itself (so an id is never reused while cached).
-_subjects: dict[int, tuple[Subject | None, _SubjectPart]] = {}
-_decisions: dict[int, tuple[Decision, _DecisionPart]] = {}
 _CACHED = 4096
 
 
-def _subject_part(subject: Subject | None) -> _SubjectPart:
-    cached = _subjects.get(id(subject))
-    if cached is not None and cached[0] is subject:
-        return cached[1]
+def _encode_subject(subject: Subject | None) -> _SubjectPart:
     snapshot = subject.snapshot() if subject is not None else None
-    part = (
+    return (
         _column(subject.account if subject is not None else None),
         (key_id := subject.key_id if subject is not None else None, _json(key_id)),  # not indexed: a NUL is escaped
         _canonical(snapshot),
         subject_signals(*((subject.residencies, subject.citizenships) if subject is not None else (None, None))),
     )
-    if len(_subjects) >= _CACHED:
-        _subjects.clear()
-    _subjects[id(subject)] = (subject, part)
-    return part
 
 
-def _decision_part(decision: Decision) -> _DecisionPart:
-    cached = _decisions.get(id(decision))
-    if cached is not None and cached[0] is decision:
-        return cached[1]
+def _encode_decision(decision: Decision) -> _DecisionPart:
     reasons = [r.as_dict() for r in decision.reasons]
     model = _column(decision.model)
     verdict = _column(decision.decision)
-    part = (
+    return (
         str(verdict[0]),
         model[0],
         (
@@ -410,10 +398,11 @@ def _decision_part(decision: Decision) -> _DecisionPart:
         _json(decision.tier),
         decision_signals(decision.tier, [str(r.get("code") or "") for r in reasons]),
     )
-    if len(_decisions) >= _CACHED:
-        _decisions.clear()
-    _decisions[id(decision)] = (decision, part)
-    return part
+
+
+#: Encoded once per subject and per decision object (see ``exportgate._memo``).
+_subject_part = ByIdentity(_encode_subject)
+_decision_part = ByIdentity(_encode_decision)
 
 
 @lru_cache(maxsize=_CACHED)

@@ -14,6 +14,7 @@ from typing import IO
 import orjson
 
 from exportgate._logs import JsonFormatter, configure_logging, printable
+from exportgate._memo import ByIdentity
 from exportgate._types import Decision, RequestContext
 
 __all__ = ["AccessLog", "JsonFormatter", "configure_logging"]
@@ -27,8 +28,8 @@ class AccessLog:
         self.stream = stream if stream is not None else sys.stderr.buffer
         self.batch = batch
         self._lines: list[bytes] = []
-        #: Each decision's encoded fields by identity, with the decision (so an id is never reused while kept).
-        self._decisions: dict[int, tuple[Decision | None, str]] = {}
+        #: Each decision's fields, encoded once per decision object.
+        self._decided: ByIdentity[Decision | None, str] = ByIdentity(_encoded_decision)
 
     def request(  # noqa: PLR0917
         self,
@@ -61,16 +62,6 @@ class AccessLog:
         if len(self._lines) >= self.batch:
             self.flush()
 
-    def _decided(self, decision: Decision | None) -> str:
-        known = self._decisions.get(id(decision))
-        if known is not None and known[0] is decision:
-            return known[1]
-        part = orjson.dumps(_decision_fields(decision)).decode()[1:-1]
-        if len(self._decisions) >= 4096:
-            self._decisions.clear()
-        self._decisions[id(decision)] = (decision, part)
-        return part
-
     def flush(self) -> None:
         if not self._lines:
             return
@@ -84,6 +75,10 @@ class AccessLog:
 
 def _text(value: str | None) -> str:
     return orjson.dumps(value).decode()
+
+
+def _encoded_decision(decision: Decision | None) -> str:
+    return orjson.dumps(_decision_fields(decision)).decode()[1:-1]
 
 
 def _decision_fields(decision: Decision | None) -> dict[str, object]:
