@@ -27,7 +27,6 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any, ClassVar, NamedTuple, TypeAlias
 
 import orjson
@@ -334,7 +333,7 @@ def seal_decision(
     :class:`~exportgate.errors.UnrecordableError` where the other raises it)."""
     account, key_id, subject_json, subject_tail = _subject_part(subject)
     verdict, model, decision_json, tier_json, decision_tail = _decision_part(decision)
-    place_json, place_tail = _place_part(context.ip, context.country, context.anonymizers)
+    place_json, place_tail = _place_part(context)
     if "\x00" in request_id:
         raise UnrecordableError("the request carries a value that cannot be recorded (a NUL character)")
     head = (
@@ -367,7 +366,6 @@ def _column(value: str | None) -> tuple[str | None, str]:
 
 _SubjectPart: TypeAlias = "tuple[tuple[str | None, str], tuple[str | None, str], str, str]"
 _DecisionPart: TypeAlias = "tuple[str, str | None, tuple[str, str, str, str, str, str], str, str]"
-_CACHED = 4096
 
 
 def _encode_subject(subject: Subject | None) -> _SubjectPart:
@@ -400,18 +398,21 @@ def _encode_decision(decision: Decision) -> _DecisionPart:
     )
 
 
-#: Encoded once per subject and per decision object (see ``exportgate._memo``).
+#: Encoded once per subject, decision and request context object (see ``exportgate._memo``; the gateway
+#: keeps one context per client address).
 _subject_part = ByIdentity(_encode_subject)
 _decision_part = ByIdentity(_encode_decision)
 
 
-@lru_cache(maxsize=_CACHED)
-def _place_part(ip: str | None, country: str | None, anonymizers: frozenset[str] | None) -> tuple[str, str]:
-    flags = sorted(anonymizers) if anonymizers is not None else None
+def _encode_place(context: RequestContext) -> tuple[str, str]:
+    flags = sorted(context.anonymizers) if context.anonymizers is not None else None
     return (
-        f'"anonymizers":{_json(flags)},"client_ip":{_json(ip)},"country":{_json(country)}',
-        context_signals(country, ip, flags),
+        f'"anonymizers":{_json(flags)},"client_ip":{_json(context.ip)},"country":{_json(context.country)}',
+        context_signals(context.country, context.ip, flags),
     )
+
+
+_place_part = ByIdentity(_encode_place)
 
 
 def _canonical(value: Any) -> str:

@@ -45,18 +45,18 @@ class AccessLog:
         country latency_ms``. The decision's part is encoded once per decision (the gateway hands out one
         object per allowed model); values a client controls go through orjson, and a value that is not
         valid Unicode is escaped rather than lost."""
+        now, latency = time.time(), round(seconds * 1_000_000) / 1000  # ms, to the microsecond
         try:
             line = (
-                f'{{"time":{time.time()!r},"level":"info","event":"request","request_id":{_text(request_id)},'
+                f'{{"time":{now!r},"level":"info","event":"request","request_id":{_text(request_id)},'
                 f'"route":{_text(route)},"status":{int(status)},{self._decided(decision)},"account":{_text(account)},'
-                f'"client_ip":{_text(context.ip)},"country":{_text(context.country)},'
-                f'"latency_ms":{round(seconds * 1_000_000) / 1000!r}}}'
+                f'"client_ip":{_text(context.ip)},"country":{_text(context.country)},"latency_ms":{latency!r}}}'
             ).encode()
         except TypeError:  # a value that is not valid Unicode (a claim with a lone surrogate): escape it
             line = orjson.dumps(printable({
-                "time": time.time(), "level": "info", "event": "request", "request_id": request_id, "route": route,
+                "time": now, "level": "info", "event": "request", "request_id": request_id, "route": route,
                 "status": status, **_decision_fields(decision), "account": account, "client_ip": context.ip,
-                "country": context.country, "latency_ms": round(seconds * 1_000_000) / 1000,
+                "country": context.country, "latency_ms": latency,
             }))  # fmt: skip
         self._lines.append(line)
         if len(self._lines) >= self.batch:
